@@ -25,4 +25,3 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for key in list(os.environ):
         if key.startswith("OTEL_") or key in {"CODEANATOMY_HOME", "DAGSTER_HOME"}:
             monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")

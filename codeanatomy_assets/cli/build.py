@@ -1,0 +1,38 @@
+"""``codeanatomy build``: run the whole job in-process against the persistent Dagster instance of the home."""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Annotated
+
+from cyclopts import Parameter
+
+
+def build(
+    *,
+    source: Annotated[Path | None, Parameter(help="Python source tree to analyse (default: the stdlib).")] = None,
+    config: Annotated[Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")] = None,
+    home: Annotated[Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")] = None,
+    capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
+) -> int:
+    """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
+
+    The last line printed is the path of the report. Exit codes: 0 success, 1 a gate or step failed,
+    2 usage error.
+    """
+    from codeanatomy_assets.errors import ConfigError, SourceTreeError
+    from codeanatomy_assets.runner import BuildRequest, run_build
+
+    try:
+        request = BuildRequest.resolve(source=source, config=config, home=home, capture=capture)
+    except (ConfigError, SourceTreeError) as exc:
+        print(f"codeanatomy build: error: {exc}", file=sys.stderr)
+        return 2
+    outcome = run_build(request, run_id=str(uuid.uuid4()), progress=sys.stderr.isatty(), env=dict(os.environ))
+    for line in outcome.summary_lines():
+        print(line)
+    print(outcome.report_path)
+    return outcome.exit_code

@@ -1,0 +1,166 @@
+"""The asset factory: one pipeline spec in, Dagster assets out.
+
+``extract_sources`` (when the spec has ``[extract]``) -> one asset per dataset registration -> one asset per
+plan -> ``run_diagnostics_report``. Asset bodies only wire: they open the step's diagnostics, call a function
+of :mod:`codeanatomy_assets.pipeline` or :mod:`codeanatomy_assets.report`, and translate the outcome.
+"""
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+
+from codeanatomy_assets import pipeline, report
+from codeanatomy_assets.defs import translate
+from codeanatomy_assets.defs.resources import CodeAnatomyResource
+from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.errors import ProtocolIncompatibleError
+from codeanatomy_assets.spec import EXTRACT_DATASETS, PipelineSpec
+
+EXTRACT_ASSET = "extract_sources"
+REPORT_ASSET = "run_diagnostics_report"
+DATASET_CHECKS = ("provider_mode", "delta_protocol_compatible", "delta_log_checkpoint")
+PLAN_CHECKS = ("plan_phases_recorded", "scan_pruning_effective")
+
+
+def build_assets(spec: PipelineSpec) -> list[dg.AssetsDefinition]:
+    """Every asset of ``spec`` in lineage order."""
+    assets: list[dg.AssetsDefinition] = []
+    if spec.extract is not None:
+        assets.append(_extract_asset(spec))
+    assets += [_dataset_asset(spec, d.name) for d in spec.datasets]
+    assets += [_plan_asset(spec, p.name) for p in spec.plans]
+    assets.append(_report_asset(spec, [d.name for d in spec.datasets] + [p.name for p in spec.plans]))
+    return assets
+
+
+def _extract_asset(spec: PipelineSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        name=EXTRACT_ASSET,
+        group_name="extract",
+        kinds={"python", "delta"},
+        description=f"Analyse the Python tree ({spec.extract.source if spec.extract else ''}) into "
+        f"{', '.join(EXTRACT_DATASETS)}",
+        check_specs=[dg.AssetCheckSpec("all_files_parsed", asset=EXTRACT_ASSET)],
+    )
+    def extract_sources(
+        context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
+    ) -> dg.MaterializeResult:
+        with codeanatomy.step(context) as step:
+            outcome = pipeline.run_extract(spec, codeanatomy.project_home(), step, progress=codeanatomy.progress)
+        return dg.MaterializeResult(
+            metadata={**translate.extract_metadata(outcome), **translate.step_metadata(step)},
+            check_results=[translate.extract_check(outcome)],
+        )
+
+    return extract_sources
+
+
+def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
+    dataset = spec.dataset(name)
+    deps = [] if dataset.external else [EXTRACT_ASSET]
+    checks = [
+        dg.AssetCheckSpec("provider_mode", asset=name, description="WARN when a fallback provider serves it"),
+        dg.AssetCheckSpec(
+            "delta_protocol_compatible",
+            asset=name,
+            blocking=True,
+            description="ERROR (blocking): no plan runs on a table no provider reads correctly",
+        ),
+        dg.AssetCheckSpec("delta_log_checkpoint", asset=name, description="WARN: log health and checkpoints"),
+    ]
+
+    @dg.asset(
+        name=name,
+        group_name="datasets",
+        kinds={"delta"},
+        deps=deps,
+        check_specs=checks,
+        description=dataset.description or f"Delta dataset {name} registered with DataFusion",
+    )
+    def dataset_asset(context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource) -> dg.MaterializeResult:
+        home = codeanatomy.project_home()
+        with codeanatomy.step(context) as step:
+            try:
+                outcome = pipeline.run_dataset(spec, home, step, name)
+            except ProtocolIncompatibleError as exc:
+                context.log.error(str(exc))
+                outcome = None
+        facts = translate.dataset_facts(step.collector, name)
+        return dg.MaterializeResult(
+            metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
+            check_results=translate.dataset_checks(facts),
+        )
+
+    return dataset_asset
+
+
+def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
+    plan = spec.plan(name)
+    checks = [
+        dg.AssetCheckSpec("plan_phases_recorded", asset=name, description="every phase has hash, duration, span"),
+        dg.AssetCheckSpec("scan_pruning_effective", asset=name, description="WARN where pruning was lost"),
+    ]
+
+    @dg.asset(
+        name=name,
+        group_name="plans",
+        kinds={"datafusion", "delta"},
+        deps=list(plan.inputs),
+        check_specs=checks,
+        description=plan.description or f"DataFusion plan {name}",
+        metadata={"sql": dg.MetadataValue.md(f"```sql\n{plan.sql.strip()}\n```")},
+    )
+    def plan_asset(context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource) -> dg.MaterializeResult:
+        home = codeanatomy.project_home()
+        with codeanatomy.step(context) as step:
+            outcome = pipeline.run_plan(
+                spec, home, step, name, options=codeanatomy.compile_options(step.run_id)
+            )
+        previous = _previous_metadata(context, "plan_hash/optimized")
+        return dg.MaterializeResult(
+            metadata={**translate.plan_metadata(outcome, previous), **translate.step_metadata(step)},
+            check_results=translate.plan_checks(step.collector, name),
+        )
+
+    return plan_asset
+
+
+def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefinition:
+    checks = [dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description) for gate in report.GATES]
+
+    @dg.asset(
+        name=REPORT_ASSET,
+        group_name="report",
+        kinds={"markdown"},
+        deps=list(upstream),
+        check_specs=checks,
+        description="run_diagnostics_report.md of this run, and the acceptance gates as checks",
+    )
+    def run_diagnostics_report(
+        context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
+    ) -> dg.MaterializeResult:
+        home = codeanatomy.project_home()
+        with codeanatomy.step(context) as step:
+            rendered = report.write_run_report(home, step.run_id, label=spec.label)
+        return dg.MaterializeResult(
+            metadata={
+                "report": dg.MetadataValue.md(rendered.markdown),
+                "path": dg.MetadataValue.path(str(rendered.path)),
+                **translate.step_metadata(step),
+            },
+            check_results=[
+                translate.check(g.name, passed=g.passed, severity=Severity.ERROR, explanation=g.explanation)
+                for g in rendered.gates
+            ],
+        )
+
+    return run_diagnostics_report
+
+
+def _previous_metadata(context: dg.AssetExecutionContext, key: str) -> Any:
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get(key)
+    return getattr(value, "value", value)

@@ -1,0 +1,63 @@
+"""The one Dagster resource: where the project home is and how steps record diagnostics."""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import dagster as dg
+
+from codeanatomy_assets.diagnostics.otel import Telemetry, TelemetryConfig, bootstrap_telemetry
+from codeanatomy_assets.engine.plan import CompileOptions
+from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.step import StepDiagnostics, step_diagnostics
+
+
+class CodeAnatomyResource(dg.ConfigurableResource):
+    """Project home and diagnostics switches, resolved when a step runs (never at import)."""
+
+    home: str = ""
+    """Project home; empty means ``CODEANATOMY_HOME`` or ``./.codeanatomy``."""
+    capture_diagnostics: bool = True
+    """Capture plan artifacts, metrics and scan units (off: a build does only its real work)."""
+    progress: bool = False
+    """Show a progress bar while extracting (the CLI turns it on in a terminal)."""
+
+    def project_home(self) -> ProjectHome:
+        return ProjectHome.resolve(self.home or None).ensure()
+
+    def compile_options(self, run_id: str) -> CompileOptions:
+        return CompileOptions(run_id=run_id) if self.capture_diagnostics else CompileOptions.off(run_id)
+
+    @contextmanager
+    def step(self, context: dg.AssetExecutionContext) -> Iterator[StepDiagnostics]:
+        """The diagnostics of the running asset step (span, sinks, flush at the end)."""
+        asset_key = context.asset_key.to_user_string()
+        with step_diagnostics(
+            home=self.project_home(),
+            run_id=context.run.run_id,
+            asset_key=asset_key,
+            step_key=context.get_step_execution_context().step.key,
+            telemetry=process_telemetry(),
+        ) as step:
+            yield step
+        process_telemetry().force_flush()
+
+
+_PROCESS_TELEMETRY: list[Telemetry] = []
+
+
+def process_telemetry() -> Telemetry:
+    """One set of telemetry providers per step process, configured from the ``OTEL_*`` environment.
+
+    The CLI and tests install theirs first with :func:`use_telemetry` (e.g. in-memory exporters).
+    """
+    if not _PROCESS_TELEMETRY:
+        _PROCESS_TELEMETRY.append(bootstrap_telemetry(TelemetryConfig.from_env(dict(os.environ))))
+    return _PROCESS_TELEMETRY[0]
+
+
+def use_telemetry(telemetry: Telemetry | None) -> None:
+    """Make ``telemetry`` the providers of this process's steps (None: back to the environment's)."""
+    _PROCESS_TELEMETRY.clear()
+    if telemetry is not None:
+        _PROCESS_TELEMETRY.append(telemetry)

@@ -1,0 +1,386 @@
+"""``run_diagnostics_report.md``: one run's diagnostics read back from the durable store.
+
+:func:`collect_report` gathers the facts of a run into sections (the JSON form has one key per section);
+:func:`render_markdown` renders them; :func:`evaluate_gates` evaluates the acceptance gates of seed 000 on
+them. Order is deterministic (sorted by dataset, plan, phase), so golden files can pin the output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+from codeanatomy_assets.home import ProjectHome
+
+REPORT_FILE: Final = "run_diagnostics_report.md"
+SECTIONS: Final = (
+    "run",
+    "provider_modes",
+    "delta_log_health",
+    "datasets",
+    "plan_phases",
+    "plans",
+    "scan_units",
+    "diagnostics_by_category",
+    "telemetry_config",
+)
+PHASES: Final = ("logical", "optimized", "physical", "execute")
+FIRST_MESSAGES: Final = 3
+FALLBACK_MODES: Final = frozenset({"pyarrow_dataset", "delta_scan_stream", "other"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gate:
+    """An acceptance gate of the run (seed 000, Cross-Cutting Acceptance Gates)."""
+
+    name: str
+    description: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GateResult:
+    name: str
+    passed: bool
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RenderedReport:
+    run_id: str
+    markdown: str
+    data: Mapping[str, Any]
+    path: Path
+    gates: tuple[GateResult, ...]
+
+
+GATES: Final = (
+    Gate(name="report_sections_present",
+         description="The report includes the provider-mode summary, Delta log health and plan-phase timings"),
+    Gate(name="fallbacks_diagnosed_as_warn",
+         description="Every fallback provider mode is diagnosed as warn in category datafusion_provider"),
+    Gate(name="protocol_incompatibilities_are_errors",
+         description="Every Delta protocol incompatibility is captured with severity error"),
+    Gate(name="events_carry_severity_and_category",
+         description="Every event of the run carries a severity and a category from the vocabulary"),
+    Gate(name="cli_errors_carry_telemetry_context",
+         description="Every CLI parse error recorded in the store carries the telemetry configuration snapshot"),
+)
+
+
+def collect_report(store: DeltaDiagnosticsStore, run_id: str) -> dict[str, Any]:
+    """The facts of run ``run_id`` as report sections (plain JSON-able rows)."""
+    events = store.read_events(run_id)
+    by_name: dict[str, list[DiagnosticEvent]] = defaultdict(list)
+    for event in events:
+        by_name[event.name].append(event)
+    return {
+        "run": _run_section(store.read_runs(run_id), run_id, events),
+        "provider_modes": _provider_modes(by_name["dataset_provider_mode_v1"]),
+        "delta_log_health": _log_health(by_name["delta_log_health_v1"]),
+        "datasets": _rows(by_name["dataset_summary_v1"], key="dataset"),
+        "plan_phases": _plan_phases(by_name["datafusion_plan_phase_v1"]),
+        "plans": _rows(by_name["plan_output_v1"], key="plan"),
+        "scan_units": _scan_units(by_name["scan_unit_pruning_v1"]),
+        "diagnostics_by_category": _by_category(events),
+        "telemetry_config": _telemetry(by_name["telemetry_config_v1"]),
+        "_events": events,
+    }
+
+
+def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequence[DiagnosticEvent]) -> dict:
+    started = [r for r in runs if r.get("status") == "running"]
+    finished = [r for r in runs if r.get("status") in ("completed", "failed")]
+    first = started[0] if started else {}
+    last = finished[-1] if finished else {}
+    trace_ids = sorted({e.trace_id for e in events if e.trace_id})
+    start_ms = first.get("start_time_unix_ms") or (min(e.event_time_unix_ms for e in events) if events else None)
+    return {
+        "run_id": run_id,
+        "label": first.get("label") or last.get("label"),
+        "status": last.get("status") or ("running" if first else "unknown"),
+        "start": _iso(start_ms),
+        "duration_ms": last.get("duration_ms"),
+        "trace_id": (first.get("trace_id") or (trace_ids[0] if trace_ids else None)),
+        "error_type": last.get("error_type"),
+        "error_message": last.get("error_message"),
+        "events": len(events),
+    }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+def _latest_per(events: Sequence[DiagnosticEvent], attr: str) -> list[DiagnosticEvent]:
+    latest: dict[str, DiagnosticEvent] = {}
+    for event in events:
+        key = getattr(event, attr) or ""
+        latest[key] = event
+    return [latest[k] for k in sorted(latest)]
+
+
+def _provider_modes(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
+    return [
+        {
+            "dataset": e.dataset,
+            "provider_mode": e.payload.get("provider_mode"),
+            "provider_class": e.payload.get("provider_class"),
+            "fallback_reason": e.payload.get("fallback_reason"),
+            "filter_pushdown": e.payload.get("filter_pushdown"),
+            "probe_ok": e.payload.get("probe_ok"),
+            "severity": e.severity.value,
+        }
+        for e in _latest_per(events, "dataset")
+    ]
+
+
+def _log_health(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
+    rows = []
+    for e in _latest_per(events, "dataset"):
+        p = e.payload
+        rows.append({
+            "dataset": e.dataset,
+            "latest_version": p.get("latest_version"),
+            "last_checkpoint_version": p.get("last_checkpoint_version"),
+            "commits_since_checkpoint": p.get("commits_since_checkpoint"),
+            "min_reader_version": p.get("min_reader_version"),
+            "min_writer_version": p.get("min_writer_version"),
+            "table_features": list(p.get("table_features") or []),
+            "protocol_compatible": p.get("protocol_compatible"),
+            "severity": e.severity.value,
+        })
+    return rows
+
+
+def _rows(events: Sequence[DiagnosticEvent], *, key: str) -> list[dict[str, Any]]:
+    return [{key: getattr(e, key), **dict(e.payload)} for e in _latest_per(events, key)]
+
+
+def _plan_phases(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
+    order = {p: i for i, p in enumerate(PHASES)}
+    rows = [
+        {
+            "plan": e.plan,
+            "phase": e.payload.get("phase"),
+            "duration_ms": e.payload.get("duration_ms"),
+            "plan_hash": e.payload.get("plan_hash"),
+            "trace_id": e.payload.get("trace_id") or e.trace_id,
+            "span_id": e.payload.get("span_id") or e.span_id,
+            "status": "error" if e.severity is Severity.ERROR else "ok",
+        }
+        for e in events
+    ]
+    return sorted(rows, key=lambda r: (r["plan"] or "", order.get(r["phase"], 99), r["phase"] or ""))
+
+
+def _scan_units(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
+    rows = [
+        {
+            "plan": e.plan,
+            "dataset": e.dataset or e.payload.get("dataset"),
+            "provider_mode": e.payload.get("provider_mode"),
+            "total_files": e.payload.get("total_files"),
+            "candidate_files": e.payload.get("candidate_files"),
+            "pruned_files": e.payload.get("pruned_files"),
+            "delta_prunable_files": e.payload.get("delta_prunable_files"),
+            "filters": e.payload.get("filters") or e.payload.get("pushed_filters"),
+            "pruning_lost": e.code == "pruning_lost",
+        }
+        for e in events
+    ]
+    return sorted(rows, key=lambda r: (r["plan"] or "", r["dataset"] or ""))
+
+
+def _by_category(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[DiagnosticEvent]] = defaultdict(list)
+    for e in events:
+        if e.severity in (Severity.WARN, Severity.ERROR):
+            groups[(e.category.value, e.severity.value)].append(e)
+    rows = []
+    for (category, severity), items in groups.items():
+        rows.append({
+            "category": category,
+            "severity": severity,
+            "count": len(items),
+            "first_messages": [e.message or e.name for e in items[:FIRST_MESSAGES]],
+        })
+    rank = {s.value: s.rank for s in Severity}
+    return sorted(rows, key=lambda r: (-rank[r["severity"]], r["category"]))
+
+
+def _telemetry(events: Sequence[DiagnosticEvent]) -> dict[str, Any]:
+    return dict(events[-1].payload) if events else {}
+
+
+# --- gates ---------------------------------------------------------------------------------------------
+
+
+def evaluate_gates(data: Mapping[str, Any]) -> tuple[GateResult, ...]:
+    """Evaluate every gate on a collected report."""
+    events: list[DiagnosticEvent] = data["_events"]
+    results = []
+    missing = [s for s in ("provider_modes", "delta_log_health", "plan_phases") if not data[s]]
+    results.append(GateResult(
+        name="report_sections_present", passed=not missing,
+        explanation="all present" if not missing else f"empty sections: {', '.join(missing)}"))
+    bad_fallbacks = [
+        r["dataset"] for r in data["provider_modes"]
+        if (r["fallback_reason"] or r["provider_mode"] in FALLBACK_MODES) and r["severity"] != Severity.WARN.value
+    ]
+    fallbacks = [r for r in data["provider_modes"] if r["fallback_reason"]]
+    results.append(GateResult(
+        name="fallbacks_diagnosed_as_warn", passed=not bad_fallbacks,
+        explanation=f"{len(fallbacks)} fallback(s), all warn in datafusion_provider" if not bad_fallbacks
+        else f"fallbacks not diagnosed as warn: {bad_fallbacks}"))
+    incompat = [e for e in events if e.name == "delta_protocol_compatibility_v1"
+                and e.payload.get("compatible") is False and e.payload.get("chosen", True)]
+    not_error = [e.dataset for e in incompat if e.severity is not Severity.ERROR]
+    results.append(GateResult(
+        name="protocol_incompatibilities_are_errors", passed=not not_error,
+        explanation=f"{len(incompat)} incompatibility record(s), all error" if not not_error
+        else f"incompatibilities not at error: {not_error}"))
+    categories = {c.value for c in Category}
+    untyped = [e.event_id for e in events if e.category.value not in categories or e.severity is None]
+    results.append(GateResult(
+        name="events_carry_severity_and_category", passed=not untyped,
+        explanation=f"{len(events)} events, all with severity and category" if not untyped
+        else f"{len(untyped)} events without a valid severity/category"))
+    cli = [e for e in events if e.category is Category.CLI and e.severity is Severity.ERROR]
+    without = [e.event_id for e in cli if not e.payload.get("telemetry_config")]
+    results.append(GateResult(
+        name="cli_errors_carry_telemetry_context", passed=not without,
+        explanation=(f"{len(cli)} CLI error event(s) in this run, all with the configuration snapshot"
+                     if cli else "no CLI parse error in this run (the test suite exercises this gate)")
+        if not without else f"{len(without)} CLI error events without configuration context"))
+    return tuple(results)
+
+
+# --- rendering -----------------------------------------------------------------------------------------
+
+
+def to_json(data: Mapping[str, Any], gates: Sequence[GateResult]) -> dict[str, Any]:
+    """The JSON form: one key per section, plus the gates."""
+    out = {key: data[key] for key in SECTIONS}
+    out["gates"] = [{"name": g.name, "passed": g.passed, "explanation": g.explanation} for g in gates]
+    return out
+
+
+def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str:
+    run = data["run"]
+    lines = [
+        f"# Run diagnostics report: {run['label'] or 'run'}",
+        "",
+        _table([run], ["run_id", "label", "status", "start", "duration_ms", "trace_id", "events"]),
+    ]
+    if run.get("error_type"):
+        lines += ["", f"**Failed:** `{run['error_type']}`: {run['error_message']}"]
+    lines += ["", "## Acceptance gates", "",
+              _table([{"gate": g.name, "passed": "yes" if g.passed else "**NO**", "explanation": g.explanation}
+                      for g in gates], ["gate", "passed", "explanation"])]
+    lines += ["", "## Provider modes", "", _table(data["provider_modes"], [
+        "dataset", "provider_mode", "provider_class", "fallback_reason", "filter_pushdown", "probe_ok"])]
+    lines += ["", "## Delta log health", "", _table(data["delta_log_health"], [
+        "dataset", "latest_version", "last_checkpoint_version", "commits_since_checkpoint",
+        "min_reader_version", "min_writer_version", "table_features", "protocol_compatible"])]
+    lines += ["", "## Datasets", "", _table(data["datasets"], ["dataset", "rows", "files", "version", "uri"])]
+    lines += ["", "## Plans", "", _table(data["plans"], ["plan", "rows", "files", "version", "write_ms"])]
+    lines += ["", "## Plan-phase timings", ""] + _phase_section(data["plan_phases"])
+    lines += ["", "## Scan pruning", ""] + _scan_section(data["scan_units"])
+    lines += ["", "## Warnings and errors by category", "", _table(
+        [{**r, "first_messages": " / ".join(r["first_messages"])} for r in data["diagnostics_by_category"]],
+        ["severity", "category", "count", "first_messages"])]
+    lines += ["", "## Telemetry configuration", "", _table(
+        [{"setting": k, "value": v} for k, v in sorted(data["telemetry_config"].items())], ["setting", "value"])]
+    return "\n".join(lines) + "\n"
+
+
+def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    totals: dict[str, float] = defaultdict(float)
+    for r in rows:
+        totals[r["plan"] or ""] += float(r["duration_ms"] or 0)
+    total_rows = [{"plan": p, "total_ms": round(t, 3)} for p, t in sorted(totals.items(), key=lambda x: -x[1])]
+    slowest = sorted(rows, key=lambda r: -(r["duration_ms"] or 0))[:10]
+    return [
+        _table(rows, ["plan", "phase", "duration_ms", "plan_hash", "status", "trace_id", "span_id"]),
+        "", "Totals per plan (slowest first):", "", _table(total_rows, ["plan", "total_ms"]),
+        "", "Slowest phases:", "", _table(slowest, ["plan", "phase", "duration_ms"]),
+    ]
+
+
+def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    ratio_rows = []
+    for r in rows:
+        total = r["total_files"] or 0
+        pruned = r["pruned_files"] or 0
+        ratio_rows.append({"plan": r["plan"], "dataset": r["dataset"],
+                           "pruning_ratio": round(pruned / total, 3) if total else 0.0})
+    top = sorted(ratio_rows, key=lambda r: (-r["pruning_ratio"], r["dataset"] or ""))[:10]
+    lost = [r for r in rows if r["pruning_lost"]]
+    return [
+        _table(rows, ["plan", "dataset", "provider_mode", "total_files", "candidate_files", "pruned_files",
+                      "delta_prunable_files", "filters"]),
+        "", "Top datasets by pruning ratio:", "", _table(top, ["dataset", "plan", "pruning_ratio"]),
+        "", "Pruning lost (Delta could skip files the scan read):", "",
+        _table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files"]),
+    ]
+
+
+def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "_none recorded_"
+    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)
+    body = ["| " + " | ".join(_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join([head, *body])
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        value = ", ".join(str(v) for v in value)
+    elif isinstance(value, float):
+        value = f"{value:.3f}"
+    elif isinstance(value, (dict,)):
+        value = json.dumps(value, sort_keys=True)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def build_report(store: DeltaDiagnosticsStore, run_id: str) -> tuple[dict[str, Any], str, tuple[GateResult, ...]]:
+    """Collect, evaluate gates and render the markdown of one run."""
+    data = collect_report(store, run_id)
+    gates = evaluate_gates(data)
+    return data, render_markdown(data, gates), gates
+
+
+def write_run_report(home: ProjectHome, run_id: str, *, label: str | None = None) -> RenderedReport:
+    """Render run ``run_id`` and write ``<home>/reports/<run_id>/run_diagnostics_report.md``.
+
+    The newest report is also copied to ``<home>/run_diagnostics_report.md``.
+    """
+    store = DeltaDiagnosticsStore(home.diagnostics)
+    data, markdown, gates = build_report(store, run_id)
+    if label and not data["run"]["label"]:
+        data["run"]["label"] = label
+        markdown = render_markdown(data, gates)
+    folder = home.reports / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / REPORT_FILE
+    _atomic_write(path, markdown)
+    _atomic_write(home.root / REPORT_FILE, markdown)
+    return RenderedReport(run_id=run_id, markdown=markdown, data=to_json(data, gates), path=path, gates=gates)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)

@@ -15,12 +15,27 @@ app = App(
     help="Run and diagnose Delta Lake + DataFusion pipelines (CodeAnatomy build).",
     version_flags=["--version"],
 )
-app.command("codeanatomy_assets.cli.build:build", name="build")
-app.command("codeanatomy_assets.cli.doctor:doctor", name="doctor")
+app.command(
+    "codeanatomy_assets.cli.build:build",
+    name="build",
+    help="Run the build (default: the CodeAnatomy build of the stdlib) and write the report.",
+)
+app.command(
+    "codeanatomy_assets.cli.doctor:doctor", name="doctor", help="Diagnose one Delta table without a build."
+)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
-    result = app(argv if argv is not None else sys.argv[1:], result_action="return_value")
-    code = result if isinstance(result, int) else 0
-    sys.exit(code)
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the command and exit with its code (2 for usage errors)."""
+    from cyclopts import CycloptsError
+
+    tokens = sys.argv[1:] if argv is None else argv
+    try:
+        result = app(tokens, exit_on_error=False, print_error=True, result_action="return_value")
+    except CycloptsError:
+        sys.exit(2)
+    sys.exit(result if isinstance(result, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

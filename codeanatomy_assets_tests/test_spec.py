@@ -1,0 +1,82 @@
+"""The pipeline spec: parsing, dependency order, and errors that name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from codeanatomy_assets.errors import ConfigError
+from codeanatomy_assets.spec import EXTRACT_DATASETS, load_builtin_spec, load_spec, parse_spec, sql_references
+
+
+def test_builtin_spec_declares_extract_datasets_and_four_plans_in_dependency_order() -> None:
+    spec = load_builtin_spec()
+    assert tuple(d.name for d in spec.datasets) == EXTRACT_DATASETS
+    names = [p.name for p in spec.plans]
+    assert set(names) == {"module_dependencies", "call_edges", "module_metrics", "package_hotspots"}
+    assert names.index("module_dependencies") < names.index("module_metrics")
+    assert spec.plan("module_metrics").inputs == ("module_dependencies", "source_files", "symbols")
+    assert spec.extract is not None and spec.extract.source_path().is_dir()
+
+
+def test_sql_references_skip_literals_comments_and_unknown_names() -> None:
+    sql = "-- from calls\nselect * from symbols s join \"imports\" i on s.x = 'calls' /* calls */ join t"
+    assert sql_references(sql, {"calls", "symbols", "imports"}) == ("imports", "symbols")
+
+
+def test_external_dataset_and_sql_file(tmp_path: Path) -> None:
+    (tmp_path / "q.sql").write_text("select day, count(*) as n from trips group by day")
+    config = tmp_path / "codeanatomy.toml"
+    config.write_text(
+        '[datasets.trips]\nuri = "/data/trips"\nstorage_options = { AWS_REGION = "eu" }\n'
+        '[plans.busy]\nsql_file = "q.sql"\n'
+    )
+    spec = load_spec(config)
+    assert spec.extract is None
+    assert spec.dataset("trips").storage_options == {"AWS_REGION": "eu"}
+    assert spec.plan("busy").inputs == ("trips",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[plans.p]\nsql = 'select 1 from x'\nbogus = 1\n", "plans.p.bogus: unknown key"),
+        ("[datasets.d]\nuri = 3\n", "datasets.d.uri: must be a string, not int"),
+        ("[datasets.d]\n", "datasets.d: missing required key 'uri'"),
+        ("[datasets.d]\nuri='x'\n[plans.p]\nsql = 'select 1'\n", "plans.p: the SQL names no declared dataset"),
+        ("[datasets.d]\nuri='x'\n[plans.p]\nsql='select 1 from d'\nsql_file='a.sql'\n", "exactly one of"),
+        ("[datasets.d]\nuri='x'\n[plans.a]\nsql='select * from b, d'\n[plans.b]\nsql='select * from a'\n",
+         "cycle"),
+        ("[datasets.\"bad name\"]\nuri='x'\n", "datasets.bad name: names must start with a letter"),
+        ("[datasets.select]\nuri='x'\n", "is an SQL keyword"),
+        ("[datasets.d]\nuri='x'\n[plans.d]\nsql='select 1 from d'\n", "names used by both"),
+        ("[extract]\n[datasets.calls]\nuri='x'\n", "datasets.calls: is written by [extract]"),
+        ("not toml [", "invalid TOML"),
+        ("", "declares no datasets and no plans"),
+        ("[extract]\nworkers = 0\n", "extract.workers: must be a positive integer"),
+    ],
+)
+def test_bad_specs_name_file_key_and_problem(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_spec(text, source="my.toml", base_dir=None)
+    assert str(err.value).startswith("my.toml")
+    assert message in str(err.value)
+    assert "\n" not in str(err.value).split(": ", 1)[0]
+
+
+def test_missing_config_file_and_unreadable_sql_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_spec(tmp_path / "nope.toml")
+    config = tmp_path / "c.toml"
+    config.write_text("[datasets.d]\nuri='x'\n[plans.p]\nsql_file='missing.sql'\n")
+    with pytest.raises(ConfigError, match=r"plans\.p: cannot read sql_file"):
+        load_spec(config)
+
+
+def test_with_source_needs_extract(tmp_path: Path) -> None:
+    spec = parse_spec("[datasets.d]\nuri='x'\n", source="c.toml", base_dir=None)
+    with pytest.raises(ConfigError, match="--source given but the spec has no"):
+        spec.with_source(str(tmp_path))
+    builtin = load_builtin_spec().with_source(str(tmp_path))
+    assert builtin.extract is not None and builtin.extract.source_path() == tmp_path.resolve()

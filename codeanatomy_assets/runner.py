@@ -8,7 +8,6 @@ says where the run stopped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,12 +107,16 @@ def run_build(
     *,
     run_id: str,
     progress: bool = False,
-    env: Mapping[str, str] | None = None,
+    telemetry_config: TelemetryConfig | None = None,
     telemetry: Telemetry | None = None,
 ) -> BuildOutcome:
-    """Execute the job in-process; never raises for a failing step (the outcome says what failed)."""
+    """Execute the job in-process; never raises for a failing step (the outcome says what failed).
+
+    ``telemetry`` (e.g. with in-memory exporters) wins over ``telemetry_config``; without either, no
+    telemetry is exported (the durable store still records everything).
+    """
     home = request.home.ensure()
-    telemetry = telemetry or bootstrap_telemetry(TelemetryConfig.from_env(dict(env or {})))
+    telemetry = telemetry or bootstrap_telemetry(telemetry_config or TelemetryConfig.resolve({}))
     use_telemetry(telemetry)
     store = DeltaDiagnosticsStore(home.diagnostics)
     sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
@@ -195,20 +198,16 @@ def _failed_checks(result: dg.ExecuteInProcessResult) -> list[str]:
 
 
 def _first_error(result: dg.ExecuteInProcessResult) -> BaseException | None:
+    """The first failed step as an exception whose class name is the step's error class (``error.type``)."""
     for event in result.all_events:
         if event.is_step_failure:
             info = event.step_failure_data.error
             message = info.message.strip().splitlines()[0] if info and info.message else "step failed"
-            return _StepFailed(f"{event.step_key}: {message}", cls_name=info.cls_name if info else None)
+            # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the
+            # run envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
+            error_class = type(info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"})
+            return error_class(f"step {event.step_key}: {message}")
     return None
-
-
-class _StepFailed(Exception):
-    """A Dagster step failure carried into the run envelope (``error.type`` is the step's error class)."""
-
-    def __init__(self, message: str, *, cls_name: str | None) -> None:
-        super().__init__(message)
-        self.cls_name = cls_name or "StepFailure"
 
 
 def _report_materialized(result: dg.ExecuteInProcessResult) -> bool:

@@ -51,11 +51,14 @@ _TOKEN_RE: Final = re.compile(
     r"""(?P<skip>'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/)|"(?P<quoted>(?:[^"]|"")+)"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)""",
     re.DOTALL,
 )
-_TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline"})
+_TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline", "telemetry"})
 _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
 _PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs"})
 _PIPELINE_KEYS: Final = frozenset({"label", "schedule"})
+_TELEMETRY_KEYS: Final = frozenset(
+    {"traces_exporter", "logs_exporter", "endpoint", "protocol", "headers", "service_name", "resource_attributes"}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +165,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
     _check_keys(doc, _TOP_KEYS, source, "")
     pipeline = _table(doc, "pipeline", source)
     _check_keys(pipeline, _PIPELINE_KEYS, source, "pipeline")
+    _check_keys(_table(doc, "telemetry", source), _TELEMETRY_KEYS, source, "telemetry")
     extract = _parse_extract(doc, source)
     datasets = [DatasetSpec(name=n) for n in EXTRACT_DATASETS] if extract else []
     for name, body in _table(doc, "datasets", source).items():

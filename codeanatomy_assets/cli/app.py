@@ -21,18 +21,32 @@ app.command(
     help="Run the build (default: the CodeAnatomy build of the stdlib) and write the report.",
 )
 app.command(
+    "codeanatomy_assets.cli.report:report", name="report", help="Render a past run's report from the store."
+)
+app.command(
     "codeanatomy_assets.cli.doctor:doctor", name="doctor", help="Diagnose one Delta table without a build."
 )
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the command and exit with its code (2 for usage errors)."""
+    """Entry point: run the command and exit with its code.
+
+    A parse or validation error is recorded (``cli_parse_error_v1``, with the telemetry configuration
+    resolved by the ``App.config`` hook) before the usual cyclopts message and exit code 2.
+    """
+    import os
+
     from cyclopts import CycloptsError
 
+    from codeanatomy_assets.cli.telemetry import CliInvocation, record_parse_error
+
     tokens = sys.argv[1:] if argv is None else argv
+    invocation = CliInvocation(tokens=tokens, env=dict(os.environ))
+    app.config = [invocation.hook]
     try:
         result = app(tokens, exit_on_error=False, print_error=True, result_action="return_value")
-    except CycloptsError:
+    except CycloptsError as error:
+        record_parse_error(invocation, error)
         sys.exit(2)
     sys.exit(result if isinstance(result, int) else 0)
 

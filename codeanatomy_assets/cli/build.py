@@ -10,6 +10,8 @@ from typing import Annotated
 
 from cyclopts import Parameter
 
+from codeanatomy_assets.cli.telemetry import TelemetryOptions, resolve_cli_telemetry
+
 
 def build(
     *,
@@ -17,6 +19,7 @@ def build(
     config: Annotated[Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")] = None,
     home: Annotated[Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")] = None,
     capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
+    telemetry: TelemetryOptions | None = None,
 ) -> int:
     """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
 
@@ -31,7 +34,13 @@ def build(
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
-    outcome = run_build(request, run_id=str(uuid.uuid4()), progress=sys.stderr.isatty(), env=dict(os.environ))
+    flags = (telemetry or TelemetryOptions()).as_flags()
+    config_telemetry, problem = resolve_cli_telemetry(flags, dict(os.environ), config)
+    if problem:
+        print(f"codeanatomy build: warning: telemetry configuration: {problem}", file=sys.stderr)
+    outcome = run_build(
+        request, run_id=str(uuid.uuid4()), progress=sys.stderr.isatty(), telemetry_config=config_telemetry
+    )
     for line in outcome.summary_lines():
         print(line)
     print(outcome.report_path)

@@ -52,7 +52,7 @@ def process_telemetry() -> Telemetry:
     The CLI and tests install theirs first with :func:`use_telemetry` (e.g. in-memory exporters).
     """
     if not _PROCESS_TELEMETRY:
-        _PROCESS_TELEMETRY.append(bootstrap_telemetry(TelemetryConfig.from_env(dict(os.environ))))
+        _PROCESS_TELEMETRY.append(bootstrap_telemetry(TelemetryConfig.resolve(dict(os.environ))))
     return _PROCESS_TELEMETRY[0]
 
 

@@ -1,0 +1,166 @@
+"""The diagnostics backbone: one event record, sinks, the durable Delta store, OpenTelemetry, runs.
+
+Every public name is declared once in ``__all__`` (sorted; a test keeps it honest). Names are loaded on
+first use (PEP 562), so importing ``codeanatomy_assets.diagnostics.events`` does not pay for deltalake
+or the OpenTelemetry SDK, and CLI ``--help`` stays instant.
+
+See ``docs/architecture/diagnostics_policy.md`` for severities, categories and the event catalogue.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.diagnostics.events import EVENT_SCHEMA_VERSION, DiagnosticEvent, now_unix_ms
+    from codeanatomy_assets.diagnostics.otel import (
+        ExporterKind,
+        OTelLogSink,
+        OtlpProtocol,
+        SettingSource,
+        Telemetry,
+        TelemetryConfig,
+        bootstrap_telemetry,
+        current_trace_ids,
+        span_attributes_for_step,
+    )
+    from codeanatomy_assets.diagnostics.redact import (
+        REDACTED,
+        is_secret_key,
+        redact_headers,
+        redact_mapping,
+        redact_url,
+    )
+    from codeanatomy_assets.diagnostics.runs import (
+        RUN_FINISHED_EVENT,
+        RUN_STARTED_EVENT,
+        DataFusionRun,
+        RunStatus,
+        finish_run,
+        start_run,
+        tracked_run,
+    )
+    from codeanatomy_assets.diagnostics.schemas import (
+        DATAFUSION_PLAN_ARTIFACTS_TABLE,
+        DATAFUSION_PLAN_ARTIFACTS_V1,
+        DATAFUSION_RUNS_TABLE,
+        DATAFUSION_RUNS_V1,
+        DIAGNOSTICS_EVENTS_TABLE,
+        DIAGNOSTICS_EVENTS_V1,
+        TABLE_SCHEMAS,
+    )
+    from codeanatomy_assets.diagnostics.sinks import (
+        SINK_FAILED_EVENT,
+        DiagnosticsCollector,
+        DiagnosticsSink,
+        FanoutSink,
+        emit,
+        fanout_with_failure_events,
+    )
+    from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT, DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+
+_MODULE_OF: Final = {
+    "Category": "taxonomy",
+    "DATAFUSION_PLAN_ARTIFACTS_TABLE": "schemas",
+    "DATAFUSION_PLAN_ARTIFACTS_V1": "schemas",
+    "DATAFUSION_RUNS_TABLE": "schemas",
+    "DATAFUSION_RUNS_V1": "schemas",
+    "DIAGNOSTICS_EVENTS_TABLE": "schemas",
+    "DIAGNOSTICS_EVENTS_V1": "schemas",
+    "DataFusionRun": "runs",
+    "DeltaDiagnosticsStore": "store",
+    "DiagnosticEvent": "events",
+    "DiagnosticsCollector": "sinks",
+    "DiagnosticsSink": "sinks",
+    "EVENT_SCHEMA_VERSION": "events",
+    "EventKind": "taxonomy",
+    "ExporterKind": "otel",
+    "FanoutSink": "sinks",
+    "OTelLogSink": "otel",
+    "OtlpProtocol": "otel",
+    "PLAN_ARTIFACTS_EVENT": "store",
+    "REDACTED": "redact",
+    "RUN_FINISHED_EVENT": "runs",
+    "RUN_STARTED_EVENT": "runs",
+    "RunStatus": "runs",
+    "SINK_FAILED_EVENT": "sinks",
+    "SettingSource": "otel",
+    "Severity": "taxonomy",
+    "TABLE_SCHEMAS": "schemas",
+    "Telemetry": "otel",
+    "TelemetryConfig": "otel",
+    "bootstrap_telemetry": "otel",
+    "current_trace_ids": "otel",
+    "emit": "sinks",
+    "fanout_with_failure_events": "sinks",
+    "finish_run": "runs",
+    "is_secret_key": "redact",
+    "now_unix_ms": "events",
+    "redact_headers": "redact",
+    "redact_mapping": "redact",
+    "redact_url": "redact",
+    "span_attributes_for_step": "otel",
+    "start_run": "runs",
+    "tracked_run": "runs",
+}
+
+__all__ = [
+    "DATAFUSION_PLAN_ARTIFACTS_TABLE",
+    "DATAFUSION_PLAN_ARTIFACTS_V1",
+    "DATAFUSION_RUNS_TABLE",
+    "DATAFUSION_RUNS_V1",
+    "DIAGNOSTICS_EVENTS_TABLE",
+    "DIAGNOSTICS_EVENTS_V1",
+    "EVENT_SCHEMA_VERSION",
+    "PLAN_ARTIFACTS_EVENT",
+    "REDACTED",
+    "RUN_FINISHED_EVENT",
+    "RUN_STARTED_EVENT",
+    "SINK_FAILED_EVENT",
+    "TABLE_SCHEMAS",
+    "Category",
+    "DataFusionRun",
+    "DeltaDiagnosticsStore",
+    "DiagnosticEvent",
+    "DiagnosticsCollector",
+    "DiagnosticsSink",
+    "EventKind",
+    "ExporterKind",
+    "FanoutSink",
+    "OTelLogSink",
+    "OtlpProtocol",
+    "RunStatus",
+    "SettingSource",
+    "Severity",
+    "Telemetry",
+    "TelemetryConfig",
+    "bootstrap_telemetry",
+    "current_trace_ids",
+    "emit",
+    "fanout_with_failure_events",
+    "finish_run",
+    "is_secret_key",
+    "now_unix_ms",
+    "redact_headers",
+    "redact_mapping",
+    "redact_url",
+    "span_attributes_for_step",
+    "start_run",
+    "tracked_run",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first access."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

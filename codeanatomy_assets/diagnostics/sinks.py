@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
+from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.taxonomy import EventKind
+from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
 
 @runtime_checkable
@@ -105,3 +106,42 @@ class FanoutSink:
 
     def record_artifact(self, name: str, payload: Mapping[str, object]) -> None:
         self._each("record_artifact", name, payload)
+
+
+SINK_FAILED_EVENT: Final = "telemetry_sink_failed_v1"
+"""The event recorded on the working sinks when one sink of a fanout fails."""
+
+
+def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str) -> FanoutSink:
+    """A :class:`FanoutSink` that turns a failing sink into a ``telemetry_sink_failed_v1`` warn event.
+
+    The event (category ``telemetry``, payload ``sink``, ``error.type``, ``exception.message``) goes to
+    every other sink. A sink that also fails to take that event is only listed in ``failures``: failure
+    reports are never themselves reported, so one broken sink cannot start a loop.
+    """
+    fanout: FanoutSink
+
+    def on_error(failed: DiagnosticsSink, exc: BaseException) -> None:
+        sink_name = type(failed).__qualname__
+        row = DiagnosticEvent(
+            name=SINK_FAILED_EVENT,
+            run_id=run_id,
+            severity=Severity.WARN,
+            category=Category.TELEMETRY,
+            message=f"diagnostics sink {sink_name} failed: {type(exc).__name__}: {exc}",
+            payload={
+                "sink": sink_name,
+                attr.ERROR_TYPE: type(exc).__qualname__,
+                attr.EXCEPTION_MESSAGE: str(exc),
+            },
+        ).to_row()
+        for other in fanout.sinks:
+            if other is failed:
+                continue
+            try:
+                other.record_events(SINK_FAILED_EVENT, [row])
+            except Exception as report_exc:  # recorded, not re-reported (see docstring)
+                fanout.failures.append((other, report_exc))
+
+    fanout = FanoutSink(sinks, on_error=on_error)
+    return fanout

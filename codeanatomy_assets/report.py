@@ -96,21 +96,20 @@ def collect_report(store: DeltaDiagnosticsStore, run_id: str) -> dict[str, Any]:
 
 
 def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequence[DiagnosticEvent]) -> dict:
-    started = [r for r in runs if r.get("status") == "running"]
-    finished = [r for r in runs if r.get("status") in ("completed", "failed")]
-    first = started[0] if started else {}
-    last = finished[-1] if finished else {}
+    """The run envelope's latest state (the store keeps one row per run: finished once it finished)."""
+    row: Mapping[str, Any] = runs[-1] if runs else {}
+    metadata = row.get("metadata") or {}
     trace_ids = sorted({e.trace_id for e in events if e.trace_id})
-    start_ms = first.get("start_time_unix_ms") or (min(e.event_time_unix_ms for e in events) if events else None)
+    start_ms = row.get("start_time_unix_ms") or (min(e.event_time_unix_ms for e in events) if events else None)
     return {
         "run_id": run_id,
-        "label": first.get("label") or last.get("label"),
-        "status": last.get("status") or ("running" if first else "unknown"),
+        "label": row.get("label"),
+        "status": row.get("status") or "unknown",
         "start": _iso(start_ms),
-        "duration_ms": last.get("duration_ms"),
-        "trace_id": (first.get("trace_id") or (trace_ids[0] if trace_ids else None)),
-        "error_type": last.get("error_type"),
-        "error_message": last.get("error_message"),
+        "duration_ms": row.get("duration_ms"),
+        "trace_id": row.get("trace_id") or metadata.get("trace_id") or (trace_ids[0] if trace_ids else None),
+        "error_type": row.get("error_type"),
+        "error_message": row.get("error_message"),
         "events": len(events),
     }
 

@@ -1,0 +1,820 @@
+"""Scan units: what every scan of an executed plan read, and what Delta's log could have skipped.
+
+A *scan unit* is one scan operator of the physical plan that ran (a ``DeltaScanExec`` with its inner
+``DataSourceExec``, or a leaf such as a native Parquet ``DataSourceExec``). For each one this module
+records, exactly, from the metrics of that one execution (FACTS #9, #22):
+
+- ``candidate_files``: the distinct files the scan opened: ``filename``-labelled metrics showing loaded
+  metadata, considered row groups or scanned bytes. (A file pruned by statistics before opening still
+  gets labelled metrics, all zero; ``files_opened`` counts file *ranges*, so neither is a file count.)
+- ``total_files``: the live files of the Delta snapshot (``DeltaTable(uri, version=...).file_uris()``).
+- ``row_groups_total`` / ``row_groups_matched``: summed from the per-file ``row_groups_pruned_statistics``
+  metrics. Their value is ``None`` in the API and their text rounds counts of 1,000 and more
+  (``3.00 K``); the per-file entries are small, so the sum is exact unless one entry was rounded, which
+  ``row_groups_exact`` reports.
+- ``delta_prunable_files``: the files Delta's log statistics would skip for the plan's predicate on the
+  table (``DeltaTable.file_uris(file_pruning_predicate=...)``). The predicate is translated from the
+  optimized logical plan (the ``Filter`` directly above the ``TableScan`` plus the scan's own filters):
+  comparisons of a column with a literal, ``IN``, ``BETWEEN``, ``IS [NOT] NULL``, and ``AND``/``OR`` of
+  those. Conjuncts that cannot be translated are listed in ``untranslated_predicates`` and dropped;
+  dropping a conjunct only widens the file set, so the count is a lower bound, never an overclaim.
+
+A scan whose predicate lets Delta skip files while the scan skipped none gets severity ``warn`` with
+code ``pruning_lost`` (FACTS #2: the Delta table provider receives no filters).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any, Final
+
+import datafusion.expr as dfx
+import pyarrow as pa
+from datafusion.plan import ExecutionPlan, LogicalPlan, Metric
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
+
+from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+
+SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
+PRUNING_LOST: Final = "pruning_lost"
+PRUNING_PARTIAL: Final = "pruning_partial"
+
+_NON_SCAN_LEAVES: Final = frozenset({"PlaceholderRowExec", "EmptyExec"})
+_DELTA_SCAN: Final = "DeltaScanExec"
+_ANONYMOUS_TABLE: Final = "?table?"
+_TABLE_SCAN_RE: Final = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
+_ROW_GROUPS: Final = "row_groups_pruned_statistics"
+_FILE_RANGES: Final = "files_ranges_pruned_statistics"
+_PRUNING_METRICS: Final = frozenset({_ROW_GROUPS, _FILE_RANGES})
+_SUMMED_METRICS: Final = frozenset({"files_opened", "bytes_scanned", "metadata_load_time"})
+_COMPARISONS: Final = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+_PRUNING_RE: Final = re.compile(
+    r"^\s*(?P<total>[\d.]+)\s*(?P<tu>[A-Za-z]*)\s*total\s*→\s*(?P<matched>[\d.]+)\s*(?P<mu>[A-Za-z]*)\s*matched"
+    r"(?:\s*->\s*[\d.]+\s*[A-Za-z]*\s*fully matched)?\s*$"
+)
+_INT_RE: Final = re.compile(r"^\s*\d+\s*$")
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruningCount:
+    """A pruning metric (``4 total → 1 matched``); ``exact`` is False when its text was rounded."""
+
+    total: int
+    matched: int
+    exact: bool
+
+
+def parse_pruning(text: str) -> PruningCount | None:
+    """Parse the text of a pruning metric; ``None`` when the text is not one.
+
+    >>> parse_pruning("4 total → 1 matched")
+    PruningCount(total=4, matched=1, exact=True)
+    >>> parse_pruning("3.00 K total → 1.50 K matched")
+    PruningCount(total=3000, matched=1500, exact=False)
+    """
+    match = _PRUNING_RE.match(text)
+    if match is None:
+        return None
+    scale = {"": 1, "K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9, "T": 10**12}
+    units = (match["tu"].upper(), match["mu"].upper())
+    if any(u not in scale for u in units):
+        return None
+    total = int(Decimal(match["total"]) * scale[units[0]])
+    matched = int(Decimal(match["matched"]) * scale[units[1]])
+    return PruningCount(total=total, matched=matched, exact=units == ("", ""))
+
+
+def metric_int(metric: Metric) -> int | None:
+    """A metric's exact integer value: its ``value``, or its text when that is a plain integer."""
+    value = metric.value
+    if isinstance(value, int):
+        return value
+    if value is None and _INT_RE.match(text := repr(metric)):
+        return int(text)
+    return None
+
+
+def subtree_metrics(node: ExecutionPlan) -> list[Metric]:
+    """Every metric of ``node`` and of the operators below it."""
+    found: list[Metric] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        metrics_set = current.metrics()
+        if metrics_set is not None:
+            found.extend(metrics_set.metrics())
+        stack.extend(current.children())
+    return found
+
+
+def operator_name(node: ExecutionPlan) -> str:
+    """The operator's type name (``HashJoinExec``), looking through DataFusion's FFI wrapper."""
+    head, _, rest = node.display().partition(":")
+    if head.strip() == "FFI_ExecutionPlan":
+        return rest.split(",", 1)[0].strip()
+    return head.strip()
+
+
+# --------------------------------------------------------------------------------- logical predicates
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogicalScan:
+    """A ``TableScan`` of the optimized logical plan with the filters that apply to it."""
+
+    table: str
+    projection: tuple[str, ...]
+    scan_filters: tuple[str, ...]
+    """Filters pushed into the scan (``TableScan ... filters=``): what reached the provider."""
+    predicate: str | None
+    """The ``Filter`` predicates directly above the scan, joined with AND (the plan's predicate)."""
+    exprs: tuple[Any, ...] = field(default=(), compare=False, repr=False)
+    """The DataFusion expressions of ``scan_filters`` and ``predicate`` (for translation)."""
+    in_subquery: bool = False
+    """A scan inside a subquery expression (``(<subquery>)``): DataFusion's Python API does not expose
+    those plans (``Subquery.input()`` is empty), so it is known from the plan text only, without filters."""
+
+
+def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
+    """Every ``TableScan`` in ``plan`` (leftmost first) with its filters."""
+    found: list[LogicalScan] = []
+
+    def walk(node: LogicalPlan, filters: list[Any], alias: str | None) -> None:
+        variant = variant_of(node)
+        if isinstance(variant, dfx.TableScan):
+            pushed = list(variant.filters())
+            fqn = variant.fqn()
+            table = fqn[-1] if fqn and fqn[-1] else variant.table_name()
+            found.append(
+                LogicalScan(
+                    # A view over anonymous scans (``?table?``) is named by its alias.
+                    table=alias if table == _ANONYMOUS_TABLE and alias else table,
+                    projection=tuple(name for _, name in variant.projection()),
+                    scan_filters=tuple(_expr_text(e) for e in pushed),
+                    predicate=" AND ".join(_expr_text(e) for e in filters) or None,
+                    exprs=(*pushed, *filters),
+                )
+            )
+            return
+        below = [*filters, variant.predicate()] if isinstance(variant, dfx.Filter) else []
+        if isinstance(variant, dfx.SubqueryAlias):
+            alias = variant.alias()
+        for child in node.inputs():
+            walk(child, below, alias)
+
+    walk(plan, [], None)
+    # Scans inside subquery expressions are printed by display_indent() but not reachable by inputs().
+    printed = Counter(m.group(1).rsplit(".", 1)[-1] for m in _TABLE_SCAN_RE.finditer(plan.display_indent()))
+    visited = Counter(scan.table for scan in found)
+    for table, count in printed.items():
+        if table != _ANONYMOUS_TABLE:
+            found.extend(
+                LogicalScan(table=table, projection=(), scan_filters=(), predicate=None, in_subquery=True)
+                for _ in range(count - visited[table])
+            )
+    return found
+
+
+def _expr_text(expr: Any) -> str:
+    return str(expr.canonical_name()) if hasattr(expr, "canonical_name") else str(expr)
+
+
+def _conjuncts(expr: Any) -> list[Any]:
+    variant = variant_of(expr)
+    if isinstance(variant, dfx.BinaryExpr) and variant.op().upper() == "AND":
+        return [*_conjuncts(variant.left()), *_conjuncts(variant.right())]
+    return [expr]
+
+
+def variant_of(expr: Any) -> Any:
+    """The variant of an expression or logical plan node, or ``None`` when DataFusion cannot convert it.
+
+    ``tovariant_of()`` raises for some expressions (scalar functions such as ``substring``); such an
+    expression is simply not translatable.
+    """
+    try:
+        return expr.to_variant()
+    except (
+        Exception
+    ):  # DataFusion raises bare Exception/ValueError here; the caller records it as untranslated
+        return None
+
+
+def _sql_literal(expr: Any) -> str | None:
+    """A literal as Delta (DataFusion SQL) text, or ``None`` for types not translated.
+
+    Timestamps are left out on purpose: Delta's ``timestamp`` is UTC and ``timestamp_ntz`` is not, and a
+    wrong guess would skip files that hold matching rows.
+    """
+    if not isinstance(variant_of(expr), dfx.Literal):
+        return None
+    scalar = expr.python_value()
+    value = scalar.as_py() if isinstance(scalar, pa.Scalar) else scalar
+    kind = scalar.type if isinstance(scalar, pa.Scalar) else None
+    if value is None or kind is None:
+        return None
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return "'" + str(value).replace("'", "''") + "'"
+    if pa.types.is_date(kind):
+        return f"DATE '{value.isoformat()}'"
+    if pa.types.is_boolean(kind):
+        return "true" if value else "false"
+    if pa.types.is_integer(kind):
+        return str(int(value))
+    if pa.types.is_decimal(kind):
+        return str(Decimal(value))
+    if pa.types.is_floating(kind):
+        return repr(float(value))
+    return None
+
+
+def _sql_column(expr: Any) -> str | None:
+    variant = variant_of(expr)
+    if not isinstance(variant, dfx.Column):
+        return None
+    return '"' + variant.name().replace('"', '""') + '"'
+
+
+def _translate(expr: Any) -> str | None:
+    """One expression as a Delta file-pruning predicate, or ``None`` when it cannot be translated."""
+    variant = variant_of(expr)
+    if isinstance(variant, dfx.BinaryExpr):
+        op = variant.op().upper()
+        if op in {"AND", "OR"}:
+            left, right = _translate(variant.left()), _translate(variant.right())
+            if left is not None and right is not None:
+                return f"({left} {op} {right})"
+            # Dropping one side of an AND only widens the file set; an OR needs both sides.
+            return (left or right) if op == "AND" else None
+        if op in _COMPARISONS:
+            column, literal = _sql_column(variant.left()), _sql_literal(variant.right())
+            if column is not None and literal is not None:
+                return f"{column} {op} {literal}"
+            column, literal = _sql_column(variant.right()), _sql_literal(variant.left())
+            if column is not None and literal is not None:
+                return f"{column} {_COMPARISONS[op]} {literal}"
+        return None
+    if isinstance(variant, dfx.InList):
+        column = _sql_column(variant.expr())
+        items = [_sql_literal(e) for e in variant.list()]
+        if column is None or not items or any(i is None for i in items):
+            return None
+        return f"{column} {'NOT IN' if variant.negated() else 'IN'} ({', '.join(items)})"  # type: ignore[arg-type]
+    if isinstance(variant, dfx.Between):
+        column = _sql_column(variant.expr())
+        low, high = _sql_literal(variant.low()), _sql_literal(variant.high())
+        if column is None or low is None or high is None:
+            return None
+        return f"{column} {'NOT BETWEEN' if variant.negated() else 'BETWEEN'} {low} AND {high}"
+    if isinstance(variant, (dfx.IsNull, dfx.IsNotNull)):
+        column = _sql_column(variant.expr())
+        if column is None:
+            return None
+        return f"{column} {'IS NULL' if isinstance(variant, dfx.IsNull) else 'IS NOT NULL'}"
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeltaPredicate:
+    """A plan predicate translated for ``DeltaTable.file_uris(file_pruning_predicate=...)``."""
+
+    sql: str | None
+    """The translated conjunction, ``None`` when nothing could be translated (or there was no predicate)."""
+    untranslated: tuple[str, ...]
+    """Conjuncts left out (their DataFusion text)."""
+
+
+def translate_predicate(exprs: Iterable[Any]) -> DeltaPredicate:
+    """Translate the conjunction of ``exprs`` into a Delta file-pruning predicate (see module docstring)."""
+    translated: list[str] = []
+    untranslated: list[str] = []
+    for conjunct in (c for e in exprs for c in _conjuncts(e)):
+        text = _translate(conjunct)
+        if text is None:
+            untranslated.append(_expr_text(conjunct))
+        elif text not in translated:
+            translated.append(text)
+    return DeltaPredicate(sql=" AND ".join(translated) or None, untranslated=tuple(untranslated))
+
+
+# ------------------------------------------------------------------------------------------ scan units
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanUnit:
+    """One scan of an executed plan: files read against files live, and what Delta could skip."""
+
+    plan: str
+    dataset: str | None
+    operator: str
+    provider_mode: ProviderMode | None
+    protocol_compatible: bool | None
+    table_version: int | None
+    total_files: int | None
+    candidate_files: int | None
+    pruned_files: int | None
+    files_opened: int | None
+    scan_filters: tuple[str, ...]
+    predicate: str | None
+    delta_predicate: str | None
+    untranslated_predicates: tuple[str, ...]
+    delta_candidate_files: int | None
+    delta_prunable_files: int | None
+    row_groups_total: int | None
+    row_groups_matched: int | None
+    row_groups_exact: bool
+    file_ranges_total: int | None
+    """File ranges DataFusion considered for pruning by statistics (a file split across partitions
+    counts once per range); the Delta provider gets no predicate, so it prunes none (FACTS #2)."""
+    file_ranges_matched: int | None
+    bytes_scanned: int | None
+    output_rows: int | None
+    merged_scans: int
+    """Physical scans folded into this unit (the per-file scans of a table registered as a union)."""
+    attribution: str
+    """How the scan was tied to its dataset: ``files`` (the files it read), ``only_scan`` (the only
+    unmatched table scan of the plan), or ``unattributed``."""
+    errors: tuple[str, ...] = ()
+    """Steps that could not be computed, with the reason (never silently missing)."""
+
+    @property
+    def pruning_lost(self) -> bool:
+        """Delta's log statistics would skip files for this predicate, but the scan skipped none."""
+        return bool(self.delta_prunable_files) and self.pruned_files == 0
+
+    @property
+    def pruning_partial(self) -> bool:
+        """The scan skipped some files, fewer than Delta's log statistics would."""
+        return (
+            self.delta_prunable_files is not None
+            and self.pruned_files is not None
+            and 0 < self.pruned_files < self.delta_prunable_files
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        """The ``scan_unit_pruning_v1`` payload."""
+        return {
+            "dataset": self.dataset,
+            "operator": self.operator,
+            "provider_mode": self.provider_mode.value if self.provider_mode else None,
+            "protocol_compatible": self.protocol_compatible,
+            "table_version": self.table_version,
+            "total_files": self.total_files,
+            "candidate_files": self.candidate_files,
+            "pruned_files": self.pruned_files,
+            "files_opened": self.files_opened,
+            "scan_filters": list(self.scan_filters),
+            "predicate": self.predicate,
+            "delta_predicate": self.delta_predicate,
+            "untranslated_predicates": list(self.untranslated_predicates),
+            "delta_candidate_files": self.delta_candidate_files,
+            "delta_prunable_files": self.delta_prunable_files,
+            "row_groups_total": self.row_groups_total,
+            "row_groups_matched": self.row_groups_matched,
+            "row_groups_exact": self.row_groups_exact,
+            "file_ranges_total": self.file_ranges_total,
+            "file_ranges_matched": self.file_ranges_matched,
+            "bytes_scanned": self.bytes_scanned,
+            "output_rows": self.output_rows,
+            "merged_scans": self.merged_scans,
+            "attribution": self.attribution,
+            "pruning_lost": self.pruning_lost,
+            "errors": list(self.errors),
+        }
+
+    def to_event(
+        self, *, run_id: str, trace_id: str | None = None, span_id: str | None = None
+    ) -> DiagnosticEvent:
+        """The diagnostics record of this scan (``warn`` with a code when pruning was lost)."""
+        code = PRUNING_LOST if self.pruning_lost else PRUNING_PARTIAL if self.pruning_partial else None
+        message = None
+        if code is not None:
+            message = (
+                f"scan of {self.dataset!r} read {self.candidate_files} of {self.total_files} files; "
+                f"Delta's log statistics would skip {self.delta_prunable_files} for {self.delta_predicate}"
+            )
+        return DiagnosticEvent(
+            name=SCAN_UNIT_EVENT,
+            run_id=run_id,
+            severity=Severity.WARN if code else Severity.INFO,
+            category=Category.SCAN_PRUNING,
+            kind=EventKind.ARTIFACT,
+            code=code,
+            message=message,
+            dataset=self.dataset,
+            plan=self.plan,
+            trace_id=trace_id,
+            span_id=span_id,
+            payload=self.to_payload(),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PhysicalScan:
+    operator: str
+    filenames: frozenset[str]
+    opened: frozenset[str]
+    files_opened: int | None
+    bytes_scanned: int | None
+    row_groups: PruningCount | None
+    file_ranges: PruningCount | None
+    output_rows: int | None
+    union: int | None = None
+    merged: int = 1
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """The live files of one registered table (pinned versions are loaded once per process)."""
+
+    table: DeltaTable | None
+    files: tuple[str, ...] | None
+    error: str | None
+    prunable: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)
+
+
+def _physical_scans(plan: ExecutionPlan) -> list[_PhysicalScan]:
+    """Every scan of the physical plan, leftmost first.
+
+    Scans reached from a ``UnionExec`` through single-input operators carry that union's number, so that
+    the per-file scans of a table registered as a union of files (:func:`~codeanatomy_assets.bench.tpch.
+    native_parquet_register`) can be counted as one scan of that table.
+    """
+    found: list[_PhysicalScan] = []
+    unions = iter(range(1, 1 << 30))
+
+    def walk(node: ExecutionPlan, union: int | None) -> None:
+        name = operator_name(node)
+        children = node.children()
+        if name == _DELTA_SCAN or (not children and name not in _NON_SCAN_LEAVES):
+            found.append(replace(_summarize_scan(node, name), union=union))
+            return
+        if name == "UnionExec":
+            union = next(unions)
+        elif len(children) != 1:
+            union = None
+        for child in children:
+            walk(child, union)
+
+    walk(plan, None)
+    return found
+
+
+def _merge_union_scans(
+    attributed: list[tuple[_PhysicalScan, str | None, str]],
+) -> list[tuple[_PhysicalScan, str | None, str]]:
+    """Fold the scans of one table under one union into a single scan (their counts summed)."""
+    merged: list[tuple[_PhysicalScan, str | None, str]] = []
+    index: dict[tuple[int, str], int] = {}
+    for scan, name, how in attributed:
+        key = (scan.union, name) if scan.union is not None and name is not None else None
+        if key is None or key not in index:
+            if key is not None:
+                index[key] = len(merged)
+            merged.append((scan, name, how))
+            continue
+        first, _, first_how = merged[index[key]]
+        merged[index[key]] = (_combine(first, scan), name, first_how)
+    return merged
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    return None if a is None and b is None else (a or 0) + (b or 0)
+
+
+def _add_pruning(a: PruningCount | None, b: PruningCount | None) -> PruningCount | None:
+    if a is None or b is None:
+        return a or b
+    return PruningCount(total=a.total + b.total, matched=a.matched + b.matched, exact=a.exact and b.exact)
+
+
+def _combine(a: _PhysicalScan, b: _PhysicalScan) -> _PhysicalScan:
+    return replace(
+        a,
+        filenames=a.filenames | b.filenames,
+        opened=a.opened | b.opened,
+        files_opened=_add(a.files_opened, b.files_opened),
+        bytes_scanned=_add(a.bytes_scanned, b.bytes_scanned),
+        row_groups=_add_pruning(a.row_groups, b.row_groups),
+        file_ranges=_add_pruning(a.file_ranges, b.file_ranges),
+        output_rows=_add(a.output_rows, b.output_rows),
+        merged=a.merged + b.merged,
+    )
+
+
+def _summarize_scan(node: ExecutionPlan, name: str) -> _PhysicalScan:
+    """The exact counts of one scan from its metrics (and those of the operators inside it)."""
+    metrics = subtree_metrics(node)
+    labelled: set[str] = set()
+    opened: set[str] = set()
+    sums: Counter[str] = Counter()
+    pruning: dict[str, list[PruningCount | None]] = {}
+    for metric in metrics:
+        filename = metric.labels().get("filename")
+        if filename:
+            labelled.add(filename)
+        if metric.name in _PRUNING_METRICS:
+            count = parse_pruning(repr(metric))
+            pruning.setdefault(metric.name, []).append(count)
+            if filename and count is not None and count.total > 0 and metric.name == _ROW_GROUPS:
+                opened.add(filename)
+        elif metric.name in _SUMMED_METRICS and (value := metric_int(metric)) is not None:
+            sums[metric.name] += value
+            # A file whose metadata was loaded or whose bytes were read was opened; a file pruned by its
+            # statistics before opening still gets labelled metrics, all zero.
+            if filename and value > 0 and metric.name in {"bytes_scanned", "metadata_load_time"}:
+                opened.add(filename)
+    own = node.metrics()
+    return _PhysicalScan(
+        operator=name,
+        filenames=frozenset(labelled),
+        opened=frozenset(opened),
+        files_opened=sums.get("files_opened"),
+        bytes_scanned=sums.get("bytes_scanned"),
+        row_groups=_sum_pruning(pruning.get(_ROW_GROUPS)),
+        file_ranges=_sum_pruning(pruning.get(_FILE_RANGES)),
+        output_rows=own.output_rows if own is not None else None,
+    )
+
+
+def _sum_pruning(counts: list[PruningCount | None] | None) -> PruningCount | None:
+    if not counts:
+        return None
+    parsed = [c for c in counts if c is not None]
+    return PruningCount(
+        total=sum(c.total for c in parsed),
+        matched=sum(c.matched for c in parsed),
+        exact=len(parsed) == len(counts) and all(c.exact for c in parsed),
+    )
+
+
+def _path_key(uri: str) -> str:
+    """A file location as DataFusion prints it: no scheme (and no bucket for object stores), no leading /."""
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    elif "://" in uri:
+        uri = uri.split("://", 1)[1].split("/", 1)[-1]
+    return uri.lstrip("/")
+
+
+def _open_snapshot(registered: RegisteredTable) -> _Snapshot:
+    options = tuple(sorted(registered.storage_options.items()))
+    try:
+        if registered.version is None:  # "latest" may move: open it every time
+            table, files = _load_snapshot(registered.uri, None, options)
+        else:
+            table, files = _pinned_snapshot(registered.uri, registered.version, options)
+    except (DeltaError, OSError, ValueError) as exc:  # not a Delta table, or unreadable: say so in the unit
+        return _Snapshot(table=None, files=None, error=f"live files unavailable: {type(exc).__name__}: {exc}")
+    return _Snapshot(table=table, files=files, error=None)
+
+
+def _load_snapshot(
+    uri: str, version: int | None, options: tuple[tuple[str, str], ...]
+) -> tuple[DeltaTable, tuple[str, ...]]:
+    table = DeltaTable(uri, version=version, storage_options=dict(options) or None)
+    return table, tuple(table.file_uris())
+
+
+@functools.lru_cache(maxsize=256)
+def _pinned_snapshot(
+    uri: str, version: int, options: tuple[tuple[str, str], ...]
+) -> tuple[DeltaTable, tuple[str, ...]]:
+    """A table version never changes, so its snapshot is loaded once per process."""
+    return _load_snapshot(uri, version, options)
+
+
+def _delta_candidates(snapshot: _Snapshot, predicate: str) -> tuple[int | None, str | None]:
+    if predicate not in snapshot.prunable:
+        if snapshot.table is None:
+            snapshot.prunable[predicate] = (None, snapshot.error)
+        else:
+            try:
+                snapshot.prunable[predicate] = (
+                    len(snapshot.table.file_uris(file_pruning_predicate=predicate)),
+                    None,
+                )
+            except (DeltaError, ValueError) as exc:
+                first = str(exc).splitlines()[0] if str(exc) else ""
+                snapshot.prunable[predicate] = (
+                    None,
+                    f"file_pruning_predicate failed: {type(exc).__name__}: {first}",
+                )
+    return snapshot.prunable[predicate]
+
+
+def collect_scan_units(
+    *,
+    plan_name: str,
+    executed: ExecutionPlan,
+    optimized: LogicalPlan,
+    tables: Mapping[str, RegisteredTable],
+) -> list[ScanUnit]:
+    """Scan units of a plan that has run once (its metrics are read, nothing is re-executed)."""
+    scans = logical_scans(optimized)
+    by_table: dict[str, list[LogicalScan]] = {}
+    for scan in scans:
+        by_table.setdefault(scan.table, []).append(scan)
+    snapshots = {name: _open_snapshot(tables[name]) for name in by_table if name in tables}
+    owner: dict[str, str] = {}
+    for name, snapshot in snapshots.items():
+        for uri in snapshot.files or ():
+            owner[_path_key(uri)] = name
+
+    physical = _physical_scans(executed)
+    attributed: list[tuple[_PhysicalScan, str | None, str]] = []
+    remaining = Counter(scan.table for scan in scans)
+    for scan in physical:
+        names = {owner.get(f.lstrip("/")) for f in scan.filenames}
+        name = names.pop() if len(names) == 1 else None
+        if name is not None:
+            remaining[name] -= 1
+        attributed.append((scan, name, "files" if name else "unattributed"))
+    left = [name for name, count in remaining.items() if count > 0]
+    unmatched = [i for i, (_, name, _) in enumerate(attributed) if name is None]
+    if len(left) == 1 and len(unmatched) <= remaining[left[0]]:
+        for i in unmatched:
+            attributed[i] = (attributed[i][0], left[0], "only_scan")
+    return [
+        _scan_unit(
+            plan_name=plan_name,
+            scan=scan,
+            name=name,
+            attribution=how,
+            logical=by_table.get(name or "", []),
+            tables=tables,
+            snapshots=snapshots,
+        )
+        for scan, name, how in _merge_union_scans(attributed)
+    ]
+
+
+def _unit_predicate(logical: Sequence[LogicalScan]) -> tuple[DeltaPredicate | None, str | None, str | None]:
+    """The predicate for a physical scan of a table read by ``logical`` scans: (translated, text, ambiguity).
+
+    One logical scan, or several with the same predicate: that predicate. Several with different
+    predicates (a self-join, a CTE read twice): the physical scans cannot be told apart, so the OR of
+    them, which holds for each; when one of them has no predicate the answer is unknown (ambiguity set).
+    """
+    if not logical:
+        return None, None, None
+    texts = [s.predicate or None for s in logical]
+    parts = [translate_predicate(s.exprs) for s in logical]
+    if len(set(texts)) == 1 and len({p.sql for p in parts}) == 1:
+        return parts[0], texts[0], None
+    if any(s.in_subquery for s in logical):
+        return (
+            None,
+            None,
+            (
+                f"a scan of {logical[0].table!r} sits inside a subquery expression, whose plan DataFusion's "
+                "Python API does not expose: its predicate, and Delta's skippable files, are unknown"
+            ),
+        )
+    if any(not s.exprs for s in logical):
+        return (
+            None,
+            None,
+            (
+                f"{len(logical)} scans of {logical[0].table!r} with different predicates, one without any, "
+                "cannot be told apart: Delta's skippable files unknown"
+            ),
+        )
+    text = " OR ".join(dict.fromkeys(f"({t})" for t in texts if t))
+    untranslated = tuple(dict.fromkeys(u for p in parts for u in p.untranslated))
+    if all(p.sql for p in parts):
+        sql = " OR ".join(dict.fromkeys(f"({p.sql})" for p in parts))
+        return DeltaPredicate(sql=sql, untranslated=untranslated), text, None
+    return DeltaPredicate(sql=None, untranslated=untranslated), text, None
+
+
+def _scan_unit(
+    *,
+    plan_name: str,
+    scan: _PhysicalScan,
+    name: str | None,
+    attribution: str,
+    logical: Sequence[LogicalScan],
+    tables: Mapping[str, RegisteredTable],
+    snapshots: Mapping[str, _Snapshot],
+) -> ScanUnit:
+    errors: list[str] = []
+    registered = tables.get(name) if name else None
+    snapshot = snapshots.get(name) if name else None
+    if name is None:
+        errors.append("scan could not be tied to a registered table (no file of a known table was read)")
+    elif registered is None:
+        errors.append(f"table {name!r} is not in the registered tables passed to the plan")
+    if snapshot is not None and snapshot.error:
+        errors.append(snapshot.error)
+    total = len(snapshot.files) if snapshot is not None and snapshot.files is not None else None
+    candidates = len(scan.opened) if scan.filenames or scan.files_opened is not None else None
+
+    scan_filters = tuple(dict.fromkeys(f for s in logical for f in s.scan_filters))
+    predicate, predicate_text, ambiguity = _unit_predicate(logical)
+    if ambiguity:
+        errors.append(ambiguity)
+    delta_candidates: int | None = None
+    prunable: int | None = None
+    if predicate is not None and predicate.sql and snapshot is not None:
+        delta_candidates, error = _delta_candidates(snapshot, predicate.sql)
+        if error:
+            errors.append(error)
+        elif total is not None and delta_candidates is not None:
+            prunable = total - delta_candidates
+    elif predicate is not None and predicate_text and not predicate.sql:
+        errors.append(
+            "predicate could not be translated for Delta file pruning: " + "; ".join(predicate.untranslated)
+        )
+    elif not predicate_text and not ambiguity and total is not None:
+        prunable, delta_candidates = 0, total  # no predicate: nothing to skip
+    return ScanUnit(
+        plan=plan_name,
+        dataset=registered.dataset if registered else name,
+        operator=scan.operator,
+        provider_mode=registered.provider_mode if registered else None,
+        protocol_compatible=registered.protocol_compatible if registered else None,
+        table_version=snapshot.table.version()
+        if snapshot is not None and snapshot.table is not None
+        else None,
+        total_files=total,
+        candidate_files=candidates,
+        pruned_files=total - candidates if total is not None and candidates is not None else None,
+        files_opened=scan.files_opened,
+        scan_filters=scan_filters,
+        predicate=predicate_text,
+        delta_predicate=predicate.sql if predicate else None,
+        untranslated_predicates=predicate.untranslated if predicate else (),
+        delta_candidate_files=delta_candidates,
+        delta_prunable_files=prunable,
+        row_groups_total=scan.row_groups.total if scan.row_groups else None,
+        row_groups_matched=scan.row_groups.matched if scan.row_groups else None,
+        row_groups_exact=scan.row_groups.exact if scan.row_groups else True,
+        file_ranges_total=scan.file_ranges.total if scan.file_ranges else None,
+        file_ranges_matched=scan.file_ranges.matched if scan.file_ranges else None,
+        bytes_scanned=scan.bytes_scanned,
+        output_rows=scan.output_rows,
+        merged_scans=scan.merged,
+        attribution=attribution,
+        errors=tuple(errors),
+    )
+
+
+# -------------------------------------------------------------------------------------------- rendering
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_scan_units_markdown(units: Sequence[ScanUnit]) -> str:
+    """A markdown table of scan units, one row per scan, for reports and Dagster metadata."""
+    header = (
+        "| plan | dataset | provider | live files | read | skipped | Delta could skip | row groups read |"
+        " bytes scanned | predicate | status |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n"
+    )
+    rows = []
+    for unit in units:
+        status = PRUNING_LOST if unit.pruning_lost else PRUNING_PARTIAL if unit.pruning_partial else "ok"
+        if unit.errors:
+            status += " (" + "; ".join(unit.errors) + ")"
+        groups = None
+        if unit.row_groups_total is not None:
+            groups = f"{unit.row_groups_matched}/{unit.row_groups_total}" + (
+                "" if unit.row_groups_exact else " ≈"
+            )
+        rows.append(
+            "| "
+            + " | ".join(
+                _cell(v)
+                for v in (
+                    unit.plan,
+                    unit.dataset,
+                    unit.provider_mode.value if unit.provider_mode else None,
+                    unit.total_files,
+                    unit.candidate_files,
+                    unit.pruned_files,
+                    unit.delta_prunable_files,
+                    groups,
+                    unit.bytes_scanned,
+                    unit.delta_predicate or unit.predicate,
+                    status,
+                )
+            )
+            + " |\n"
+        )
+    return header + "".join(rows)

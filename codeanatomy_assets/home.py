@@ -29,7 +29,9 @@ class ProjectHome:
     root: Path
 
     @classmethod
-    def resolve(cls, home: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None) -> ProjectHome:
+    def resolve(
+        cls, home: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> ProjectHome:
         env = os.environ if env is None else env
         chosen = home or env.get(HOME_ENV) or DEFAULT_HOME
         return cls(Path(chosen).expanduser().resolve())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+
 import pyarrow as pa
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
@@ -59,7 +60,9 @@ def dataset_uri(spec: PipelineSpec, home: ProjectHome, name: str) -> tuple[str, 
     return home.dataset_uri(name), {}
 
 
-def run_extract(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, *, progress: bool) -> ExtractOutcome:
+def run_extract(
+    spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, *, progress: bool
+) -> ExtractOutcome:
     """Analyse the spec's source tree and write the four extract datasets (one atomic commit each)."""
     assert spec.extract is not None, "run_extract needs a spec with [extract]"
     started = time.perf_counter()
@@ -242,4 +245,3 @@ def _delta_type(dtype: pa.DataType) -> pa.DataType:
     if pa.types.is_struct(dtype):
         return pa.struct([pa.field(f.name, _delta_type(f.type), f.nullable) for f in dtype])
     return dtype
-

@@ -62,16 +62,26 @@ class RenderedReport:
 
 
 GATES: Final = (
-    Gate(name="report_sections_present",
-         description="The report includes the provider-mode summary, Delta log health and plan-phase timings"),
-    Gate(name="fallbacks_diagnosed_as_warn",
-         description="Every fallback provider mode is diagnosed as warn in category datafusion_provider"),
-    Gate(name="protocol_incompatibilities_are_errors",
-         description="Every Delta protocol incompatibility is captured with severity error"),
-    Gate(name="events_carry_severity_and_category",
-         description="Every event of the run carries a severity and a category from the vocabulary"),
-    Gate(name="cli_errors_carry_telemetry_context",
-         description="Every CLI parse error recorded in the store carries the telemetry configuration snapshot"),
+    Gate(
+        name="report_sections_present",
+        description="The report includes the provider-mode summary, Delta log health and plan-phase timings",
+    ),
+    Gate(
+        name="fallbacks_diagnosed_as_warn",
+        description="Every fallback provider mode is diagnosed as warn in category datafusion_provider",
+    ),
+    Gate(
+        name="protocol_incompatibilities_are_errors",
+        description="Every Delta protocol incompatibility is captured with severity error",
+    ),
+    Gate(
+        name="events_carry_severity_and_category",
+        description="Every event of the run carries a severity and a category from the vocabulary",
+    ),
+    Gate(
+        name="cli_errors_carry_telemetry_context",
+        description="Every CLI parse error recorded in the store carries the telemetry configuration snapshot",
+    ),
 )
 
 
@@ -100,7 +110,9 @@ def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequenc
     row: Mapping[str, Any] = runs[-1] if runs else {}
     metadata = row.get("metadata") or {}
     trace_ids = sorted({e.trace_id for e in events if e.trace_id})
-    start_ms = row.get("start_time_unix_ms") or (min(e.event_time_unix_ms for e in events) if events else None)
+    start_ms = row.get("start_time_unix_ms") or (
+        min(e.event_time_unix_ms for e in events) if events else None
+    )
     return {
         "run_id": run_id,
         "label": row.get("label"),
@@ -147,17 +159,19 @@ def _log_health(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
     rows = []
     for e in _latest_per(events, "dataset"):
         p = e.payload
-        rows.append({
-            "dataset": e.dataset,
-            "latest_version": p.get("latest_version"),
-            "last_checkpoint_version": p.get("last_checkpoint_version"),
-            "commits_since_checkpoint": p.get("commits_since_checkpoint"),
-            "min_reader_version": p.get("min_reader_version"),
-            "min_writer_version": p.get("min_writer_version"),
-            "table_features": list(p.get("table_features") or []),
-            "protocol_compatible": p.get("protocol_compatible"),
-            "severity": e.severity.value,
-        })
+        rows.append(
+            {
+                "dataset": e.dataset,
+                "latest_version": p.get("latest_version"),
+                "last_checkpoint_version": p.get("last_checkpoint_version"),
+                "commits_since_checkpoint": p.get("commits_since_checkpoint"),
+                "min_reader_version": p.get("min_reader_version"),
+                "min_writer_version": p.get("min_writer_version"),
+                "table_features": list(p.get("table_features") or []),
+                "protocol_compatible": p.get("protocol_compatible"),
+                "severity": e.severity.value,
+            }
+        )
     return rows
 
 
@@ -207,12 +221,14 @@ def _by_category(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
             groups[(e.category.value, e.severity.value)].append(e)
     rows = []
     for (category, severity), items in groups.items():
-        rows.append({
-            "category": category,
-            "severity": severity,
-            "count": len(items),
-            "first_messages": [e.message or e.name for e in items[:FIRST_MESSAGES]],
-        })
+        rows.append(
+            {
+                "category": category,
+                "severity": severity,
+                "count": len(items),
+                "first_messages": [e.message or e.name for e in items[:FIRST_MESSAGES]],
+            }
+        )
     rank = {s.value: s.rank for s in Severity}
     return sorted(rows, key=lambda r: (-rank[r["severity"]], r["category"]))
 
@@ -229,38 +245,72 @@ def evaluate_gates(data: Mapping[str, Any]) -> tuple[GateResult, ...]:
     events: list[DiagnosticEvent] = data["_events"]
     results = []
     missing = [s for s in ("provider_modes", "delta_log_health", "plan_phases") if not data[s]]
-    results.append(GateResult(
-        name="report_sections_present", passed=not missing,
-        explanation="all present" if not missing else f"empty sections: {', '.join(missing)}"))
+    results.append(
+        GateResult(
+            name="report_sections_present",
+            passed=not missing,
+            explanation="all present" if not missing else f"empty sections: {', '.join(missing)}",
+        )
+    )
     bad_fallbacks = [
-        r["dataset"] for r in data["provider_modes"]
-        if (r["fallback_reason"] or r["provider_mode"] in FALLBACK_MODES) and r["severity"] != Severity.WARN.value
+        r["dataset"]
+        for r in data["provider_modes"]
+        if (r["fallback_reason"] or r["provider_mode"] in FALLBACK_MODES)
+        and r["severity"] != Severity.WARN.value
     ]
     fallbacks = [r for r in data["provider_modes"] if r["fallback_reason"]]
-    results.append(GateResult(
-        name="fallbacks_diagnosed_as_warn", passed=not bad_fallbacks,
-        explanation=f"{len(fallbacks)} fallback(s), all warn in datafusion_provider" if not bad_fallbacks
-        else f"fallbacks not diagnosed as warn: {bad_fallbacks}"))
-    incompat = [e for e in events if e.name == "delta_protocol_compatibility_v1"
-                and e.payload.get("compatible") is False and e.payload.get("chosen", True)]
+    results.append(
+        GateResult(
+            name="fallbacks_diagnosed_as_warn",
+            passed=not bad_fallbacks,
+            explanation=f"{len(fallbacks)} fallback(s), all warn in datafusion_provider"
+            if not bad_fallbacks
+            else f"fallbacks not diagnosed as warn: {bad_fallbacks}",
+        )
+    )
+    incompat = [
+        e
+        for e in events
+        if e.name == "delta_protocol_compatibility_v1"
+        and e.payload.get("compatible") is False
+        and e.payload.get("chosen", True)
+    ]
     not_error = [e.dataset for e in incompat if e.severity is not Severity.ERROR]
-    results.append(GateResult(
-        name="protocol_incompatibilities_are_errors", passed=not not_error,
-        explanation=f"{len(incompat)} incompatibility record(s), all error" if not not_error
-        else f"incompatibilities not at error: {not_error}"))
+    results.append(
+        GateResult(
+            name="protocol_incompatibilities_are_errors",
+            passed=not not_error,
+            explanation=f"{len(incompat)} incompatibility record(s), all error"
+            if not not_error
+            else f"incompatibilities not at error: {not_error}",
+        )
+    )
     categories = {c.value for c in Category}
     untyped = [e.event_id for e in events if e.category.value not in categories or e.severity is None]
-    results.append(GateResult(
-        name="events_carry_severity_and_category", passed=not untyped,
-        explanation=f"{len(events)} events, all with severity and category" if not untyped
-        else f"{len(untyped)} events without a valid severity/category"))
+    results.append(
+        GateResult(
+            name="events_carry_severity_and_category",
+            passed=not untyped,
+            explanation=f"{len(events)} events, all with severity and category"
+            if not untyped
+            else f"{len(untyped)} events without a valid severity/category",
+        )
+    )
     cli = [e for e in events if e.category is Category.CLI and e.severity is Severity.ERROR]
     without = [e.event_id for e in cli if not e.payload.get("telemetry_config")]
-    results.append(GateResult(
-        name="cli_errors_carry_telemetry_context", passed=not without,
-        explanation=(f"{len(cli)} CLI error event(s) in this run, all with the configuration snapshot"
-                     if cli else "no CLI parse error in this run (the test suite exercises this gate)")
-        if not without else f"{len(without)} CLI error events without configuration context"))
+    results.append(
+        GateResult(
+            name="cli_errors_carry_telemetry_context",
+            passed=not without,
+            explanation=(
+                f"{len(cli)} CLI error event(s) in this run, all with the configuration snapshot"
+                if cli
+                else "no CLI parse error in this run (the test suite exercises this gate)"
+            )
+            if not without
+            else f"{len(without)} CLI error events without configuration context",
+        )
+    )
     return tuple(results)
 
 
@@ -283,23 +333,70 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
     ]
     if run.get("error_type"):
         lines += ["", f"**Failed:** `{run['error_type']}`: {run['error_message']}"]
-    lines += ["", "## Acceptance gates", "",
-              _table([{"gate": g.name, "passed": "yes" if g.passed else "**NO**", "explanation": g.explanation}
-                      for g in gates], ["gate", "passed", "explanation"])]
-    lines += ["", "## Provider modes", "", _table(data["provider_modes"], [
-        "dataset", "provider_mode", "provider_class", "fallback_reason", "filter_pushdown", "probe_ok"])]
-    lines += ["", "## Delta log health", "", _table(data["delta_log_health"], [
-        "dataset", "latest_version", "last_checkpoint_version", "commits_since_checkpoint",
-        "min_reader_version", "min_writer_version", "table_features", "protocol_compatible"])]
+    lines += [
+        "",
+        "## Acceptance gates",
+        "",
+        _table(
+            [
+                {"gate": g.name, "passed": "yes" if g.passed else "**NO**", "explanation": g.explanation}
+                for g in gates
+            ],
+            ["gate", "passed", "explanation"],
+        ),
+    ]
+    lines += [
+        "",
+        "## Provider modes",
+        "",
+        _table(
+            data["provider_modes"],
+            ["dataset", "provider_mode", "provider_class", "fallback_reason", "filter_pushdown", "probe_ok"],
+        ),
+    ]
+    lines += [
+        "",
+        "## Delta log health",
+        "",
+        _table(
+            data["delta_log_health"],
+            [
+                "dataset",
+                "latest_version",
+                "last_checkpoint_version",
+                "commits_since_checkpoint",
+                "min_reader_version",
+                "min_writer_version",
+                "table_features",
+                "protocol_compatible",
+            ],
+        ),
+    ]
     lines += ["", "## Datasets", "", _table(data["datasets"], ["dataset", "rows", "files", "version", "uri"])]
     lines += ["", "## Plans", "", _table(data["plans"], ["plan", "rows", "files", "version", "write_ms"])]
     lines += ["", "## Plan-phase timings", ""] + _phase_section(data["plan_phases"])
     lines += ["", "## Scan pruning", ""] + _scan_section(data["scan_units"])
-    lines += ["", "## Warnings and errors by category", "", _table(
-        [{**r, "first_messages": " / ".join(r["first_messages"])} for r in data["diagnostics_by_category"]],
-        ["severity", "category", "count", "first_messages"])]
-    lines += ["", "## Telemetry configuration", "", _table(
-        [{"setting": k, "value": v} for k, v in sorted(data["telemetry_config"].items())], ["setting", "value"])]
+    lines += [
+        "",
+        "## Warnings and errors by category",
+        "",
+        _table(
+            [
+                {**r, "first_messages": " / ".join(r["first_messages"])}
+                for r in data["diagnostics_by_category"]
+            ],
+            ["severity", "category", "count", "first_messages"],
+        ),
+    ]
+    lines += [
+        "",
+        "## Telemetry configuration",
+        "",
+        _table(
+            [{"setting": k, "value": v} for k, v in sorted(data["telemetry_config"].items())],
+            ["setting", "value"],
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -307,12 +404,20 @@ def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     totals: dict[str, float] = defaultdict(float)
     for r in rows:
         totals[r["plan"] or ""] += float(r["duration_ms"] or 0)
-    total_rows = [{"plan": p, "total_ms": round(t, 3)} for p, t in sorted(totals.items(), key=lambda x: -x[1])]
+    total_rows = [
+        {"plan": p, "total_ms": round(t, 3)} for p, t in sorted(totals.items(), key=lambda x: -x[1])
+    ]
     slowest = sorted(rows, key=lambda r: -(r["duration_ms"] or 0))[:10]
     return [
         _table(rows, ["plan", "phase", "duration_ms", "plan_hash", "status", "trace_id", "span_id"]),
-        "", "Totals per plan (slowest first):", "", _table(total_rows, ["plan", "total_ms"]),
-        "", "Slowest phases:", "", _table(slowest, ["plan", "phase", "duration_ms"]),
+        "",
+        "Totals per plan (slowest first):",
+        "",
+        _table(total_rows, ["plan", "total_ms"]),
+        "",
+        "Slowest phases:",
+        "",
+        _table(slowest, ["plan", "phase", "duration_ms"]),
     ]
 
 
@@ -321,15 +426,36 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for r in rows:
         total = r["total_files"] or 0
         pruned = r["pruned_files"] or 0
-        ratio_rows.append({"plan": r["plan"], "dataset": r["dataset"],
-                           "pruning_ratio": round(pruned / total, 3) if total else 0.0})
+        ratio_rows.append(
+            {
+                "plan": r["plan"],
+                "dataset": r["dataset"],
+                "pruning_ratio": round(pruned / total, 3) if total else 0.0,
+            }
+        )
     top = sorted(ratio_rows, key=lambda r: (-r["pruning_ratio"], r["dataset"] or ""))[:10]
     lost = [r for r in rows if r["pruning_lost"]]
     return [
-        _table(rows, ["plan", "dataset", "provider_mode", "total_files", "candidate_files", "pruned_files",
-                      "delta_prunable_files", "filters"]),
-        "", "Top datasets by pruning ratio:", "", _table(top, ["dataset", "plan", "pruning_ratio"]),
-        "", "Pruning lost (Delta could skip files the scan read):", "",
+        _table(
+            rows,
+            [
+                "plan",
+                "dataset",
+                "provider_mode",
+                "total_files",
+                "candidate_files",
+                "pruned_files",
+                "delta_prunable_files",
+                "filters",
+            ],
+        ),
+        "",
+        "Top datasets by pruning ratio:",
+        "",
+        _table(top, ["dataset", "plan", "pruning_ratio"]),
+        "",
+        "Pruning lost (Delta could skip files the scan read):",
+        "",
         _table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files"]),
     ]
 
@@ -354,7 +480,9 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def build_report(store: DeltaDiagnosticsStore, run_id: str) -> tuple[dict[str, Any], str, tuple[GateResult, ...]]:
+def build_report(
+    store: DeltaDiagnosticsStore, run_id: str
+) -> tuple[dict[str, Any], str, tuple[GateResult, ...]]:
     """Collect, evaluate gates and render the markdown of one run."""
     data = collect_report(store, run_id)
     gates = evaluate_gates(data)

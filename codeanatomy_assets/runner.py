@@ -120,14 +120,18 @@ def run_build(
     use_telemetry(telemetry)
     store = DeltaDiagnosticsStore(home.diagnostics)
     sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
-    resource = CodeAnatomyResource(home=str(home.root), capture_diagnostics=request.capture, progress=progress)
+    resource = CodeAnatomyResource(
+        home=str(home.root), capture_diagnostics=request.capture, progress=progress
+    )
     defs = build_definitions(request.spec, resource)
     job = defs.resolve_job_def(JOB_NAME)
     with telemetry.tracer.start_as_current_span(
         "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
     ) as span:
         trace_id = format(span.get_span_context().trace_id, "032x")
-        run = start_run(label=request.spec.label, sink=sink, run_id=run_id, metadata=_run_metadata(request, trace_id))
+        run = start_run(
+            label=request.spec.label, sink=sink, run_id=run_id, metadata=_run_metadata(request, trace_id)
+        )
         emit(sink, _telemetry_config_event(run_id, telemetry, trace_id))
         store.flush()
         result = job.execute_in_process(
@@ -205,7 +209,9 @@ def _first_error(result: dg.ExecuteInProcessResult) -> BaseException | None:
             message = info.message.strip().splitlines()[0] if info and info.message else "step failed"
             # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the
             # run envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
-            error_class = type(info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"})
+            error_class = type(
+                info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"}
+            )
             return error_class(f"step {event.step_key}: {message}")
     return None
 

@@ -44,8 +44,41 @@ STDLIB_SOURCE: Final = "stdlib"
 # Names become Dagster asset keys, Delta folder names and SQL identifiers: keep them to one safe shape.
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 _SQL_KEYWORDS: Final = frozenset(
-    "select from where group by order having limit join on as and or not in is null union all "
-    "table with values insert update delete create drop case when then else end distinct".split()
+    [
+        "select",
+        "from",
+        "where",
+        "group",
+        "by",
+        "order",
+        "having",
+        "limit",
+        "join",
+        "on",
+        "as",
+        "and",
+        "or",
+        "not",
+        "in",
+        "is",
+        "null",
+        "union",
+        "all",
+        "table",
+        "with",
+        "values",
+        "insert",
+        "update",
+        "delete",
+        "create",
+        "drop",
+        "case",
+        "when",
+        "then",
+        "else",
+        "end",
+        "distinct",
+    ]
 )
 _TOKEN_RE: Final = re.compile(
     r"""(?P<skip>'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/)|"(?P<quoted>(?:[^"]|"")+)"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)""",
@@ -57,7 +90,15 @@ _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
 _PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs"})
 _PIPELINE_KEYS: Final = frozenset({"label", "schedule"})
 _TELEMETRY_KEYS: Final = frozenset(
-    {"traces_exporter", "logs_exporter", "endpoint", "protocol", "headers", "service_name", "resource_attributes"}
+    {
+        "traces_exporter",
+        "logs_exporter",
+        "endpoint",
+        "protocol",
+        "headers",
+        "service_name",
+        "resource_attributes",
+    }
 )
 
 

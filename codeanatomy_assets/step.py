@@ -19,7 +19,13 @@ from opentelemetry import trace
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry
-from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector, DiagnosticsSink, FanoutSink, emit
+from codeanatomy_assets.diagnostics.sinks import (
+    SINK_FAILED_EVENT,
+    DiagnosticsCollector,
+    DiagnosticsSink,
+    emit,
+    fanout_with_failure_events,
+)
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.home import ProjectHome
@@ -79,14 +85,8 @@ def step_diagnostics(
     """Open the sinks and the span of one step; flush the store when the step ends (also on failure)."""
     collector = DiagnosticsCollector()
     store = DeltaDiagnosticsStore(home.diagnostics)
-    failures: list[str] = []
-    fanout: FanoutSink
-
-    def on_error(sink: object, exc: BaseException) -> None:
-        failures.append(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
-
     otel_sink = OTelLogSink(telemetry.logger_provider)
-    fanout = FanoutSink([collector, store, otel_sink], on_error=on_error)
+    fanout = fanout_with_failure_events([collector, store, otel_sink], run_id=run_id)
     attributes = {attr.DAGSTER_RUN_ID: run_id, attr.RUN_ID: run_id, attr.ASSET_KEY: asset_key}
     if step_key:
         attributes[attr.STEP_KEY] = step_key
@@ -99,39 +99,27 @@ def step_diagnostics(
             collector=collector,
             tracer=telemetry.tracer,
             span=span,
-            sink_failures=failures,
         )
         try:
             yield step
         finally:
-            _flush(step, store, otel_sink, failures)
+            _flush(step, store, otel_sink)
+            step.sink_failures.extend(f"{type(s).__name__}: {exc}" for s, exc in fanout.failures)
 
 
-def _flush(
-    step: StepDiagnostics, store: DeltaDiagnosticsStore, otel_sink: OTelLogSink, failures: list[str]
-) -> None:
+def _flush(step: StepDiagnostics, store: DeltaDiagnosticsStore, otel_sink: OTelLogSink) -> None:
+    """Commit the step's buffered rows; a store that cannot commit is reported on the other sinks."""
     try:
         store.flush()
-    except Exception as exc:  # the store failing is recorded on the other sinks, never silent
-        failures.append(f"DeltaDiagnosticsStore: {type(exc).__name__}: {exc}")
-    if not failures:
-        return
-    events = [
-        step.event(
-            name="telemetry_sink_failed_v1",
+    except Exception as exc:  # the store failing is itself a diagnostic, never silent
+        failure = step.event(
+            name=SINK_FAILED_EVENT,
             severity=Severity.WARN,
             category=Category.TELEMETRY,
-            code="sink_failed",
-            message=failure,
-            payload={"sink": failure.split(":", 1)[0]},
+            code="store_flush_failed",
+            message=f"diagnostics store {store.root} could not commit this step's events: {exc}",
+            payload={"sink": "DeltaDiagnosticsStore", attr.ERROR_TYPE: type(exc).__qualname__},
         )
-        for failure in failures
-    ]
-    emit(step.collector, *events)
-    for sink in (otel_sink, store):
-        try:
-            emit(sink, *events)
-            if sink is store:
-                store.flush()
-        except Exception as exc:  # this sink is one that failed; its failure is already in `events`
-            step.span.record_exception(exc)
+        emit(step.collector, failure)
+        emit(otel_sink, failure)
+        step.sink_failures.append(f"DeltaDiagnosticsStore: {exc}")

@@ -59,7 +59,9 @@ def test_unknown_flag_exits_2_and_records_cli_event_in_store_and_otlp(tmp_path: 
     assert CANARY not in json.dumps(event.payload)
     # The run envelope says the CLI run failed, with the error type.
     runs = store.read_runs(event.run_id)
-    assert [(r["status"], r["error_type"]) for r in runs] == [("failed", "cyclopts.exceptions.UnknownOptionError")]
+    assert [(r["status"], r["error_type"]) for r in runs] == [
+        ("failed", "cyclopts.exceptions.UnknownOptionError")
+    ]
     # Exported too, with severity and category attributes, and without the secret.
     assert len(logs) == 1
     assert logs[0].attributes["diagnostic.severity"] == "error"
@@ -72,8 +74,11 @@ def test_validation_error_is_recorded_too(tmp_path: Path) -> None:
     home = tmp_path / "home"
     proc = _cli(["report", "--format", "xml"], {"CODEANATOMY_HOME": str(home)}, tmp_path)
     assert proc.returncode == 2
-    events = [e for e in DeltaDiagnosticsStore(home / "lake" / "_diagnostics").read_events()
-              if e.name == "cli_parse_error_v1"]
+    events = [
+        e
+        for e in DeltaDiagnosticsStore(home / "lake" / "_diagnostics").read_events()
+        if e.name == "cli_parse_error_v1"
+    ]
     assert [e.payload["command_chain"] for e in events] == [["report"]]
     assert events[0].payload["offending_tokens"] == ["--format"]
 
@@ -104,8 +109,11 @@ def test_broken_config_file_does_not_hide_the_users_error(tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     ("tokens", "flags", "options"),
     [
-        (["build", "--otel-endpoint", "http://x:1", "--home", "/h"], {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1"},
-         {"--home": "/h"}),
+        (
+            ["build", "--otel-endpoint", "http://x:1", "--home", "/h"],
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://x:1"},
+            {"--home": "/h"},
+        ),
         (["nosuch", "--config=/c.toml"], {}, {"--config": "/c.toml"}),
     ],
 )

@@ -44,10 +44,15 @@ def test_external_dataset_and_sql_file(tmp_path: Path) -> None:
         ("[plans.p]\nsql = 'select 1 from x'\nbogus = 1\n", "plans.p.bogus: unknown key"),
         ("[datasets.d]\nuri = 3\n", "datasets.d.uri: must be a string, not int"),
         ("[datasets.d]\n", "datasets.d: missing required key 'uri'"),
-        ("[datasets.d]\nuri='x'\n[plans.p]\nsql = 'select 1'\n", "plans.p: the SQL names no declared dataset"),
+        (
+            "[datasets.d]\nuri='x'\n[plans.p]\nsql = 'select 1'\n",
+            "plans.p: the SQL names no declared dataset",
+        ),
         ("[datasets.d]\nuri='x'\n[plans.p]\nsql='select 1 from d'\nsql_file='a.sql'\n", "exactly one of"),
-        ("[datasets.d]\nuri='x'\n[plans.a]\nsql='select * from b, d'\n[plans.b]\nsql='select * from a'\n",
-         "cycle"),
+        (
+            "[datasets.d]\nuri='x'\n[plans.a]\nsql='select * from b, d'\n[plans.b]\nsql='select * from a'\n",
+            "cycle",
+        ),
         ("[datasets.\"bad name\"]\nuri='x'\n", "datasets.bad name: names must start with a letter"),
         ("[datasets.select]\nuri='x'\n", "is an SQL keyword"),
         ("[datasets.d]\nuri='x'\n[plans.d]\nsql='select 1 from d'\n", "names used by both"),

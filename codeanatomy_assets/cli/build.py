@@ -15,9 +15,15 @@ from codeanatomy_assets.cli.telemetry import TelemetryOptions, resolve_cli_telem
 
 def build(
     *,
-    source: Annotated[Path | None, Parameter(help="Python source tree to analyse (default: the stdlib).")] = None,
-    config: Annotated[Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")] = None,
-    home: Annotated[Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")] = None,
+    source: Annotated[
+        Path | None, Parameter(help="Python source tree to analyse (default: the stdlib).")
+    ] = None,
+    config: Annotated[
+        Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")
+    ] = None,
+    home: Annotated[
+        Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
+    ] = None,
     capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
     telemetry: TelemetryOptions | None = None,
 ) -> int:

@@ -13,8 +13,10 @@ from cyclopts import Parameter
 def report(
     *,
     run_id: Annotated[str | None, Parameter(help="Run to render (default: the latest run).")] = None,
-    format: Annotated[Literal["md", "json"], Parameter(help="Output format.")] = "md",  # noqa: A002
-    home: Annotated[Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")] = None,
+    format: Annotated[Literal["md", "json"], Parameter(help="Output format.")] = "md",
+    home: Annotated[
+        Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
+    ] = None,
 ) -> int:
     """Print the run diagnostics report of one run. Exit 1 when a gate failed or the run failed."""
     from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore

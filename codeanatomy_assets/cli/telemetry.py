@@ -151,7 +151,9 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
 
     if not invocation.hook_ran:
         invocation.scan_tokens()
-    config, problem = resolve_cli_telemetry(invocation.flags, invocation.env, invocation.options.get("--config"))
+    config, problem = resolve_cli_telemetry(
+        invocation.flags, invocation.env, invocation.options.get("--config")
+    )
     telemetry = bootstrap_telemetry(config)
     home = ProjectHome.resolve(invocation.options.get("--home"), env=invocation.env)
     failures: list[str] = []

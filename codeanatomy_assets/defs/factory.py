@@ -47,7 +47,9 @@ def _extract_asset(spec: PipelineSpec) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
         with codeanatomy.step(context) as step:
-            outcome = pipeline.run_extract(spec, codeanatomy.project_home(), step, progress=codeanatomy.progress)
+            outcome = pipeline.run_extract(
+                spec, codeanatomy.project_home(), step, progress=codeanatomy.progress
+            )
         return dg.MaterializeResult(
             metadata={**translate.extract_metadata(outcome), **translate.step_metadata(step)},
             check_results=[translate.extract_check(outcome)],
@@ -78,7 +80,9 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         check_specs=checks,
         description=dataset.description or f"Delta dataset {name} registered with DataFusion",
     )
-    def dataset_asset(context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource) -> dg.MaterializeResult:
+    def dataset_asset(
+        context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
+    ) -> dg.MaterializeResult:
         home = codeanatomy.project_home()
         with codeanatomy.step(context) as step:
             try:
@@ -98,7 +102,9 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
 def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
     plan = spec.plan(name)
     checks = [
-        dg.AssetCheckSpec("plan_phases_recorded", asset=name, description="every phase has hash, duration, span"),
+        dg.AssetCheckSpec(
+            "plan_phases_recorded", asset=name, description="every phase has hash, duration, span"
+        ),
         dg.AssetCheckSpec("scan_pruning_effective", asset=name, description="WARN where pruning was lost"),
     ]
 
@@ -111,7 +117,9 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         description=plan.description or f"DataFusion plan {name}",
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{plan.sql.strip()}\n```")},
     )
-    def plan_asset(context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource) -> dg.MaterializeResult:
+    def plan_asset(
+        context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
+    ) -> dg.MaterializeResult:
         home = codeanatomy.project_home()
         with codeanatomy.step(context) as step:
             outcome = pipeline.run_plan(
@@ -127,7 +135,10 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
 
 
 def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefinition:
-    checks = [dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description) for gate in report.GATES]
+    checks = [
+        dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description)
+        for gate in report.GATES
+    ]
 
     @dg.asset(
         name=REPORT_ASSET,

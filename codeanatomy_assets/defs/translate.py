@@ -4,10 +4,9 @@ Dagster's standard metadata keys are used where they exist (``dagster/row_count`
 ``dagster/table_name``, ``dagster/column_schema``). Numbers stay numbers so the UI plots them across runs.
 """
 
+import json
 from collections.abc import Mapping
 from typing import Any
-
-import json
 
 import dagster as dg
 import pyarrow as pa
@@ -44,7 +43,9 @@ def check(
     metadata: Mapping[str, Any] | None = None,
 ) -> dg.AssetCheckResult:
     """An asset check result; ``severity`` is WARN or ERROR (Dagster has no other check severities)."""
-    dagster_severity = dg.AssetCheckSeverity.ERROR if severity is Severity.ERROR else dg.AssetCheckSeverity.WARN
+    dagster_severity = (
+        dg.AssetCheckSeverity.ERROR if severity is Severity.ERROR else dg.AssetCheckSeverity.WARN
+    )
     return dg.AssetCheckResult(
         check_name=name,
         passed=passed,
@@ -102,16 +103,20 @@ def extract_check(outcome: Any) -> dg.AssetCheckResult:
         severity=Severity.WARN,
         explanation=f"{len(failed)} of {files.num_rows} files could not be analysed; each is recorded in "
         "source_files with its status and error, and as an extract_file_failed_v1 warn event.",
-        metadata={"failed_files": dg.MetadataValue.md(markdown_table(sorted(failed, key=lambda r: r["path"])[:50],
-                                                                      ["path", "status", "error"]))},
+        metadata={
+            "failed_files": dg.MetadataValue.md(
+                markdown_table(sorted(failed, key=lambda r: r["path"])[:50], ["path", "status", "error"])
+            )
+        },
     )
 
 
 # --- datasets ------------------------------------------------------------------------------------------
 
 
-def _payloads(collector: DiagnosticsCollector, name: str, *, dataset: str | None = None,
-              plan: str | None = None) -> list[dict[str, Any]]:
+def _payloads(
+    collector: DiagnosticsCollector, name: str, *, dataset: str | None = None, plan: str | None = None
+) -> list[dict[str, Any]]:
     rows = [*collector.events_snapshot().get(name, []), *collector.artifacts_snapshot().get(name, [])]
     out = []
     for row in rows:
@@ -119,8 +124,15 @@ def _payloads(collector: DiagnosticsCollector, name: str, *, dataset: str | None
             continue
         if plan is not None and row.get("plan") != plan:
             continue
-        out.append({**json.loads(row["payload"]), "_severity": row["severity"], "_code": row.get("code"),
-                    "_message": row.get("message"), "_category": row["category"]})
+        out.append(
+            {
+                **json.loads(row["payload"]),
+                "_severity": row["severity"],
+                "_code": row.get("code"),
+                "_message": row.get("message"),
+                "_category": row["category"],
+            }
+        )
     return out
 
 
@@ -130,11 +142,13 @@ def dataset_facts(collector: DiagnosticsCollector, name: str) -> dict[str, Any]:
     health = _payloads(collector, "delta_log_health_v1", dataset=name)
     compat = _payloads(collector, "delta_protocol_compatibility_v1", dataset=name)
     log_problems = [
-        r for r in collector.all_rows()
+        r
+        for r in collector.all_rows()
         if r.get("dataset") == name and r["category"] == "delta_log" and r["severity"] in ("warn", "error")
     ]
     protocol_errors = [
-        r for r in collector.all_rows()
+        r
+        for r in collector.all_rows()
         if r.get("dataset") == name and r["category"] == "delta_protocol" and r["severity"] == "error"
     ]
     return {
@@ -188,16 +202,19 @@ def dataset_checks(facts: Mapping[str, Any]) -> list[dg.AssetCheckResult]:
             "delta_protocol_compatible",
             passed=compatible,
             severity=Severity.ERROR,
-            explanation="a provider reads this table's protocol correctly" if compatible else
-            "no provider reads this table correctly: " + "; ".join(
-                str(r.get("message")) for r in facts["protocol_errors"]) or "registration failed",
+            explanation="a provider reads this table's protocol correctly"
+            if compatible
+            else "no provider reads this table correctly: "
+            + "; ".join(str(r.get("message")) for r in facts["protocol_errors"])
+            or "registration failed",
         ),
         check(
             "delta_log_checkpoint",
             passed=not problems,
             severity=Severity.WARN,
-            explanation="Delta log healthy" if not problems else "; ".join(
-                f"{r['severity']}: {r.get('message') or r.get('code')}" for r in problems[:5]),
+            explanation="Delta log healthy"
+            if not problems
+            else "; ".join(f"{r['severity']}: {r.get('message') or r.get('code')}" for r in problems[:5]),
             metadata={"problems": len(problems)},
         ),
     ]
@@ -226,8 +243,19 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
         meta["plan_hash_changed"] = bool(previous_hash != current)
     meta["join_operators"] = dg.MetadataValue.json(list(execution.join_operators or []))
     units = [u.to_row() if hasattr(u, "to_row") else dict(u) for u in execution.scan_units]
-    meta["scan_units"] = dg.MetadataValue.md(markdown_table(units, [
-        "dataset", "provider_mode", "total_files", "candidate_files", "pruned_files", "delta_prunable_files"]))
+    meta["scan_units"] = dg.MetadataValue.md(
+        markdown_table(
+            units,
+            [
+                "dataset",
+                "provider_mode",
+                "total_files",
+                "candidate_files",
+                "pruned_files",
+                "delta_prunable_files",
+            ],
+        )
+    )
     if execution.trace_id:
         meta["trace_id"] = execution.trace_id
     return meta
@@ -235,25 +263,32 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
 
 def plan_checks(collector: DiagnosticsCollector, name: str) -> list[dg.AssetCheckResult]:
     phases = _payloads(collector, "datafusion_plan_phase_v1", plan=name)
-    missing = [p.get("phase") for p in phases if not (p.get("plan_hash") and p.get("span_id")
-                                                      and p.get("duration_ms") is not None)]
+    missing = [
+        p.get("phase")
+        for p in phases
+        if not (p.get("plan_hash") and p.get("span_id") and p.get("duration_ms") is not None)
+    ]
     seen = {p.get("phase") for p in phases}
     absent = [p for p in ("logical", "optimized", "physical", "execute") if p not in seen]
-    lost = [r for r in _payloads(collector, "scan_unit_pruning_v1", plan=name) if r["_code"] == "pruning_lost"]
+    lost = [
+        r for r in _payloads(collector, "scan_unit_pruning_v1", plan=name) if r["_code"] == "pruning_lost"
+    ]
     return [
         check(
             "plan_phases_recorded",
             passed=not missing and not absent,
             severity=Severity.ERROR,
-            explanation="every phase recorded with hash, duration and span" if not (missing or absent) else
-            f"phases missing: {absent}; without hash/duration/span: {missing}",
+            explanation="every phase recorded with hash, duration and span"
+            if not (missing or absent)
+            else f"phases missing: {absent}; without hash/duration/span: {missing}",
         ),
         check(
             "scan_pruning_effective",
             passed=not lost,
             severity=Severity.WARN,
-            explanation="no scan lost pruning it could have had" if not lost else "; ".join(
-                str(r["_message"]) for r in lost[:5]),
+            explanation="no scan lost pruning it could have had"
+            if not lost
+            else "; ".join(str(r["_message"]) for r in lost[:5]),
             metadata={"scans_with_lost_pruning": len(lost)},
         ),
     ]

@@ -1,0 +1,206 @@
+"""``codeanatomy doctor``: one Delta table diagnosed without a build.
+
+:func:`diagnose` reads the log directly, applies the protocol rules, walks the provider policy with read
+probes in a throwaway ``SessionContext`` (a ``delta_scan_stream`` decision is probed, never materialized) and
+returns a JSON-ready report with exactly the keys of :data:`REPORT_KEYS`. A damaged table is never an
+exception: the damage is the diagnosis. Storage option values never appear in the report.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any, Final
+
+from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+
+REPORT_KEYS: Final = (
+    "uri",
+    "delta_log_present",
+    "latest_version",
+    "last_checkpoint_version",
+    "commits_since_checkpoint",
+    "min_reader_version",
+    "min_writer_version",
+    "reader_features",
+    "writer_features",
+    "table_features",
+    "provider_mode",
+    "protocol_compatible",
+    "compatibility",
+    "diagnostics",
+)
+"""The keys of a doctor report, in output order."""
+
+DIAGNOSTIC_KEYS: Final = ("name", DIAGNOSTIC_SEVERITY, DIAGNOSTIC_CATEGORY, "code", "message")
+"""The keys of one entry of ``report["diagnostics"]``."""
+
+DOCTOR_INTERNAL_ERROR: Final = "doctor_internal_error_v1"
+_DATASET: Final = "doctor"
+
+
+def _dataset_name(uri: str) -> str:
+    """A readable dataset name for the doctor's events: the table folder's name."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1]
+    return name or _DATASET
+
+
+def _diagnostic_row(event: DiagnosticEvent) -> dict[str, Any]:
+    return {
+        "name": event.name,
+        DIAGNOSTIC_SEVERITY: event.severity.value,
+        DIAGNOSTIC_CATEGORY: event.category.value,
+        "code": event.code,
+        "message": event.message,
+    }
+
+
+def _redact_all(value: Any, storage_options: Mapping[str, str] | None) -> Any:
+    from codeanatomy_assets.delta.registration import redact
+
+    if isinstance(value, str):
+        return redact(value, storage_options)
+    if isinstance(value, dict):
+        return {k: _redact_all(v, storage_options) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_all(v, storage_options) for v in value]
+    return value
+
+
+def _empty_report(uri: str) -> dict[str, Any]:
+    return {
+        "uri": uri,
+        "delta_log_present": False,
+        "latest_version": None,
+        "last_checkpoint_version": None,
+        "commits_since_checkpoint": None,
+        "min_reader_version": None,
+        "min_writer_version": None,
+        "reader_features": [],
+        "writer_features": [],
+        "table_features": [],
+        "provider_mode": "none",
+        "protocol_compatible": False,
+        "compatibility": {},
+        "diagnostics": [],
+    }
+
+
+def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Diagnose the Delta table at ``uri``; never raises for a damaged or unreadable table.
+
+    >>> report = diagnose("/no/such/table")
+    >>> report["delta_log_present"], report["provider_mode"], exit_code(report)
+    (False, 'none', 1)
+    """
+    report = _empty_report(uri)
+    run_id = f"doctor-{uuid.uuid4().hex[:12]}"
+    try:
+        _fill_report(report, uri, storage_options, run_id)
+    except Exception as exc:  # a doctor bug must still end as a diagnosis, not a traceback
+        event = DiagnosticEvent(
+            name=DOCTOR_INTERNAL_ERROR,
+            run_id=run_id,
+            severity=Severity.ERROR,
+            category=Category.CLI,
+            code="doctor_internal_error",
+            message=f"the doctor itself failed: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
+            payload={"exception.type": type(exc).__name__},
+            dataset=_DATASET,
+        )
+        report["diagnostics"].append(_diagnostic_row(event))
+    return _redact_all(report, storage_options)
+
+
+def _fill_report(
+    report: dict[str, Any], uri: str, storage_options: Mapping[str, str] | None, run_id: str
+) -> None:
+    import datafusion
+
+    from codeanatomy_assets.delta.log import read_log_health
+    from codeanatomy_assets.delta.registration import RegistrationPolicy, build_events, decide_provider
+
+    health = read_log_health(uri, storage_options)
+    report.update(
+        delta_log_present=health.delta_log_present,
+        latest_version=health.latest_version,
+        last_checkpoint_version=health.last_checkpoint_version,
+        commits_since_checkpoint=health.commits_since_checkpoint,
+        min_reader_version=health.min_reader_version,
+        min_writer_version=health.min_writer_version,
+        reader_features=list(health.reader_features),
+        writer_features=list(health.writer_features),
+        table_features=list(health.table_features),
+    )
+    ctx = datafusion.SessionContext()
+    decision = decide_provider(
+        ctx,
+        name=_dataset_name(uri),
+        uri=uri,
+        health=health,
+        storage_options=storage_options,
+        probe=True,
+        policy=RegistrationPolicy(materialize_scan_stream=False),
+    )
+    events = build_events(run_id=run_id, dataset=_dataset_name(uri), health=health, decision=decision)
+    report.update(
+        provider_mode=decision.mode.value,
+        protocol_compatible=decision.protocol_compatible,
+        compatibility={mode.value: verdict.to_row() for mode, verdict in decision.compatibility.items()},
+        diagnostics=[_diagnostic_row(e) for e in events],
+    )
+
+
+def exit_code(report: Mapping[str, Any]) -> int:
+    """0 when no diagnostic is at error severity, 1 otherwise."""
+    errors = [d for d in report.get("diagnostics", ()) if d.get(DIAGNOSTIC_SEVERITY) == Severity.ERROR.value]
+    return 1 if errors else 0
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(v) for v in value) if value else "-"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Mapping[str, Any]) -> str:
+    """The report as Markdown (a summary table, the compatibility per mode, then the diagnostics)."""
+    verdict = "no errors" if exit_code(report) == 0 else "errors found"
+    lines = [f"# codeanatomy doctor: `{report['uri']}`", "", f"**Verdict:** {verdict}", ""]
+    lines += ["| field | value |", "|---|---|"]
+    lines += [
+        f"| {key} | {_cell(report[key])} |"
+        for key in REPORT_KEYS
+        if key not in {"uri", "compatibility", "diagnostics"}
+    ]
+    lines += [
+        "",
+        "## Provider modes",
+        "",
+        "| mode | compatible | unsupported | probe error |",
+        "|---|---|---|---|",
+    ]
+    for mode, row in report["compatibility"].items():
+        lines.append(
+            f"| {mode} | {_cell(row['compatible'])} | {_cell(row['unsupported'])} | "
+            f"{_cell(row['probe_error'])} |"
+        )
+    lines += [
+        "",
+        "## Diagnostics",
+        "",
+        "| severity | category | name | code | message |",
+        "|---|---|---|---|---|",
+    ]
+    for diag in report["diagnostics"]:
+        lines.append(
+            f"| {diag[DIAGNOSTIC_SEVERITY]} | {diag[DIAGNOSTIC_CATEGORY]} | {diag['name']} | "
+            f"{_cell(diag['code'])} | {_cell(diag['message'])} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,236 @@
+"""The protocol compatibility rules per provider mode.
+
+A static rule set: given a table's effective protocol (versions, features, reading-relevant properties) it
+says, for each :class:`~codeanatomy_assets.delta.provider.ProviderMode`, whether that reader returns correct
+data. The rules come from the Delta protocol specification and from measurements of the installed stack
+(deltalake 1.6.6, datafusion 55; ``/work/shared/FACTS.md`` #5, #6, #7 and this module's tests):
+
+- every mode: reader version above 3, unknown reader features, and malformed protocol actions are
+  unsupported;
+- ``delta_table_provider`` and ``delta_scan_stream`` (the same delta-rs engine) reject ``typeWidening``,
+  ``typeWidening-preview``, ``variantShredding(-preview)``, ``vacuumProtocolCheck`` and catalog-managed
+  tables;
+- ``pyarrow_dataset`` reads Parquet files as they are: no deletion vectors, no column mapping (reader
+  version 2 or a ``delta.columnMapping.mode`` of ``name``/``id`` returns all-NULL columns), no v2
+  checkpoints; it accepts only the reader features deltalake's ``to_pyarrow_dataset`` accepts.
+
+>>> p = TableProtocol(min_reader_version=2, min_writer_version=5, reader_features=("columnMapping",),
+...                   column_mapping_mode="name")
+>>> check_compatibility(p, ProviderMode.PYARROW_DATASET).unsupported
+('columnMapping', 'delta.columnMapping.mode=name')
+>>> check_compatibility(p, ProviderMode.DELTA_TABLE_PROVIDER).compatible
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Final
+
+from codeanatomy_assets.delta.log import LogHealth
+from codeanatomy_assets.delta.provider import ProviderMode
+
+MAX_READER_VERSION: Final = 3
+"""The highest reader protocol version any mode understands."""
+
+READER_WRITER_FEATURES: Final = frozenset(
+    {
+        "columnMapping",
+        "deletionVectors",
+        "timestampNtz",
+        "v2Checkpoint",
+        "vacuumProtocolCheck",
+        "typeWidening",
+        "typeWidening-preview",
+        "variantType",
+        "variantType-preview",
+        "variantShredding",
+        "variantShredding-preview",
+        "catalogManaged",
+        "catalogOwned-preview",
+    }
+)
+"""Features the specification (and its preview names) lets appear in ``readerFeatures``."""
+
+WRITER_ONLY_FEATURES: Final = frozenset(
+    {
+        "appendOnly",
+        "invariants",
+        "checkConstraints",
+        "generatedColumns",
+        "allowColumnDefaults",
+        "changeDataFeed",
+        "identityColumns",
+        "rowTracking",
+        "domainMetadata",
+        "icebergCompatV1",
+        "icebergCompatV2",
+        "clustering",
+        "inCommitTimestamp",
+    }
+)
+"""Writer-only features: one listed in ``readerFeatures`` makes the protocol action invalid (delta-kernel)."""
+
+DELTA_ENGINE_UNSUPPORTED: Final = frozenset(
+    {
+        "typeWidening",
+        "typeWidening-preview",
+        "variantShredding",
+        "variantShredding-preview",
+        "vacuumProtocolCheck",
+        "catalogManaged",
+        "catalogOwned-preview",
+    }
+)
+"""Reader features deltalake 1.6.6 refuses (provider and ``DeltaTable.scan`` alike; measured)."""
+
+PYARROW_DATASET_READER_FEATURES: Final = frozenset({"timestampNtz", "variantType", "variantType-preview"})
+"""Reader features ``DeltaTable.to_pyarrow_dataset`` accepts (deltalake.table.SUPPORTED_READER_FEATURES)."""
+
+_MAPPED_MODES: Final = frozenset({"name", "id"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TableProtocol:
+    """What the compatibility rules look at: the effective protocol and the properties that change reading."""
+
+    min_reader_version: int | None
+    min_writer_version: int | None = None
+    reader_features: tuple[str, ...] = ()
+    """Effective reader features (legacy-implied ones included)."""
+    writer_features: tuple[str, ...] = ()
+    explicit_reader_features: tuple[str, ...] | None = None
+    """``readerFeatures`` as written in the protocol action (``None`` when absent)."""
+    explicit_writer_features: tuple[str, ...] | None = None
+    column_mapping_mode: str = "none"
+    deletion_vectors_enabled: bool = False
+
+    @classmethod
+    def from_health(cls, health: LogHealth) -> TableProtocol:
+        """The protocol reconstructed by :func:`codeanatomy_assets.delta.log.read_log_health`."""
+        raw: Mapping[str, Any] = health.protocol or {}
+        return cls(
+            min_reader_version=health.min_reader_version,
+            min_writer_version=health.min_writer_version,
+            reader_features=health.reader_features,
+            writer_features=health.writer_features,
+            explicit_reader_features=_names(raw.get("readerFeatures")),
+            explicit_writer_features=_names(raw.get("writerFeatures")),
+            column_mapping_mode=health.column_mapping_mode,
+            deletion_vectors_enabled=health.deletion_vectors_enabled,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """A JSON-ready row."""
+        return {
+            "min_reader_version": self.min_reader_version,
+            "min_writer_version": self.min_writer_version,
+            "reader_features": list(self.reader_features),
+            "writer_features": list(self.writer_features),
+            "column_mapping_mode": self.column_mapping_mode,
+            "deletion_vectors_enabled": self.deletion_vectors_enabled,
+        }
+
+
+def _names(value: object) -> tuple[str, ...] | None:
+    if isinstance(value, (list, tuple)):
+        return tuple(str(v) for v in value if v is not None)
+    return None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Compatibility:
+    """Whether one provider mode reads a table correctly.
+
+    ``unsupported`` names what stands in the way: feature names as the protocol spells them,
+    ``minReaderVersion=N``, ``delta.columnMapping.mode=name``, ``invalid_protocol:<why>`` or
+    ``protocol_unknown``. ``probe_error`` is set by registration when a read probe of this mode failed (then
+    ``compatible`` is false).
+    """
+
+    mode: ProviderMode
+    compatible: bool
+    unsupported: tuple[str, ...] = ()
+    probe_error: str | None = None
+
+    def with_probe_error(self, error: str | None) -> Compatibility:
+        """This verdict after a read probe (an error makes the mode incompatible in practice)."""
+        if error is None:
+            return replace(self, probe_error=None)
+        return replace(self, compatible=False, probe_error=error)
+
+    def to_row(self) -> dict[str, Any]:
+        """The JSON form used by the doctor and the ``delta_protocol_compatibility_v1`` payload."""
+        return {
+            "compatible": self.compatible,
+            "unsupported": list(self.unsupported),
+            "probe_error": self.probe_error,
+        }
+
+
+def invalid_protocol_reasons(protocol: TableProtocol) -> tuple[str, ...]:
+    """Why a protocol action is malformed (empty when it is valid), per the spec and delta-kernel's checks."""
+    reasons: list[str] = []
+    reader, writer = protocol.min_reader_version, protocol.min_writer_version
+    if reader is None:
+        return ("invalid_protocol:minReaderVersion_missing",)
+    if reader < 1:
+        reasons.append(f"invalid_protocol:minReaderVersion={reader}")
+    if reader == MAX_READER_VERSION:
+        if protocol.explicit_reader_features is None:
+            reasons.append("invalid_protocol:readerFeatures_missing_at_reader_3")
+        if writer is not None and writer != 7:
+            reasons.append(f"invalid_protocol:reader_3_requires_writer_7(found_{writer})")
+    elif protocol.explicit_reader_features and reader <= MAX_READER_VERSION:
+        reasons.append(f"invalid_protocol:readerFeatures_at_reader_{reader}")
+    if writer == 7 and protocol.explicit_writer_features is None:
+        reasons.append("invalid_protocol:writerFeatures_missing_at_writer_7")
+    writer_only = sorted(set(protocol.explicit_reader_features or ()) & WRITER_ONLY_FEATURES)
+    reasons.extend(f"invalid_protocol:writer_only_feature_in_readerFeatures:{name}" for name in writer_only)
+    return tuple(reasons)
+
+
+def _common_unsupported(protocol: TableProtocol) -> list[str]:
+    unsupported: list[str] = []
+    reader = protocol.min_reader_version
+    if reader is not None and reader > MAX_READER_VERSION:
+        unsupported.append(f"minReaderVersion={reader}")
+    unsupported.extend(invalid_protocol_reasons(protocol))
+    unknown = sorted(set(protocol.reader_features) - READER_WRITER_FEATURES - WRITER_ONLY_FEATURES)
+    unsupported.extend(unknown)
+    return unsupported
+
+
+def check_compatibility(protocol: TableProtocol | None, mode: ProviderMode) -> Compatibility:
+    """The static verdict for one mode (no I/O)."""
+    if mode in (ProviderMode.NONE, ProviderMode.OTHER):
+        return Compatibility(mode=mode, compatible=False, unsupported=(f"mode:{mode.value}",))
+    if protocol is None or protocol.min_reader_version is None:
+        return Compatibility(mode=mode, compatible=False, unsupported=("protocol_unknown",))
+    unsupported = _common_unsupported(protocol)
+    features = set(protocol.reader_features)
+    if mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_SCAN_STREAM):
+        unsupported.extend(sorted(features & DELTA_ENGINE_UNSUPPORTED))
+    elif mode is ProviderMode.PYARROW_DATASET:
+        known = features & READER_WRITER_FEATURES
+        unsupported.extend(sorted(known - PYARROW_DATASET_READER_FEATURES))
+        if protocol.column_mapping_mode in _MAPPED_MODES:
+            unsupported.append(f"delta.columnMapping.mode={protocol.column_mapping_mode}")
+    unique = tuple(dict.fromkeys(unsupported))
+    return Compatibility(mode=mode, compatible=not unique, unsupported=unique)
+
+
+READ_MODES: Final = (
+    ProviderMode.DELTA_TABLE_PROVIDER,
+    ProviderMode.PYARROW_DATASET,
+    ProviderMode.DELTA_SCAN_STREAM,
+)
+"""The modes that can serve a table, in the default policy order."""
+
+
+def check_all(
+    protocol: TableProtocol | None, modes: Iterable[ProviderMode] = READ_MODES
+) -> dict[ProviderMode, Compatibility]:
+    """The static verdict for every mode."""
+    return {mode: check_compatibility(protocol, mode) for mode in modes}

@@ -1,0 +1,902 @@
+"""The provider policy, registration into a ``SessionContext``, and read probes.
+
+:func:`register_dataset` decides how a Delta table is served to DataFusion and records why:
+
+1. read the log directly (:func:`codeanatomy_assets.delta.log.read_log_health`);
+2. judge each provider mode against the protocol (:mod:`codeanatomy_assets.delta.protocol`);
+3. in policy order (``delta_table_provider``, then ``pyarrow_dataset``, then ``delta_scan_stream``) register
+   the first statically compatible mode and run a read probe that reads data (an unfiltered projection with
+   LIMIT: ``count(*)`` is answered from file statistics); on failure fall back to the next mode, say why;
+4. check whether a filter reaches the chosen provider's scan (``TableScan: ... full_filters=``);
+5. emit ``delta_log_health_v1``, ``delta_log_finding_v1`` (one per finding), ``dataset_provider_probe_v1``
+   (one per probe), ``delta_protocol_compatibility_v1`` and ``dataset_provider_mode_v1``.
+
+A mode that would return wrong data is never registered: ``pyarrow_dataset`` is refused for column mapping and
+deletion vectors by the static rules, whatever its probe says.
+
+Process safety (measured with datafusion 55 / deltalake 1.6.6 / pyarrow 26): a DataFusion query over a pyarrow
+dataset that stops early (LIMIT) or fails can abort (exit 134) or hang the interpreter at exit. The
+``pyarrow_dataset`` probe therefore runs in a child process; a session that keeps such a dataset registered
+should read it without LIMIT or drop the ``SessionContext`` before exit. Provider and scan-stream reads exit
+cleanly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import datafusion
+import pyarrow as pa
+
+from codeanatomy_assets.delta.log import (
+    LogHealth,
+    clean_error_text,
+    is_object_store_uri,
+    local_table_path,
+    read_log_health,
+)
+from codeanatomy_assets.delta.protocol import (
+    READ_MODES,
+    Compatibility,
+    TableProtocol,
+    check_all,
+)
+from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.diagnostics.attributes import ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
+from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.errors import DatasetError, ProtocolIncompatibleError
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
+
+DATASET_PROVIDER_MODE: Final = "dataset_provider_mode_v1"
+DELTA_LOG_HEALTH: Final = "delta_log_health_v1"
+DELTA_LOG_FINDING: Final = "delta_log_finding_v1"
+DELTA_PROTOCOL_COMPATIBILITY: Final = "delta_protocol_compatibility_v1"
+DATASET_PROVIDER_PROBE: Final = "dataset_provider_probe_v1"
+
+DELTALAKE_DATAFUSION_MAJOR: Final = 55
+"""The datafusion major deltalake 1.6.6's FFI table provider was built against (FACTS #1)."""
+
+_PROVIDER_CLASS_SCAN_STREAM: Final = "datafusion MemTable <- deltalake.DeltaTable.scan"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RegistrationPolicy:
+    """Which modes registration may use, in order, and how it probes them."""
+
+    modes: tuple[ProviderMode, ...] = READ_MODES
+    """Tried in order; the first is the default (an info event), any other a fallback (a warn event)."""
+    allow_fallback: bool = True
+    """When false only ``modes[0]`` is tried."""
+    probe_rows: int = 5
+    isolate_dataset_probe: bool = True
+    """Run the ``pyarrow_dataset`` probe in a child process (see the module docstring)."""
+    probe_timeout_s: float = 120.0
+    materialize_scan_stream: bool = True
+    """Register ``delta_scan_stream`` tables (false: decide and probe only, as the doctor does)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProbeResult:
+    """One read probe of one mode."""
+
+    mode: ProviderMode
+    ok: bool
+    ms: float
+    rows: int | None = None
+    error: str | None = None
+    error_type: str | None = None
+    isolated: bool = False
+
+    def to_row(self) -> dict[str, Any]:
+        """A JSON-ready row."""
+        return {
+            "mode": self.mode.value,
+            "ok": self.ok,
+            "ms": round(self.ms, 3),
+            "rows": self.rows,
+            "error": self.error,
+            "error_type": self.error_type,
+            "isolated": self.isolated,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderDecision:
+    """The outcome of the provider policy for one table (what :func:`decide_provider` returns)."""
+
+    dataset: str
+    uri: str
+    mode: ProviderMode
+    provider_class: str | None
+    ffi_capsule_present: bool
+    object_store_registered: bool
+    fallback_reason: str | None
+    filter_pushdown: bool | None
+    probes: tuple[ProbeResult, ...]
+    compatibility: Mapping[ProviderMode, Compatibility]
+    version: int | None
+    default_mode: ProviderMode
+    probed: bool
+
+    @property
+    def chosen_probe(self) -> ProbeResult | None:
+        """The probe of the chosen mode, if it ran."""
+        return next((p for p in reversed(self.probes) if p.mode is self.mode), None)
+
+    @property
+    def protocol_compatible(self) -> bool:
+        """Whether the chosen mode reads the table's protocol (false when no mode does)."""
+        verdict = self.compatibility.get(self.mode)
+        return bool(verdict and verdict.compatible)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Registration:
+    """What :func:`register_dataset` did."""
+
+    registered: RegisteredTable
+    health: LogHealth
+    compatibility: Mapping[ProviderMode, Compatibility]
+    events: tuple[DiagnosticEvent, ...]
+    probes: tuple[ProbeResult, ...] = ()
+    filter_pushdown: bool | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        return {
+            "dataset": self.registered.dataset,
+            "uri": self.registered.uri,
+            "provider_mode": self.registered.provider_mode.value,
+            "provider_class": self.registered.provider_class,
+            "protocol_compatible": self.registered.protocol_compatible,
+            "version": self.registered.version,
+            "fallback_reason": self.registered.fallback_reason,
+            "filter_pushdown": self.filter_pushdown,
+            "compatibility": {m.value: c.to_row() for m, c in self.compatibility.items()},
+            "probes": [p.to_row() for p in self.probes],
+        }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def quote_ident(name: str) -> str:
+    """A SQL identifier for ``name`` (double quotes, embedded quotes doubled).
+
+    >>> quote_ident('my "odd".name')
+    '"my ""odd"".name"'
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def redact(text: str, storage_options: Mapping[str, str] | None) -> str:
+    """``text`` with every storage option value (and URI user info) replaced by ``***``.
+
+    >>> redact("key=sekrit at s3://u:pw@b/t", {"AWS_SECRET_ACCESS_KEY": "sekrit"})
+    'key=*** at s3://***@b/t'
+    """
+    for value in sorted(
+        (v for v in (storage_options or {}).values() if v and len(v) >= 3), key=len, reverse=True
+    ):
+        text = text.replace(value, "***")
+    return " ".join(_redact_userinfo(token) for token in text.split(" "))
+
+
+def _redact_userinfo(token: str) -> str:
+    if "://" in token and "@" in token.split("://", 1)[1].split("/", 1)[0]:
+        scheme, rest = token.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return token
+
+
+def _error_text(exc: BaseException, storage_options: Mapping[str, str] | None) -> str:
+    text = clean_error_text(str(exc))
+    return redact(f"{type(exc).__name__}: {text[:600]}", storage_options)
+
+
+def _qualified_type(exc: BaseException) -> str:
+    """``error.type``: the fully qualified class name, builtins unqualified (diagnostics policy)."""
+    cls = type(exc)
+    return cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _known_cause(mode: ProviderMode, error: str | None) -> str:
+    """A measured explanation for a known probe failure, appended to the fallback reason."""
+    text = error or ""
+    if mode is ProviderMode.DELTA_TABLE_PROVIDER and "No suitable object store found" in text:
+        return (
+            " (known: deltalake 1.6.6's FFI provider does not use the session's object stores, "
+            "also after register_object_store; FACTS #8)"
+        )
+    if mode is ProviderMode.DELTA_TABLE_PROVIDER and "CooperativeExec" in text:
+        return " (known: the provider cannot scan deletion vectors without a filter; FACTS #4)"
+    return ""
+
+
+def _datafusion_major() -> int | None:
+    head = datafusion.__version__.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def _deltalake_version() -> str:
+    import deltalake
+
+    return str(deltalake.__version__)
+
+
+def _open_table(
+    uri: str, storage_options: Mapping[str, str] | None, version: int | None = None
+) -> DeltaTable:
+    from deltalake import DeltaTable
+
+    return DeltaTable(
+        uri, version=version, storage_options=dict(storage_options) if storage_options else None
+    )
+
+
+def _pyarrow_filesystem(uri: str) -> Any:
+    """A native pyarrow filesystem rooted at a local table (``None``: let deltalake supply its own)."""
+    local = local_table_path(uri)
+    if local is None:
+        return None
+    import pyarrow.fs as pafs
+
+    return pafs.SubTreeFileSystem(local, pafs.LocalFileSystem())
+
+
+def build_pyarrow_dataset(table: DeltaTable, uri: str) -> Any:
+    """``DeltaTable.to_pyarrow_dataset`` with a native pyarrow filesystem for local tables."""
+    return table.to_pyarrow_dataset(filesystem=_pyarrow_filesystem(uri))
+
+
+def register_object_store(
+    ctx: datafusion.SessionContext, uri: str, storage_options: Mapping[str, str] | None
+) -> bool:
+    """Register the object store of an s3/gs/az ``uri`` with ``ctx`` (false for local paths).
+
+    Raises ``ValueError``/``Exception`` from datafusion when the options cannot build a store.
+    """
+    if not is_object_store_uri(uri):
+        return False
+    from datafusion import object_store
+
+    options = {k.lower(): v for k, v in (storage_options or {}).items()}
+    parts = urllib.parse.urlsplit(uri)
+    scheme = parts.scheme.lower()
+    bucket = parts.netloc.split("@", 1)[0]
+
+    def opt(*names: str) -> str | None:
+        return next((options[n.lower()] for n in names if options.get(n.lower())), None)
+
+    store: Any
+    if scheme in {"s3", "s3a"}:
+        store = object_store.AmazonS3(
+            bucket_name=bucket,
+            region=opt("aws_region", "aws_default_region", "region"),
+            access_key_id=opt("aws_access_key_id", "access_key_id"),
+            secret_access_key=opt("aws_secret_access_key", "secret_access_key"),
+            session_token=opt("aws_session_token", "session_token"),
+            endpoint=opt("aws_endpoint_url", "aws_endpoint", "endpoint_url", "endpoint"),
+            allow_http=(opt("aws_allow_http", "allow_http") or "").lower() in {"1", "true", "yes"},
+        )
+    elif scheme in {"gs", "gcs"}:
+        store = object_store.GoogleCloud(
+            bucket_name=bucket,
+            service_account_path=opt(
+                "google_service_account", "google_service_account_path", "service_account"
+            ),
+        )
+    else:
+        account = opt("azure_storage_account_name", "account_name")
+        if account is None and "@" in parts.netloc:
+            account = parts.netloc.split("@", 1)[1].split(".", 1)[0]
+        store = object_store.MicrosoftAzure(
+            container_name=bucket,
+            account=account,
+            access_key=opt("azure_storage_account_key", "account_key", "access_key"),
+            bearer_token=opt("azure_storage_token", "bearer_token"),
+            client_id=opt("azure_client_id", "client_id"),
+            client_secret=opt("azure_client_secret", "client_secret"),
+            tenant_id=opt("azure_tenant_id", "tenant_id"),
+        )
+    ctx.register_object_store(f"{parts.scheme}://{bucket}", store, None)
+    return True
+
+
+def _first_column(ctx: datafusion.SessionContext, quoted: str) -> str | None:
+    names = ctx.table(quoted).schema().names
+    return names[0] if names else None
+
+
+def filter_reaches_scan(ctx: datafusion.SessionContext, name: str) -> bool | None:
+    """Whether ``WHERE <first column> IS NOT NULL`` is pushed into the table scan of ``name``.
+
+    Reads the optimized logical plan: ``TableScan: t ... full_filters=[...]`` or ``partial_filters=[...]``
+    means the provider receives the filter; a ``Filter`` node above a bare ``TableScan`` means it does not.
+    ``None`` when the table has no column.
+    """
+    quoted = quote_ident(name)
+    column = _first_column(ctx, quoted)
+    if column is None:
+        return None
+    plan = ctx.sql(f"SELECT * FROM {quoted} WHERE {quote_ident(column)} IS NOT NULL").optimized_logical_plan()
+    scans = [
+        line.strip() for line in plan.display_indent().splitlines() if line.strip().startswith("TableScan:")
+    ]
+    return any("full_filters=" in line or "partial_filters=" in line for line in scans)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Probes
+
+
+def _probe_sql(ctx: datafusion.SessionContext, name: str, rows: int) -> int:
+    # An unfiltered projection with LIMIT reads data; count(*) would be answered from statistics.
+    return ctx.sql(f"SELECT * FROM {quote_ident(name)} LIMIT {int(rows)}").to_arrow_table().num_rows
+
+
+def _probe_scan_stream(table: DeltaTable) -> int:
+    reader = pa.RecordBatchReader.from_stream(table.scan())
+    try:
+        batch = reader.read_next_batch()
+    except StopIteration:
+        return 0
+    return batch.num_rows
+
+
+_CHILD_PROBE: Final = """
+import json, os, sys
+def main():
+    args = json.loads(sys.stdin.read())
+    result = {"ok": False}
+    try:
+        from codeanatomy_assets.delta.registration import _child_dataset_probe
+        result = {"ok": True, "rows": _child_dataset_probe(args)}
+    except BaseException as exc:
+        result = {"ok": False, "error_type": type(exc).__name__, "error": " ".join(str(exc).split())[:600]}
+    sys.stdout.write("PROBE_RESULT " + json.dumps(result) + "\\n")
+    sys.stdout.flush()
+    # Skip interpreter finalization: the pyarrow-dataset path may abort there (see the module docstring).
+    os._exit(0)
+main()
+"""
+
+
+def _child_dataset_probe(args: Mapping[str, Any]) -> int:
+    """The body of the isolated ``pyarrow_dataset`` probe (runs in the child process)."""
+    table = _open_table(args["uri"], args.get("storage_options") or None)
+    ctx = datafusion.SessionContext()
+    ctx.register_dataset("probe", build_pyarrow_dataset(table, args["uri"]))
+    return _probe_sql(ctx, "probe", int(args["rows"]))
+
+
+def _probe_dataset_isolated(
+    uri: str, storage_options: Mapping[str, str] | None, rows: int, timeout_s: float
+) -> tuple[int | None, str | None, str | None]:
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    request = json.dumps({"uri": uri, "storage_options": dict(storage_options or {}), "rows": rows})
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _CHILD_PROBE],
+            input=request,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return None, "TimeoutExpired", f"isolated probe did not finish within {timeout_s:.0f} s"
+    for line in done.stdout.splitlines():
+        if line.startswith("PROBE_RESULT "):
+            result = json.loads(line.removeprefix("PROBE_RESULT "))
+            if result.get("ok"):
+                return int(result["rows"]), None, None
+            error = redact(
+                clean_error_text(f"{result.get('error_type')}: {result.get('error')}"), storage_options
+            )
+            return None, str(result.get("error_type")), error
+    tail = redact(clean_error_text(done.stderr)[-400:], storage_options)
+    return None, "ProbeProcessError", f"isolated probe exited with code {done.returncode}: {tail}"
+
+
+# ----------------------------------------------------------------------------------------------------
+# The policy
+
+
+@dataclass(slots=True)
+class _Attempts:
+    """Mutable bookkeeping while walking the policy (internal)."""
+
+    probes: list[ProbeResult] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    compatibility: dict[ProviderMode, Compatibility] = field(default_factory=dict)
+
+
+def _register_mode(
+    ctx: datafusion.SessionContext,
+    name: str,
+    mode: ProviderMode,
+    table: DeltaTable,
+    uri: str,
+    *,
+    materialize: bool,
+) -> tuple[str, bool]:
+    """Register ``table`` under ``name`` in ``mode``; returns (provider class, FFI capsule present)."""
+    quoted = quote_ident(name)
+    if ctx.table_exist(quoted):
+        ctx.deregister_table(quoted)
+    if mode is ProviderMode.DELTA_TABLE_PROVIDER:
+        ctx.register_table(quoted, table)
+        cls = type(table)
+        return f"{cls.__module__}.{cls.__qualname__}", hasattr(table, "__datafusion_table_provider__")
+    if mode is ProviderMode.PYARROW_DATASET:
+        dataset = build_pyarrow_dataset(table, uri)
+        ctx.register_dataset(quoted, dataset)
+        cls = type(dataset)
+        return f"{cls.__module__}.{cls.__qualname__}", False
+    if mode is ProviderMode.DELTA_SCAN_STREAM:
+        if materialize:
+            arrow = pa.table(pa.RecordBatchReader.from_stream(table.scan()))
+            batches = arrow.to_batches() or [pa.RecordBatch.from_pylist([], schema=arrow.schema)]
+            ctx.register_record_batches(quoted, [batches])
+        return _PROVIDER_CLASS_SCAN_STREAM, False
+    raise ValueError(f"mode {mode.value} cannot be registered")
+
+
+def decide_provider(
+    ctx: datafusion.SessionContext,
+    *,
+    name: str,
+    uri: str,
+    health: LogHealth,
+    storage_options: Mapping[str, str] | None = None,
+    probe: bool = True,
+    policy: RegistrationPolicy | None = None,
+) -> ProviderDecision:
+    """Walk the policy: register, probe, fall back. Never raises; ``mode=none`` when nothing reads the table.
+
+    With ``policy.materialize_scan_stream`` false, ``delta_scan_stream`` is probed but not registered.
+    """
+    policy = policy or RegistrationPolicy()
+    modes = policy.modes if policy.allow_fallback else policy.modes[:1]
+    static = check_all(TableProtocol.from_health(health), policy.modes)
+    attempts = _Attempts(compatibility=dict(static))
+    object_store_registered = False
+    if is_object_store_uri(uri):
+        try:
+            object_store_registered = register_object_store(ctx, uri, storage_options)
+        except Exception as exc:  # recorded as a reason; the provider probe will show the consequence
+            attempts.reasons.append(f"object store not registered: {_error_text(exc, storage_options)}")
+    table: DeltaTable | None = None
+    open_error: str | None = None
+    open_error_type: str | None = None
+    try:
+        table = _open_table(uri, storage_options)
+    except Exception as exc:  # deltalake refusing the table is a probe failure of every mode
+        open_error = f"deltalake could not open the table: {_error_text(exc, storage_options)}"
+        open_error_type = _qualified_type(exc)
+
+    chosen: ProviderMode = ProviderMode.NONE
+    provider_class: str | None = None
+    ffi = False
+    for mode in modes:
+        verdict = static[mode]
+        if not verdict.compatible:
+            attempts.reasons.append(f"{mode.value} unsupported: {', '.join(verdict.unsupported)}")
+            continue
+        if table is None:
+            attempts.probes.append(
+                ProbeResult(mode=mode, ok=False, ms=0.0, error=open_error, error_type=open_error_type)
+            )
+            attempts.compatibility[mode] = verdict.with_probe_error(open_error)
+            attempts.reasons.append(f"{mode.value}: {open_error}")
+            continue
+        result, cls, has_ffi = _try_mode(
+            ctx,
+            name=name,
+            uri=uri,
+            mode=mode,
+            table=table,
+            storage_options=storage_options,
+            probe=probe,
+            policy=policy,
+        )
+        if result is not None:
+            attempts.probes.append(result)
+        if result is None or result.ok:
+            chosen, provider_class, ffi = mode, cls, has_ffi
+            break
+        attempts.compatibility[mode] = verdict.with_probe_error(result.error)
+        attempts.reasons.append(
+            f"{mode.value} probe failed: {result.error}{_known_cause(mode, result.error)}"
+        )
+
+    filter_pushdown: bool | None = None
+    registered_here = chosen is not ProviderMode.NONE and not (
+        chosen is ProviderMode.DELTA_SCAN_STREAM and not policy.materialize_scan_stream
+    )
+    if registered_here:
+        try:
+            filter_pushdown = filter_reaches_scan(ctx, name)
+        except Exception as exc:  # a planning failure here is reported, the registration stands
+            attempts.reasons.append(f"filter pushdown check failed: {_error_text(exc, storage_options)}")
+    version = None
+    if table is not None:
+        version = table.version()
+    elif health.latest_version is not None:
+        version = health.latest_version
+    default = modes[0] if modes else ProviderMode.NONE
+    fallback_reason = (
+        "; ".join(attempts.reasons) if (chosen is not default or chosen is ProviderMode.NONE) else None
+    )
+    return ProviderDecision(
+        dataset=name,
+        uri=uri,
+        mode=chosen,
+        provider_class=provider_class,
+        ffi_capsule_present=ffi,
+        object_store_registered=object_store_registered,
+        fallback_reason=fallback_reason or None,
+        filter_pushdown=filter_pushdown,
+        probes=tuple(attempts.probes),
+        compatibility=attempts.compatibility,
+        version=version,
+        default_mode=default,
+        probed=probe,
+    )
+
+
+def _try_mode(
+    ctx: datafusion.SessionContext,
+    *,
+    name: str,
+    uri: str,
+    mode: ProviderMode,
+    table: DeltaTable,
+    storage_options: Mapping[str, str] | None,
+    probe: bool,
+    policy: RegistrationPolicy,
+) -> tuple[ProbeResult | None, str | None, bool]:
+    """Register (and probe) one mode; a failed mode is deregistered again."""
+    quoted = quote_ident(name)
+    started = time.perf_counter()
+    rows: int | None = None
+    isolated = False
+    try:
+        if probe and mode is ProviderMode.PYARROW_DATASET and policy.isolate_dataset_probe:
+            isolated = True
+            rows, error_type, error = _probe_dataset_isolated(
+                uri, storage_options, policy.probe_rows, policy.probe_timeout_s
+            )
+            if error is not None:
+                ms = (time.perf_counter() - started) * 1000
+                return (
+                    ProbeResult(
+                        mode=mode, ok=False, ms=ms, error=error, error_type=error_type, isolated=True
+                    ),
+                    None,
+                    False,
+                )
+        if probe and mode is ProviderMode.DELTA_SCAN_STREAM:
+            rows = _probe_scan_stream(table)
+        cls, ffi = _register_mode(ctx, name, mode, table, uri, materialize=policy.materialize_scan_stream)
+        if probe and mode is ProviderMode.DELTA_TABLE_PROVIDER:
+            rows = _probe_sql(ctx, name, policy.probe_rows)
+        if probe and mode is ProviderMode.PYARROW_DATASET and not policy.isolate_dataset_probe:
+            rows = _probe_sql(ctx, name, policy.probe_rows)
+    except Exception as exc:  # the probe failing is the point of probing: recorded, then fall back
+        if ctx.table_exist(quoted):
+            ctx.deregister_table(quoted)
+        ms = (time.perf_counter() - started) * 1000
+        return (
+            ProbeResult(
+                mode=mode,
+                ok=False,
+                ms=ms,
+                error=_error_text(exc, storage_options),
+                error_type=_qualified_type(exc),
+                isolated=isolated,
+            ),
+            None,
+            False,
+        )
+    if not probe:
+        return None, cls, ffi
+    ms = (time.perf_counter() - started) * 1000
+    return ProbeResult(mode=mode, ok=True, ms=ms, rows=rows, isolated=isolated), cls, ffi
+
+
+# ----------------------------------------------------------------------------------------------------
+# Events
+
+
+def build_events(
+    *,
+    run_id: str,
+    dataset: str,
+    health: LogHealth,
+    decision: ProviderDecision,
+) -> tuple[DiagnosticEvent, ...]:
+    """The diagnostics of one registration decision (also used by the doctor)."""
+    events: list[DiagnosticEvent] = []
+    health_payload = health.payload()
+    health_payload.update(dataset=dataset, protocol_compatible=decision.protocol_compatible)
+    counts = {s: sum(1 for f in health.findings if f.severity is s) for s in (Severity.ERROR, Severity.WARN)}
+    events.append(
+        DiagnosticEvent(
+            name=DELTA_LOG_HEALTH,
+            run_id=run_id,
+            severity=health.severity,
+            category=Category.DELTA_LOG,
+            kind=EventKind.ARTIFACT,
+            code=f"log_{health.severity.value}",
+            message=(
+                f"Delta log of {dataset}: version {health.latest_version}, "
+                f"checkpoint {health.last_checkpoint_version}, {counts[Severity.ERROR]} error(s), "
+                f"{counts[Severity.WARN]} warning(s)"
+            ),
+            payload=health_payload,
+            dataset=dataset,
+        )
+    )
+    for finding in health.findings:
+        events.append(
+            DiagnosticEvent(
+                name=DELTA_LOG_FINDING,
+                run_id=run_id,
+                severity=finding.severity,
+                category=Category.DELTA_LOG,
+                code=finding.code.value,
+                message=finding.message,
+                payload={"dataset": dataset, "uri": health.uri, **finding.to_row()},
+                dataset=dataset,
+            )
+        )
+    for result in decision.probes:
+        payload: dict[str, Any] = {"dataset": dataset, **result.to_row()}
+        if not result.ok:
+            payload[ERROR_TYPE] = result.error_type
+            payload[EXCEPTION_TYPE] = result.error_type
+            payload[EXCEPTION_MESSAGE] = result.error
+        events.append(
+            DiagnosticEvent(
+                name=DATASET_PROVIDER_PROBE,
+                run_id=run_id,
+                severity=Severity.INFO if result.ok else Severity.WARN,
+                category=Category.DATAFUSION_PROVIDER,
+                code="probe_ok" if result.ok else "probe_failed",
+                message=(
+                    f"{result.mode.value} probe read {result.rows} row(s) in {result.ms:.0f} ms"
+                    if result.ok
+                    else f"{result.mode.value} probe failed: {result.error}"
+                ),
+                payload=payload,
+                dataset=dataset,
+            )
+        )
+    events.append(_compatibility_event(run_id, dataset, decision))
+    events.append(_provider_mode_event(run_id, dataset, decision))
+    return tuple(events)
+
+
+def _compatibility_event(run_id: str, dataset: str, decision: ProviderDecision) -> DiagnosticEvent:
+    verdicts = decision.compatibility
+    statically_readable = any(not c.unsupported for c in verdicts.values())
+    chosen_ok = decision.protocol_compatible
+    severity = Severity.INFO if chosen_ok else Severity.ERROR
+    unsupported = sorted({u for c in verdicts.values() for u in c.unsupported})
+    if chosen_ok:
+        code, message = "protocol_compatible", f"{dataset}: protocol readable by {decision.mode.value}"
+    elif all(c.unsupported == ("protocol_unknown",) for c in verdicts.values()):
+        code = "protocol_unknown"
+        message = f"{dataset}: the table's protocol could not be read, so no provider mode can be chosen"
+    elif statically_readable:
+        # The protocol is supported but every probe failed: a damaged table or an unreachable store.
+        code = "no_mode_reads_table"
+        message = f"{dataset}: the protocol is supported but no provider mode could read the table"
+    else:
+        code = "protocol_incompatible"
+        message = f"{dataset}: no provider mode supports the protocol (unsupported: {', '.join(unsupported)})"
+    return DiagnosticEvent(
+        name=DELTA_PROTOCOL_COMPATIBILITY,
+        run_id=run_id,
+        severity=severity,
+        category=Category.DELTA_PROTOCOL,
+        kind=EventKind.ARTIFACT,
+        code=code,
+        message=message,
+        payload={
+            "dataset": dataset,
+            "provider_mode": decision.mode.value,
+            "protocol_compatible": chosen_ok,
+            "unsupported": unsupported,
+            "compatibility": {m.value: c.to_row() for m, c in verdicts.items()},
+        },
+        dataset=dataset,
+    )
+
+
+def _short(reason: str | None, limit: int = 160) -> str:
+    parts = [p if len(p) <= limit else p[: limit - 1] + "…" for p in (reason or "").split("; ") if p]
+    return "; ".join(parts)
+
+
+def _provider_mode_event(run_id: str, dataset: str, decision: ProviderDecision) -> DiagnosticEvent:
+    probe = decision.chosen_probe
+    major = _datafusion_major()
+    if decision.mode is ProviderMode.NONE:
+        severity, code = Severity.ERROR, "provider_mode_none"
+        message = f"{dataset}: no provider mode could read the table ({_short(decision.fallback_reason)})"
+    elif decision.mode is decision.default_mode:
+        severity, code = Severity.INFO, "provider_mode_default"
+        message = f"{dataset}: registered as {decision.mode.value}"
+    else:
+        severity, code = Severity.WARN, "provider_mode_fallback"
+        message = f"{dataset}: fell back to {decision.mode.value} ({_short(decision.fallback_reason)})"
+    failed = [p for p in decision.probes if not p.ok]
+    return DiagnosticEvent(
+        name=DATASET_PROVIDER_MODE,
+        run_id=run_id,
+        severity=severity,
+        category=Category.DATAFUSION_PROVIDER,
+        kind=EventKind.ARTIFACT,
+        code=code,
+        message=message,
+        payload={
+            "dataset": dataset,
+            "provider_mode": decision.mode.value,
+            "provider_class": decision.provider_class,
+            "ffi_capsule_present": decision.ffi_capsule_present,
+            "datafusion_version": datafusion.__version__,
+            "deltalake_version": _deltalake_version(),
+            "majors_match": major == DELTALAKE_DATAFUSION_MAJOR,
+            "object_store_registered": decision.object_store_registered,
+            "fallback_reason": decision.fallback_reason,
+            "filter_pushdown": decision.filter_pushdown,
+            "probe_ok": probe.ok if probe is not None else None,
+            "probe_error": probe.error
+            if probe is not None and not probe.ok
+            else (failed[-1].error if failed and decision.mode is ProviderMode.NONE else None),
+            "probe_ms": round(probe.ms, 3) if probe is not None else None,
+            "probed": decision.probed,
+            "version": decision.version,
+        },
+        dataset=dataset,
+    )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Public entry points
+
+
+def register_dataset(
+    ctx: datafusion.SessionContext,
+    *,
+    name: str,
+    uri: str,
+    storage_options: Mapping[str, str] | None = None,
+    run_id: str,
+    sink: DiagnosticsSink,
+    probe: bool = True,
+    policy: RegistrationPolicy | None = None,
+) -> Registration:
+    """Register the Delta table at ``uri`` as ``name`` in ``ctx`` with the provider policy.
+
+    Emits the events listed in the module docstring to ``sink`` and returns the :class:`Registration`.
+    Raises :class:`~codeanatomy_assets.errors.ProtocolIncompatibleError` when no mode supports the protocol,
+    and :class:`~codeanatomy_assets.errors.DatasetError` when supported modes all fail their probes (a damaged
+    table); the events are emitted before raising.
+    """
+    policy = policy or RegistrationPolicy()
+    health = read_log_health(uri, storage_options)
+    decision = decide_provider(
+        ctx, name=name, uri=uri, health=health, storage_options=storage_options, probe=probe, policy=policy
+    )
+    events = build_events(run_id=run_id, dataset=name, health=health, decision=decision)
+    emit(sink, *events)
+    if decision.mode is ProviderMode.NONE:
+        static = check_all(TableProtocol.from_health(health), policy.modes)
+        if not any(c.compatible for c in static.values()):
+            unsupported = tuple(sorted({u for c in static.values() for u in c.unsupported}))
+            raise ProtocolIncompatibleError(
+                f"no provider mode supports the table's protocol (unsupported: {', '.join(unsupported)})",
+                dataset=name,
+                uri=redact(uri, storage_options),
+                unsupported=unsupported,
+            )
+        raise DatasetError(
+            f"no provider mode could read the table: {decision.fallback_reason}",
+            dataset=name,
+            uri=redact(uri, storage_options),
+        )
+    registered = decision_to_registered(decision, storage_options)
+    return Registration(
+        registered=registered,
+        health=health,
+        compatibility=decision.compatibility,
+        events=events,
+        probes=decision.probes,
+        filter_pushdown=decision.filter_pushdown,
+    )
+
+
+def register_for_plan(ctx: datafusion.SessionContext, table: RegisteredTable) -> None:
+    """Re-register a dataset in ``ctx`` by its decided mode, at its recorded version; no probe, no event.
+
+    Raises :class:`~codeanatomy_assets.errors.DatasetError` when the mode cannot serve a table.
+    """
+    if table.provider_mode not in READ_MODES:
+        raise DatasetError(
+            f"provider mode {table.provider_mode.value} cannot be registered",
+            dataset=table.dataset,
+            uri=table.uri,
+        )
+    options = dict(table.storage_options) or None
+    try:
+        register_object_store(ctx, table.uri, options)
+        delta_table = _open_table(table.uri, options, version=table.version)
+        _register_mode(ctx, table.dataset, table.provider_mode, delta_table, table.uri, materialize=True)
+    except DatasetError:
+        raise
+    except Exception as exc:  # re-raised with the dataset's context
+        raise DatasetError(
+            f"re-registration as {table.provider_mode.value} failed: {_error_text(exc, options)}",
+            dataset=table.dataset,
+            uri=redact(table.uri, options),
+        ) from exc
+
+
+def decision_to_registered(
+    decision: ProviderDecision, storage_options: Mapping[str, str] | None
+) -> RegisteredTable:
+    """The :class:`RegisteredTable` a decision stands for."""
+    return RegisteredTable(
+        dataset=decision.dataset,
+        uri=decision.uri,
+        provider_mode=decision.mode,
+        provider_class=decision.provider_class or "",
+        protocol_compatible=decision.protocol_compatible,
+        version=decision.version,
+        storage_options=dict(storage_options or {}),
+        fallback_reason=decision.fallback_reason,
+    )
+
+
+__all__ = [
+    "DATASET_PROVIDER_MODE",
+    "DATASET_PROVIDER_PROBE",
+    "DELTALAKE_DATAFUSION_MAJOR",
+    "DELTA_LOG_FINDING",
+    "DELTA_LOG_HEALTH",
+    "DELTA_PROTOCOL_COMPATIBILITY",
+    "ProbeResult",
+    "ProviderDecision",
+    "Registration",
+    "RegistrationPolicy",
+    "build_events",
+    "build_pyarrow_dataset",
+    "decide_provider",
+    "decision_to_registered",
+    "filter_reaches_scan",
+    "quote_ident",
+    "redact",
+    "register_dataset",
+    "register_for_plan",
+    "register_object_store",
+]

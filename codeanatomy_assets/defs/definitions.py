@@ -12,7 +12,7 @@ SCHEDULE_NAME = "codeanatomy_rebuild"
 
 def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None = None) -> dg.Definitions:
     """Definitions for ``spec``: every asset, the ``codeanatomy_build`` job and its (stopped) schedule."""
-    job = dg.define_asset_job(JOB_NAME, selection=dg.AssetSelection.all(include_sources=False))
+    job = dg.define_asset_job(JOB_NAME, selection=dg.AssetSelection.all())
     schedule = dg.ScheduleDefinition(
         name=SCHEDULE_NAME,
         job=job,

@@ -14,6 +14,7 @@ import pyarrow.compute
 
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.engine.scan import render_scan_units_markdown
 from codeanatomy_assets.step import StepDiagnostics
 
 
@@ -241,21 +242,8 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
     current = execution.plan_hashes.get("optimized")
     if previous_hash is not None and current is not None:
         meta["plan_hash_changed"] = bool(previous_hash != current)
-    meta["join_operators"] = dg.MetadataValue.json(list(execution.join_operators or []))
-    units = [u.to_row() if hasattr(u, "to_row") else dict(u) for u in execution.scan_units]
-    meta["scan_units"] = dg.MetadataValue.md(
-        markdown_table(
-            units,
-            [
-                "dataset",
-                "provider_mode",
-                "total_files",
-                "candidate_files",
-                "pruned_files",
-                "delta_prunable_files",
-            ],
-        )
-    )
+    meta["join_operators"] = dg.MetadataValue.json([j.to_dict() for j in execution.join_operators])
+    meta["scan_units"] = dg.MetadataValue.md(render_scan_units_markdown(execution.scan_units))
     if execution.trace_id:
         meta["trace_id"] = execution.trace_id
     return meta

@@ -23,7 +23,7 @@ from codeanatomy_assets.diagnostics.runs import finish_run, start_run
 from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.errors import SourceTreeError
+from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.report import write_run_report
 from codeanatomy_assets.spec import PipelineSpec, load_spec
@@ -56,19 +56,8 @@ class BuildRequest:
         """Load and validate everything a build needs before anything is written."""
         spec = load_spec(config).with_source(str(source) if source is not None else None)
         if spec.extract is not None:
-            _check_source(spec.extract.source_path())
+            discover(spec.extract.source_path())  # raises SourceTreeError before anything is written
         return cls(spec=spec, home=ProjectHome.resolve(home), capture=capture)
-
-
-def _check_source(path: Path) -> None:
-    if not path.exists():
-        raise SourceTreeError("source directory does not exist", path=str(path))
-    if not path.is_dir():
-        raise SourceTreeError("source is not a directory", path=str(path))
-    try:
-        next(iter(path.iterdir()), None)
-    except OSError as exc:
-        raise SourceTreeError(f"source directory is not readable: {exc.strerror}", path=str(path)) from None
 
 
 @dataclass(slots=True, kw_only=True)
@@ -206,12 +195,13 @@ def _first_error(result: dg.ExecuteInProcessResult) -> BaseException | None:
     for event in result.all_events:
         if event.is_step_failure:
             info = event.step_failure_data.error
+            # Dagster wraps the asset's own error (DagsterExecutionStepExecutionError): report the user's.
+            while info is not None and info.cls_name.startswith("Dagster") and info.cause is not None:
+                info = info.cause
             message = info.message.strip().splitlines()[0] if info and info.message else "step failed"
             # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the
             # run envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
-            error_class = type(
-                info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"}
-            )
+            error_class = type(info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"})
             return error_class(f"step {event.step_key}: {message}")
     return None
 

@@ -1,0 +1,205 @@
+"""The Delta layout of the extract datasets: clustered by (package, module), one atomic commit per table.
+
+Why clustering and not ``partition_by="package"``: ``package`` is the top-level import name, and a tree
+such as the standard library has about 240 of them (most top-level modules are their own package), so
+partitioning would write about 240 files of a few KB per dataset, and far more on bigger trees. Instead
+each table is sorted by (package, module) and cut into a few files of consecutive rows: a module never
+straddles two files, a cut falls on a package boundary when one is near, and only a package larger than a
+file spans several. Each file's min/max statistics on ``package`` and ``module`` then cover disjoint
+ranges (touching only inside a package too big for one file), so a predicate on either column keeps the
+files that can hold it. Files hold at least ``min_rows_per_file`` rows and there are at most about
+``max_files`` per table, so the count stays small on big trees.
+
+Measured on the Python 3.11 standard library (1,790 files; see the extraction report), a predicate
+``package = 'email'`` keeps, per table (kept/total files): source_files 1/1, symbols 1/5, imports 1/1,
+calls 1/20.
+
+The files are written with pyarrow and committed with their statistics in **one** Delta commit
+(``create_write_transaction`` / ``create_table_with_add_actions``). Overwrite replaces every file of the
+previous version in that same commit, so a reader sees the old table or the new one, never a mix; if
+anything fails before the commit the files already written are deleted and the table is unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
+from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+
+from codeanatomy_assets.extract.runner import ExtractResult
+
+CLUSTER_COLUMNS: Final = ("package", "module")
+WriteMode = Literal["overwrite", "append"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LayoutPolicy:
+    """How many rows go in one data file."""
+
+    min_rows_per_file: int = 16_384
+    max_files: int = 32
+
+    def target_rows(self, rows: int) -> int:
+        """Rows per file for a table of ``rows`` rows."""
+        return max(self.min_rows_per_file, math.ceil(rows / self.max_files))
+
+
+DEFAULT_LAYOUT: Final = LayoutPolicy()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileCounts:
+    """How many data files of a table a predicate keeps by their statistics."""
+
+    kept: int
+    total: int
+
+
+def write_datasets(
+    result: ExtractResult, lake: Path, *, mode: WriteMode = "overwrite", layout: LayoutPolicy = DEFAULT_LAYOUT
+) -> dict[str, str]:
+    """Write the four tables of ``result`` as Delta tables ``lake/<name>``; returns name -> table uri.
+
+    ``mode="overwrite"`` replaces each table in one commit (schema included); ``"append"`` adds files.
+    Each commit carries ``codeanatomy.run_id`` and ``codeanatomy.source`` in its commit info.
+    """
+    if mode not in ("overwrite", "append"):
+        raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
+    metadata = {"codeanatomy.run_id": result.run_id, "codeanatomy.source": result.source}
+    uris: dict[str, str] = {}
+    for name, table in result.tables.items():
+        uri = Path(lake) / name
+        write_clustered(table, uri, mode=mode, layout=layout, name=name, metadata=metadata)
+        uris[name] = str(uri)
+    return uris
+
+
+def write_clustered(
+    table: pa.Table,
+    uri: Path,
+    *,
+    mode: WriteMode = "overwrite",
+    layout: LayoutPolicy = DEFAULT_LAYOUT,
+    name: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
+    """Write ``table`` sorted by (package, module) in a few files, committed once; returns the file count."""
+    ordered = table.sort_by([(column, "ascending") for column in CLUSTER_COLUMNS])
+    uri.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    written: list[Path] = []
+    try:
+        actions = []
+        for index, part in enumerate(_clusters(ordered, layout.target_rows(ordered.num_rows))):
+            file = uri / f"part-{index:05d}-{token}.zstd.parquet"
+            pq.write_table(part, file, compression="zstd")
+            written.append(file)
+            actions.append(_add_action(file, part))
+        _commit(uri, table.schema, actions, mode=mode, name=name, metadata=metadata or {})
+    except BaseException:
+        for file in written:  # never committed: nothing refers to them
+            file.unlink(missing_ok=True)
+        raise
+    return len(actions)
+
+
+def file_counts(uri: str | Path, predicate: str) -> FileCounts:
+    """How many files of the table at ``uri`` ``predicate`` keeps (SQL: ``package = 'email'``), of all."""
+    table = DeltaTable(str(uri))
+    return FileCounts(
+        kept=len(table.file_uris(file_pruning_predicate=predicate)), total=len(table.file_uris())
+    )
+
+
+def _clusters(ordered: pa.Table, target: int) -> Iterator[pa.Table]:
+    """Slices of ``ordered`` cut at module boundaries, preferring package boundaries (see module doc)."""
+    if ordered.num_rows == 0:
+        yield ordered
+        return
+    cuts = [0]
+    current = 0
+    last_package = None
+    for package, _module, length in _module_runs(ordered):
+        full = current >= target
+        boundary = package != last_package and current >= target // 2 and current + length > target
+        if current and (full or boundary):
+            cuts.append(cuts[-1] + current)
+            current = 0
+        current += length
+        last_package = package
+    if len(cuts) > 1 and current < target // 4:  # fold a small tail into the previous file
+        cuts.pop()
+    cuts.append(ordered.num_rows)
+    for start, stop in itertools.pairwise(cuts):
+        yield ordered.slice(start, stop - start)
+
+
+def _module_runs(ordered: pa.Table) -> Iterator[tuple[str, str, int]]:
+    """(package, module, rows) for each run of equal (package, module) in a sorted table."""
+    runs = pc.run_end_encode(ordered.column("module").combine_chunks())  # modules sorted within packages
+    ends = runs.run_ends.to_pylist()
+    modules = runs.values.to_pylist()
+    packages = ordered.column("package").take(pa.array([end - 1 for end in ends])).to_pylist()
+    start = 0
+    for end, module, package in zip(ends, modules, packages, strict=True):
+        yield package, module, end - start
+        start = end
+
+
+def _add_action(file: Path, part: pa.Table) -> AddAction:
+    return AddAction(
+        path=file.name,
+        size=file.stat().st_size,
+        partition_values={},
+        modification_time=time.time_ns() // 1_000_000,
+        data_change=True,
+        stats=json.dumps(_file_stats(part), separators=(",", ":")),
+    )
+
+
+def _file_stats(part: pa.Table) -> dict[str, Any]:
+    """Delta file statistics: row count, min/max of the flat columns, null counts of every column."""
+    minimums: dict[str, Any] = {}
+    maximums: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for field in part.schema:
+        column = part.column(field.name)
+        nulls[field.name] = column.null_count
+        if pa.types.is_string(field.type) or pa.types.is_integer(field.type):
+            bounds = pc.min_max(column)
+            if bounds["min"].is_valid:
+                minimums[field.name] = bounds["min"].as_py()
+                maximums[field.name] = bounds["max"].as_py()
+    return {"numRecords": part.num_rows, "minValues": minimums, "maxValues": maximums, "nullCount": nulls}
+
+
+def _commit(
+    uri: Path,
+    schema: pa.Schema,
+    actions: list[AddAction],
+    *,
+    mode: WriteMode,
+    name: str | None,
+    metadata: Mapping[str, str],
+) -> None:
+    properties = CommitProperties(custom_metadata=dict(metadata))
+    if DeltaTable.is_deltatable(str(uri)):
+        DeltaTable(str(uri)).create_write_transaction(
+            actions, mode=mode, schema=schema, commit_properties=properties
+        )
+    else:
+        create_table_with_add_actions(
+            str(uri), Schema.from_arrow(schema), actions, mode=mode, name=name, commit_properties=properties
+        )

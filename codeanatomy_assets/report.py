@@ -197,21 +197,28 @@ def _plan_phases(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
 
 
 def _scan_units(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
-    rows = [
-        {
+    """One row per distinct scan of a plan (identical scans of one table, e.g. a self-join, are counted)."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for e in events:
+        p = e.payload
+        row = {
             "plan": e.plan,
-            "dataset": e.dataset or e.payload.get("dataset"),
-            "provider_mode": e.payload.get("provider_mode"),
-            "total_files": e.payload.get("total_files"),
-            "candidate_files": e.payload.get("candidate_files"),
-            "pruned_files": e.payload.get("pruned_files"),
-            "delta_prunable_files": e.payload.get("delta_prunable_files"),
-            "filters": e.payload.get("filters") or e.payload.get("pushed_filters"),
-            "pruning_lost": e.code == "pruning_lost",
+            "dataset": e.dataset or p.get("dataset"),
+            "provider_mode": p.get("provider_mode"),
+            "total_files": p.get("total_files"),
+            "candidate_files": p.get("candidate_files"),
+            "pruned_files": p.get("pruned_files"),
+            "delta_prunable_files": p.get("delta_prunable_files"),
+            "predicate": p.get("predicate"),
+            "scan_filters": list(p.get("scan_filters") or p.get("filters") or []),
+            "pruning_lost": e.code == "pruning_lost" or bool(p.get("pruning_lost")),
         }
-        for e in events
-    ]
-    return sorted(rows, key=lambda r: (r["plan"] or "", r["dataset"] or ""))
+        key = tuple(json.dumps(v, sort_keys=True, default=str) for v in row.values())
+        if key in rows:
+            rows[key]["scans"] += 1
+        else:
+            rows[key] = {**row, "scans": 1}
+    return sorted(rows.values(), key=lambda r: (r["plan"] or "", r["dataset"] or "", str(r["predicate"])))
 
 
 def _by_category(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
@@ -392,10 +399,7 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         "",
         "## Telemetry configuration",
         "",
-        _table(
-            [{"setting": k, "value": v} for k, v in sorted(data["telemetry_config"].items())],
-            ["setting", "value"],
-        ),
+        _telemetry_table(data["telemetry_config"]),
     ]
     return "\n".join(lines) + "\n"
 
@@ -422,18 +426,25 @@ def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    ratio_rows = []
+    per_dataset: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     for r in rows:
-        total = r["total_files"] or 0
-        pruned = r["pruned_files"] or 0
-        ratio_rows.append(
+        totals = per_dataset[r["dataset"] or ""]
+        totals[0] += (r["total_files"] or 0) * r["scans"]
+        totals[1] += (r["pruned_files"] or 0) * r["scans"]
+        totals[2] += (r["delta_prunable_files"] or 0) * r["scans"]
+    top = sorted(
+        (
             {
-                "plan": r["plan"],
-                "dataset": r["dataset"],
-                "pruning_ratio": round(pruned / total, 3) if total else 0.0,
+                "dataset": dataset,
+                "files_scanned_live": live,
+                "pruned": pruned,
+                "pruning_ratio": round(pruned / live, 3) if live else 0.0,
+                "delta_could_skip": prunable,
             }
-        )
-    top = sorted(ratio_rows, key=lambda r: (-r["pruning_ratio"], r["dataset"] or ""))[:10]
+            for dataset, (live, pruned, prunable) in per_dataset.items()
+        ),
+        key=lambda r: (-r["pruning_ratio"], -r["delta_could_skip"], r["dataset"]),
+    )
     lost = [r for r in rows if r["pruning_lost"]]
     return [
         _table(
@@ -441,23 +452,34 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             [
                 "plan",
                 "dataset",
+                "scans",
                 "provider_mode",
                 "total_files",
                 "candidate_files",
                 "pruned_files",
                 "delta_prunable_files",
-                "filters",
+                "predicate",
             ],
         ),
         "",
-        "Top datasets by pruning ratio:",
+        "Datasets by pruning ratio (files skipped / live files over all scans):",
         "",
-        _table(top, ["dataset", "plan", "pruning_ratio"]),
+        _table(top, ["dataset", "files_scanned_live", "pruned", "pruning_ratio", "delta_could_skip"]),
         "",
-        "Pruning lost (Delta could skip files the scan read):",
+        "Pruning lost (Delta's statistics could skip files the scan read):",
         "",
-        _table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files"]),
+        _table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files", "predicate"]),
     ]
+
+
+def _telemetry_table(config: Mapping[str, Any]) -> str:
+    rows = []
+    for key, value in sorted(config.items()):
+        if isinstance(value, Mapping) and "value" in value:
+            rows.append({"setting": key, "value": value["value"], "source": value.get("source")})
+        else:
+            rows.append({"setting": key, "value": value, "source": None})
+    return _table(rows, ["setting", "value", "source"])
 
 
 def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

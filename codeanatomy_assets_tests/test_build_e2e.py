@@ -63,7 +63,10 @@ def test_build_succeeds_and_writes_the_report(built: Built) -> None:
     assert built.outcome.failed_steps == []
     assert built.outcome.failed_gates == []
     assert built.outcome.exit_code == 0
-    assert built.outcome.report_path == built.home / "reports" / "00000000-0000-4000-8000-0000000e2e01" / "run_diagnostics_report.md"
+    assert (
+        built.outcome.report_path
+        == built.home / "reports" / "00000000-0000-4000-8000-0000000e2e01" / "run_diagnostics_report.md"
+    )
     text = built.outcome.report_path.read_text()
     for section in ("## Provider modes", "## Delta log health", "## Plan-phase timings", "## Scan pruning"):
         assert section in text
@@ -82,14 +85,21 @@ def test_extract_datasets_hold_the_expected_rows(built: Built) -> None:
 
 
 def test_module_dependencies_resolve_imports_inside_the_tree(built: Built) -> None:
-    edges = {(r["source_module"], r["target_module"]): r["import_count"]
-             for r in built.table("module_dependencies").to_pylist()}
+    edges = {
+        (r["source_module"], r["target_module"]): r["import_count"]
+        for r in built.table("module_dependencies").to_pylist()
+    }
     assert edges == {
-        ("app", "shop"): 1, ("app", "shop.checkout"): 1, ("app", "shop.models"): 1,
-        ("shop", "shop.cart"): 1, ("shop", "shop.models"): 1,
+        ("app", "shop"): 1,
+        ("app", "shop.checkout"): 1,
+        ("app", "shop.models"): 1,
+        ("shop", "shop.cart"): 1,
+        ("shop", "shop.models"): 1,
         ("shop.cart", "shop.models"): 2,
-        ("shop.checkout", "shop.cart"): 1, ("shop.checkout", "util.text"): 3,
-        ("shop.payments", "shop.cart"): 1, ("shop.payments", "shop.models"): 1,
+        ("shop.checkout", "shop.cart"): 1,
+        ("shop.checkout", "util.text"): 3,
+        ("shop.payments", "shop.cart"): 1,
+        ("shop.payments", "shop.models"): 1,
         ("shop.payments", "shop.payments.card"): 1,
         ("util", "util.text"): 1,
     }
@@ -98,9 +108,15 @@ def test_module_dependencies_resolve_imports_inside_the_tree(built: Built) -> No
 def test_call_edges_resolve_local_imported_and_module_attribute_calls(built: Built) -> None:
     rows = built.table("call_edges").to_pylist()
     assert len(rows) == EXPECTED["rows"]["calls"]  # every call kept, resolved or not
-    resolved = {(r["caller_module"], r["callee_expression"]): (r["callee_module"], r["callee_qualname"],
-                                                              r["resolution"])
-                for r in rows if r["resolution"] != "unresolved"}
+    resolved = {
+        (r["caller_module"], r["callee_expression"]): (
+            r["callee_module"],
+            r["callee_qualname"],
+            r["resolution"],
+        )
+        for r in rows
+        if r["resolution"] != "unresolved"
+    }
     assert resolved[("shop.checkout", "Cart.total")] == ("shop.cart", "Cart.total", "imported_name")
     assert resolved[("shop.checkout", "util.text.slugify")] == ("util.text", "slugify", "module_attribute")
     assert resolved[("app", "main")] == ("app", "main", "local")
@@ -109,8 +125,17 @@ def test_call_edges_resolve_local_imported_and_module_attribute_calls(built: Bui
 
 def test_module_metrics_and_selective_plan(built: Built) -> None:
     metrics = {r["module"]: r for r in built.table("module_metrics").to_pylist()}
-    assert set(metrics) == {"app", "shop", "shop.cart", "shop.checkout", "shop.models", "shop.payments",
-                            "shop.payments.card", "util", "util.text"}
+    assert set(metrics) == {
+        "app",
+        "shop",
+        "shop.cart",
+        "shop.checkout",
+        "shop.models",
+        "shop.payments",
+        "shop.payments.card",
+        "util",
+        "util.text",
+    }
     assert (metrics["shop.models"]["fan_in"], metrics["shop.models"]["fan_out"]) == (4, 0)
     assert metrics["shop.cart"]["symbol_count"] == 6
     # The built-in hotspots plan looks at stdlib packages (email, json, asyncio): none in the fixture.
@@ -126,8 +151,14 @@ def test_every_stored_event_has_run_id_severity_and_category(built: Built) -> No
         assert event.severity in set(Severity)
         assert event.category.value in categories
     names = {e.name for e in events}
-    assert {"dataset_provider_mode_v1", "delta_log_health_v1", "datafusion_plan_phase_v1",
-            "scan_unit_pruning_v1", "extract_file_failed_v1", "telemetry_config_v1"} <= names
+    assert {
+        "dataset_provider_mode_v1",
+        "delta_log_health_v1",
+        "datafusion_plan_phase_v1",
+        "scan_unit_pruning_v1",
+        "extract_file_failed_v1",
+        "telemetry_config_v1",
+    } <= names
     failed_files = [e for e in events if e.name == "extract_file_failed_v1"]
     assert {(e.severity, e.category) for e in failed_files} == {(Severity.WARN, Category.EXTRACT)}
 
@@ -140,21 +171,39 @@ def test_run_envelope_completed_with_duration(built: Built) -> None:
 
 
 def test_every_plan_has_four_phases_with_hash_duration_and_span(built: Built) -> None:
-    phases = [e for e in built.store.read_events("00000000-0000-4000-8000-0000000e2e01", names=["datafusion_plan_phase_v1"])]
+    phases = [
+        e
+        for e in built.store.read_events(
+            "00000000-0000-4000-8000-0000000e2e01", names=["datafusion_plan_phase_v1"]
+        )
+    ]
     by_plan: dict[str, set[str]] = {}
     for e in phases:
         assert e.payload["plan_hash"] and e.payload["span_id"] and e.payload["duration_ms"] >= 0
         by_plan.setdefault(e.plan or "", set()).add(e.payload["phase"])
-    assert by_plan == {p: {"logical", "optimized", "physical", "execute"}
-                       for p in ("module_dependencies", "call_edges", "module_metrics", "package_hotspots")}
+    assert by_plan == {
+        p: {"logical", "optimized", "physical", "execute"}
+        for p in ("module_dependencies", "call_edges", "module_metrics", "package_hotspots")
+    }
 
 
 def test_one_span_per_asset_step_with_run_and_asset_attributes(built: Built) -> None:
     steps = [s for s in built.spans.get_finished_spans() if s.name.startswith("asset ")]
     keys = sorted(s.attributes["dagster.asset_key"] for s in steps)
-    assert keys == sorted(["extract_sources", "source_files", "symbols", "imports", "calls",
-                           "module_dependencies", "call_edges", "module_metrics", "package_hotspots",
-                           "run_diagnostics_report"])
+    assert keys == sorted(
+        [
+            "extract_sources",
+            "source_files",
+            "symbols",
+            "imports",
+            "calls",
+            "module_dependencies",
+            "call_edges",
+            "module_metrics",
+            "package_hotspots",
+            "run_diagnostics_report",
+        ]
+    )
     assert {s.attributes["dagster.run_id"] for s in steps} == {"00000000-0000-4000-8000-0000000e2e01"}
     root = [s for s in built.spans.get_finished_spans() if s.name == "codeanatomy build"]
     assert len(root) == 1
@@ -176,7 +225,9 @@ def test_dagster_instance_has_the_run_and_materializations(built: Built) -> None
     assert "## Provider modes" in metadata["report"].value
     plan = instance.get_latest_materialization_event(dg.AssetKey("call_edges")).asset_materialization
     assert plan.metadata["dagster/row_count"].value == EXPECTED["rows"]["calls"]
-    assert {"phase_ms/logical", "phase_ms/optimized", "phase_ms/physical", "phase_ms/execute"} <= set(plan.metadata)
+    assert {"phase_ms/logical", "phase_ms/optimized", "phase_ms/physical", "phase_ms/execute"} <= set(
+        plan.metadata
+    )
     assert isinstance(plan.metadata["phase_ms/execute"].value, float)
 
 
@@ -186,7 +237,11 @@ def test_dagster_instance_has_the_run_and_materializations(built: Built) -> None
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "codeanatomy_assets.cli.app", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
 
 
@@ -227,7 +282,9 @@ def test_failing_plans_fail_the_run_and_leave_earlier_datasets_intact(built: Bui
         '[plans.after_bad]\nsql = "select * from bad_sql"\n'
     )
     home = tmp_path / "home"
-    outcome = run_build(BuildRequest.resolve(config=config, home=home), run_id="00000000-0000-4000-8000-0000000fa110")
+    outcome = run_build(
+        BuildRequest.resolve(config=config, home=home), run_id="00000000-0000-4000-8000-0000000fa110"
+    )
     assert not outcome.success
     assert outcome.exit_code == 1
     assert "bad_sql" in outcome.failed_steps and "unknown_table" in outcome.failed_steps
@@ -243,8 +300,12 @@ def test_failing_plans_fail_the_run_and_leave_earlier_datasets_intact(built: Bui
     phases = store.read_events("00000000-0000-4000-8000-0000000fa110", names=["datafusion_plan_phase_v1"])
     failed = {(e.plan, e.payload["phase"]) for e in phases if e.severity is Severity.ERROR}
     assert failed == {("bad_sql", "logical"), ("unknown_table", "logical")}
-    assert {e.payload["phase"] for e in phases if e.plan == "good"} == {"logical", "optimized", "physical",
-                                                                        "execute"}
+    assert {e.payload["phase"] for e in phases if e.plan == "good"} == {
+        "logical",
+        "optimized",
+        "physical",
+        "execute",
+    }
     # The report was still written, and says where the run stopped.
     text = outcome.report_path.read_text()
     assert "| failed |" in text

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
+from datafusion import SessionContext
 from deltalake import DeltaTable
 from hypothesis import given
 from hypothesis import strategies as st
@@ -468,6 +469,18 @@ def test_write_datasets_round_trip_and_overwrite(sample: extract_api.ExtractResu
         assert _canonical(_read(uri)) == _canonical(sample.tables[name]), name
         history = DeltaTable(uri).history()
         assert history[0]["codeanatomy.run_id"] == "run-sample"
+    ctx = SessionContext()  # the DataFusion provider reads the hand-committed files too
+    for name, uri in uris.items():
+        ctx.register_table(name, DeltaTable(uri))
+    decorated = ctx.sql(
+        "select qualname, decorators from symbols where cardinality(decorators) > 0 order by qualname"
+    ).to_pylist()
+    assert [(r["qualname"], r["decorators"]) for r in decorated] == [
+        ("Item", ["dataclass"]),
+        ("Item.free", ["classmethod"]),
+        ("Item.price", ["property"]),
+        ("Receipt.header", ["staticmethod"]),
+    ]
     write_datasets(sample, lake)  # overwrite: one new version, the same rows
     calls = DeltaTable(uris["calls"])
     assert calls.version() == 1

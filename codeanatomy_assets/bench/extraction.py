@@ -83,4 +83,3 @@ def measure_extraction(source: Path, workers: int | None = None, *, repeat: int 
         "extraction_cpu_seconds": round(extraction_cpu, 3),
         "cpu_ratio": round(bare_cpu / extraction_cpu, 3),
     }
-

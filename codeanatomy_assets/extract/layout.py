@@ -1,8 +1,8 @@
 """The Delta layout of the extract datasets: clustered by (package, module), one atomic commit per table.
 
 Why clustering and not ``partition_by="package"``: ``package`` is the top-level import name, and a tree
-such as the standard library has about 240 of them (most top-level modules are their own package), so
-partitioning would write about 240 files of a few KB per dataset, and far more on bigger trees. Instead
+such as the standard library has 202 of them (168 are top-level modules, each its own package), so
+partitioning would write about 200 files of a few KB per dataset, and more on bigger trees. Instead
 each table is sorted by (package, module) and cut into a few files of consecutive rows: a module never
 straddles two files, a cut falls on a package boundary when one is near, and only a package larger than a
 file spans several. Each file's min/max statistics on ``package`` and ``module`` then cover disjoint

@@ -1,8 +1,8 @@
 """The four extract datasets: one pyarrow schema constant each, and their assembly from worker columns.
 
 Every dataset carries ``module`` (dotted, from the path: ``shop/cart.py`` -> ``shop.cart``,
-``shop/__init__.py`` -> ``shop``) and ``package``, the top-level import name: the first component of
-``module`` (``shop.cart`` -> ``shop``). A top-level module is its own package (``os.py`` -> ``os``), so
+``shop/__init__.py`` -> ``shop``) and ``package``, the top-level import name: the first directory of
+the path (``shop/cart.py`` -> ``shop``). A top-level module is its own package (``os.py`` -> ``os``), so
 ``package`` never lumps unrelated top-level modules together, a package-level dependency graph is
 ``imports.package -> split_part(imported_module, '.', 1)``, and sorting by (package, module) sorts
 ``module`` too, which lets min/max statistics prune on either column (see :mod:`.layout`).

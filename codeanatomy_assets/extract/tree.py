@@ -39,9 +39,14 @@ def module_name(rel_path: str) -> str:
     return ".".join(parts)
 
 
-def package_name(module: str) -> str:
-    """The top-level import name of a module: its first component (a top-level module is its own)."""
-    return module.split(".", 1)[0]
+def package_name(rel_path: str) -> str:
+    """The top-level package of a ``.py`` path: its first directory, or the module itself at the root.
+
+    >>> package_name("shop/payments/card.py"), package_name("app.py"), package_name("config-3.11/x.py")
+    ('shop', 'app', 'config-3.11')
+    """
+    first, _, rest = rel_path.partition("/")
+    return first if rest else first[:-3]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,9 +112,7 @@ def discover(source: Path, *, exclude_dirs: frozenset[str] = DEFAULT_EXCLUDED_DI
                 found.append((rel, _size(entry)))
     if not found:
         raise SourceTreeError("source tree holds no Python files (*.py)", path=shown)
-    keyed = sorted(
-        ((package_name(m := module_name(rel)), m, rel, size) for rel, size in found),
-    )
+    keyed = sorted((package_name(rel), module_name(rel), rel, size) for rel, size in found)
     files = tuple(
         SourceFile(path=rel, module=module, package=package, is_package=rel.endswith("__init__.py"))
         for package, module, rel, _ in keyed

@@ -25,7 +25,7 @@ def external(
     tmp_path_factory: pytest.TempPathFactory, delta_corpus: Path
 ) -> tuple[Path, BuildOutcome, OtlpReceiver]:
     root = tmp_path_factory.mktemp("external")
-    for table in ("simple_table", "simple_table_features", "table-with-dv-small"):
+    for table in ("simple_table", "simple_table_features", "table-with-dv-small", "latest_not_checkpointed"):
         shutil.copytree(delta_corpus / table, root / table)
     config = root / "codeanatomy.toml"
     config.write_text(
@@ -33,6 +33,8 @@ def external(
         f'storage_options = {{ AWS_SECRET_ACCESS_KEY = "{CANARY}" }}\n'
         f'[datasets.features]\nuri = "{root / "simple_table_features"}"\n'
         f'[datasets.dv]\nuri = "{root / "table-with-dv-small"}"\n'
+        f'[datasets.damaged]\nuri = "{root / "latest_not_checkpointed"}"\n'
+        '[plans.damaged_rows]\nsql = "select * from damaged"\n'
         '[plans.simple_ids]\nsql = "select id from simple order by id"\n'
         '[plans.features_count]\nsql = "select count(*) as n from features"\n'
         '[plans.dv_rows]\nsql = "select * from dv"\n'
@@ -105,3 +107,22 @@ def test_no_secret_in_home_metadata_or_exported_telemetry(
     # ... and nowhere else: not in the store, the report, the Dagster instance or the lake.
     leaks = [p for p in home.rglob("*") if p.is_file() and CANARY.encode() in p.read_bytes()]
     assert leaks == []
+
+
+def test_damaged_table_is_diagnosed_not_crashed_on(external: tuple[Path, BuildOutcome, OtlpReceiver]) -> None:
+    """latest_not_checkpointed references a data file that is not there: an error in delta_log, a failed
+    blocking check, no plan on it, and the rest of the build unaffected."""
+    home, outcome, _ = external
+    assert "damaged:delta_protocol_compatible (ERROR)" in outcome.failed_checks
+    # Materialized with its diagnostics; the failing blocking check is what fails the step (FACTS #14).
+    instance = instance_for(ProjectHome.resolve(home))
+    materialized = instance.get_latest_materialization_event(dg.AssetKey("damaged")).asset_materialization
+    assert materialized.metadata["provider_mode"].value == "none"
+    assert not (home / "lake" / "damaged_rows").exists()
+    store = DeltaDiagnosticsStore(home / "lake" / "_diagnostics")
+    codes = {
+        (e.category, e.code)
+        for e in store.read_events(RUN)
+        if e.dataset == "damaged" and e.severity is Severity.ERROR
+    }
+    assert (Category.DELTA_LOG, "missing_data_files") in codes

@@ -14,7 +14,7 @@ from codeanatomy_assets import pipeline, report
 from codeanatomy_assets.defs import translate
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
-from codeanatomy_assets.errors import ProtocolIncompatibleError
+from codeanatomy_assets.errors import DatasetError
 from codeanatomy_assets.spec import EXTRACT_DATASETS, PipelineSpec
 
 EXTRACT_ASSET = "extract_sources"
@@ -85,15 +85,16 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         home = codeanatomy.project_home()
         with codeanatomy.step(context) as step:
+            error: DatasetError | None = None
             try:
                 outcome = pipeline.run_dataset(spec, home, step, name)
-            except ProtocolIncompatibleError as exc:
+            except DatasetError as exc:  # materialize anyway: the blocking check stops the plans on it
                 context.log.error(str(exc))
-                outcome = None
+                outcome, error = None, exc
         facts = translate.dataset_facts(step.collector, name)
         return dg.MaterializeResult(
             metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
-            check_results=translate.dataset_checks(facts),
+            check_results=translate.dataset_checks(facts, error),
         )
 
     return dataset_asset

@@ -1,8 +1,14 @@
-"""The one Dagster resource: where the project home is and how steps record diagnostics."""
+"""The one Dagster resource: where the project home is and how steps record diagnostics.
+
+Its fields are recorded by Dagster (run config, job snapshot): they hold paths and switches, never
+credentials. The storage options of an object-store lake are read from each step process's environment
+(:meth:`codeanatomy_assets.home.ProjectHome.resolve`).
+"""
 
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Final
 
 import dagster as dg
 
@@ -11,19 +17,25 @@ from codeanatomy_assets.engine.plan import CompileOptions
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.step import StepDiagnostics, step_diagnostics
 
+RUN_ID_TAG: Final = "codeanatomy/run_id"
+"""A run tag naming the diagnostics run id when it differs from the Dagster run id (``execute_job`` picks
+its own run id; the build's run envelope was opened before). Without it the Dagster run id is used."""
+
 
 class CodeAnatomyResource(dg.ConfigurableResource):
     """Project home and diagnostics switches, resolved when a step runs (never at import)."""
 
     home: str = ""
     """Project home; empty means ``CODEANATOMY_HOME`` or ``./.codeanatomy``."""
+    lake: str = ""
+    """Lake URI (datasets, diagnostics store); empty means ``CODEANATOMY_LAKE_URI`` or ``<home>/lake``."""
     capture_diagnostics: bool = True
     """Capture plan artifacts, metrics and scan units (off: a build does only its real work)."""
     progress: bool = False
     """Show a progress bar while extracting (the CLI turns it on in a terminal)."""
 
     def project_home(self) -> ProjectHome:
-        return ProjectHome.resolve(self.home or None).ensure()
+        return ProjectHome.resolve(self.home or None, lake=self.lake or None).ensure()
 
     def compile_options(self, run_id: str) -> CompileOptions:
         return CompileOptions(run_id=run_id) if self.capture_diagnostics else CompileOptions.off(run_id)
@@ -34,13 +46,18 @@ class CodeAnatomyResource(dg.ConfigurableResource):
         asset_key = context.asset_key.to_user_string()
         with step_diagnostics(
             home=self.project_home(),
-            run_id=context.run.run_id,
+            run_id=diagnostics_run_id(context.run),
             asset_key=asset_key,
             step_key=context.get_step_execution_context().step.key,
             telemetry=process_telemetry(),
         ) as step:
             yield step
         process_telemetry().force_flush()
+
+
+def diagnostics_run_id(run: dg.DagsterRun) -> str:
+    """The run id the steps of ``run`` record diagnostics under (see :data:`RUN_ID_TAG`)."""
+    return run.tags.get(RUN_ID_TAG) or run.run_id
 
 
 _PROCESS_TELEMETRY: list[Telemetry] = []

@@ -185,12 +185,15 @@ def dataset_metadata(facts: Mapping[str, Any], outcome: Any) -> dict[str, Any]:
     return meta
 
 
-def dataset_checks(facts: Mapping[str, Any]) -> list[dg.AssetCheckResult]:
+def dataset_checks(facts: Mapping[str, Any], error: Exception | None = None) -> list[dg.AssetCheckResult]:
     mode = facts["mode"]
     provider = str(mode.get("provider_mode", "none"))
     fallback = mode.get("fallback_reason")
-    compatible = bool(mode) and not facts["protocol_errors"] and provider != "none"
+    compatible = error is None and bool(mode) and not facts["protocol_errors"] and provider != "none"
     problems = facts["log_problems"]
+    reasons = [str(r.get("message") or r.get("code")) for r in facts["protocol_errors"]]
+    if error is not None:
+        reasons.append(str(error))
     return [
         check(
             "provider_mode",
@@ -205,9 +208,7 @@ def dataset_checks(facts: Mapping[str, Any]) -> list[dg.AssetCheckResult]:
             severity=Severity.ERROR,
             explanation="a provider reads this table's protocol correctly"
             if compatible
-            else "no provider reads this table correctly: "
-            + "; ".join(str(r.get("message")) for r in facts["protocol_errors"])
-            or "registration failed",
+            else "no provider reads this table correctly: " + ("; ".join(reasons) or "registration failed"),
         ),
         check(
             "delta_log_checkpoint",

@@ -36,6 +36,7 @@ from opentelemetry.sdk._logs.export import (
     BatchLogRecordProcessor,
     ConsoleLogRecordExporter,
     LogRecordExporter,
+    LogRecordExportResult,
     SimpleLogRecordProcessor,
 )
 from opentelemetry.sdk.resources import Resource
@@ -45,6 +46,7 @@ from opentelemetry.sdk.trace.export import (
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, format_span_id, format_trace_id
 
@@ -313,14 +315,68 @@ def _format_pairs(pairs: Mapping[str, str]) -> str:
     return ",".join(f"{key}={value}" for key, value in pairs.items())
 
 
+class ExportTally:
+    """Counts of export batches that succeeded and failed, per signal (thread-safe enough: the GIL)."""
+
+    def __init__(self) -> None:
+        self.ok: dict[str, int] = {"traces": 0, "logs": 0}
+        self.failed: dict[str, int] = {"traces": 0, "logs": 0}
+
+    def count(self, signal: str, success: bool) -> None:
+        (self.ok if success else self.failed)[signal] += 1
+
+
+class _TalliedSpanExporter(SpanExporter):
+    """Passes spans to ``inner`` and counts whether each export succeeded."""
+
+    def __init__(self, inner: SpanExporter, tally: ExportTally) -> None:
+        self._inner = inner
+        self._tally = tally
+
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        result = self._inner.export(spans)
+        self._tally.count("traces", result is SpanExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
+class _TalliedLogExporter(LogRecordExporter):
+    """Passes log records to ``inner`` and counts whether each export succeeded."""
+
+    def __init__(self, inner: LogRecordExporter, tally: ExportTally) -> None:
+        self._inner = inner
+        self._tally = tally
+
+    def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
+        result = self._inner.export(batch)
+        self._tally.count("logs", result is LogRecordExportResult.SUCCESS)
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Telemetry:
-    """Providers built by :func:`bootstrap_telemetry`, and the tracer library code is given."""
+    """Providers built by :func:`bootstrap_telemetry`, and the tracer library code is given.
+
+    ``exports`` counts the configured exporters' batches that succeeded and failed, so an OTLP endpoint
+    that refuses connections becomes a diagnostic (``telemetry_export_failed_v1``), not a silent gap.
+    """
 
     config: TelemetryConfig
     tracer_provider: trace.TracerProvider
     logger_provider: LoggerProvider
     tracer: trace.Tracer
+    exports: ExportTally = field(default_factory=ExportTally)
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         """Export everything buffered; ``True`` when both providers flushed in time."""
@@ -384,14 +440,17 @@ def bootstrap_telemetry(
             tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         )
     resource = Resource(config.resource())
+    tally = ExportTally()
     sdk_tracer_provider = SdkTracerProvider(resource=resource)
     for kind in config.traces_exporters:
-        sdk_tracer_provider.add_span_processor(BatchSpanProcessor(_span_exporter(kind, config)))
+        exporter = _TalliedSpanExporter(_span_exporter(kind, config), tally)
+        sdk_tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
     if span_exporter is not None:
         sdk_tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     sdk_logger_provider = SdkLoggerProvider(resource=resource)
     for kind in config.logs_exporters:
-        sdk_logger_provider.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(kind, config)))
+        log_exporter_ = _TalliedLogExporter(_log_exporter(kind, config), tally)
+        sdk_logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter_))
     if log_exporter is not None:
         sdk_logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
     return Telemetry(
@@ -399,6 +458,7 @@ def bootstrap_telemetry(
         tracer_provider=sdk_tracer_provider,
         logger_provider=sdk_logger_provider,
         tracer=sdk_tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
+        exports=tally,
     )
 
 

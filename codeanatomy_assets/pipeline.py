@@ -14,9 +14,9 @@ import pyarrow as pa
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
+from codeanatomy_assets.delta.log import is_object_store_uri
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.registration import Registration, register_dataset, register_for_plan
-from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+from codeanatomy_assets.delta.registration import Registration, redact, register_dataset, register_for_plan
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan
 from codeanatomy_assets.errors import DatasetError, PlanError
@@ -53,11 +53,11 @@ class PlanOutcome:
 
 
 def dataset_uri(spec: PipelineSpec, home: ProjectHome, name: str) -> tuple[str, Mapping[str, str]]:
-    """Where dataset or plan ``name`` lives, with its storage options."""
+    """Where dataset or plan ``name`` lives, with its storage options (the lake's, unless external)."""
     for dataset in spec.datasets:
         if dataset.name == name and dataset.uri is not None:
             return dataset.uri, dataset.storage_options
-    return home.dataset_uri(name), {}
+    return home.dataset_uri(name), home.storage_options
 
 
 def run_extract(
@@ -73,7 +73,7 @@ def run_extract(
         workers=spec.extract.workers,
         progress=progress,
     )
-    uris = write_datasets(result, home.lake)
+    uris = write_datasets(result, home.lake, storage_options=home.storage_options)
     return ExtractOutcome(result=result, uris=uris, seconds=time.perf_counter() - started)
 
 
@@ -120,22 +120,29 @@ def run_plan(
     execution = execute_plan(
         ctx, name=name, sql=plan.sql, options=options, sink=step.sink, tables=inputs, tracer=step.tracer
     )
-    uri = home.dataset_uri(name)
+    uri, storage = home.dataset_uri(name), dict(home.storage_options) or None
     started = time.perf_counter()
     try:
-        write_deltalake(uri, normalize_for_delta(execution.table), mode="overwrite", schema_mode="overwrite")
-        version = DeltaTable(uri).version()
+        write_deltalake(
+            uri,
+            normalize_for_delta(execution.table),
+            mode="overwrite",
+            schema_mode="overwrite",
+            storage_options=storage,
+        )
+        version = DeltaTable(uri, storage_options=storage).version()
     except Exception as exc:
+        error = redact(f"writing the result to {uri} failed: {exc}", storage)
         step.emit(
             name="datafusion_plan_phase_v1",
             severity=Severity.ERROR,
             category=Category.PLAN_PHASE,
             plan=name,
             code="write_failed",
-            message=f"plan {name!r}: writing the result to {uri} failed: {exc}",
+            message=f"plan {name!r}: {error}",
             payload={"phase": "write", "error.type": type(exc).__name__},
         )
-        raise PlanError(f"writing the result to {uri} failed: {exc}", plan=name, phase="write") from exc
+        raise PlanError(error, plan=name, phase="write") from exc
     write_ms = (time.perf_counter() - started) * 1000
     step.emit(
         name="plan_output_v1",
@@ -144,7 +151,7 @@ def run_plan(
         plan=name,
         payload={
             "rows": execution.table.num_rows,
-            "files": _live_files(uri, {}),
+            "files": _live_files(uri, storage or {}),
             "version": version,
             "uri": uri,
             "write_ms": round(write_ms, 3),
@@ -164,7 +171,8 @@ def register_inputs(
 
     The choice is read back from the durable store (the dataset step may have run in another process);
     an input without a recorded choice (a plan output, or a plan materialized alone) is registered anew,
-    which records its own provider-mode diagnostics.
+    which records its own provider-mode diagnostics. Such an input on an object store is probed: the Delta
+    table provider registers there but cannot read (FACTS #8), so only a probe makes the policy fall back.
     """
     decided = recorded_provider_modes(home, step.run_id)
     tables: dict[str, RegisteredTable] = {}
@@ -183,7 +191,7 @@ def register_inputs(
             storage_options=options,
             run_id=step.run_id,
             sink=step.sink,
-            probe=False,
+            probe=is_object_store_uri(uri),
         )
         tables[input_name] = registration.registered
     return tables
@@ -191,7 +199,7 @@ def register_inputs(
 
 def recorded_provider_modes(home: ProjectHome, run_id: str) -> dict[str, RegisteredTable]:
     """The provider modes chosen by dataset steps of ``run_id``, from the store (latest per dataset)."""
-    store = DeltaDiagnosticsStore(home.diagnostics)
+    store = home.diagnostics_store()
     chosen: dict[str, RegisteredTable] = {}
     for event in store.read_events(run_id, names=[PROVIDER_MODE_EVENT]):
         payload = event.payload

@@ -516,7 +516,7 @@ def write_run_report(home: ProjectHome, run_id: str, *, label: str | None = None
 
     The newest report is also copied to ``<home>/run_diagnostics_report.md``.
     """
-    store = DeltaDiagnosticsStore(home.diagnostics)
+    store = home.diagnostics_store()
     data, markdown, gates = build_report(store, run_id)
     if label and not data["run"]["label"]:
         data["run"]["label"] = label

@@ -84,7 +84,7 @@ def step_diagnostics(
 ) -> Iterator[StepDiagnostics]:
     """Open the sinks and the span of one step; flush the store when the step ends (also on failure)."""
     collector = DiagnosticsCollector()
-    store = DeltaDiagnosticsStore(home.diagnostics)
+    store = home.diagnostics_store()
     otel_sink = OTelLogSink(telemetry.logger_provider)
     fanout = fanout_with_failure_events([collector, store, otel_sink], run_id=run_id)
     attributes = {attr.DAGSTER_RUN_ID: run_id, attr.RUN_ID: run_id, attr.ASSET_KEY: asset_key}

@@ -26,25 +26,25 @@ ENTRY = "from codeanatomy_assets.cli.app import main; main()"
 
 # What a build would do with each corpus table (mode chosen, or "none"), and whether the doctor exits 1.
 EXPECTED: dict[str, tuple[str, int]] = {
-    "COVID-19_NYT": ("delta_table_provider", 0),
-    "cdc_ict_table": ("delta_table_provider", 0),
-    "checkpoint-v2-table": ("delta_table_provider", 0),
+    "COVID-19_NYT": ("delta_pruned_parquet", 0),
+    "cdc_ict_table": ("delta_pruned_parquet", 0),
+    "checkpoint-v2-table": ("delta_pruned_parquet", 0),
     "checkpoints": ("none", 1),  # data files not shipped
-    "delta-0.8-empty": ("delta_table_provider", 0),
-    "delta-0.8.0-partitioned": ("delta_table_provider", 0),
-    "http_requests": ("delta_table_provider", 0),
-    "issue-2152": ("delta_table_provider", 0),
+    "delta-0.8-empty": ("delta_pruned_parquet", 0),
+    "delta-0.8.0-partitioned": ("delta_pruned_parquet", 0),
+    "http_requests": ("delta_pruned_parquet", 0),
+    "issue-2152": ("delta_pruned_parquet", 0),
     "latest_not_checkpointed": ("none", 1),  # a data file not shipped
-    "simple_table": ("delta_table_provider", 0),
+    "simple_table": ("delta_pruned_parquet", 0),
     "simple_table_features": ("none", 1),  # reader version 5, unknown feature
-    "simple_table_with_checkpoint": ("delta_table_provider", 0),
+    "simple_table_with_checkpoint": ("delta_pruned_parquet", 0),
     "spark-shredded-variant-preview-delta": ("none", 1),  # variantShredding-preview
     "spark-variant-stable-feature-checkpoint": ("none", 1),  # data files not shipped
     "table-with-domain-metadata": ("none", 1),  # data files not shipped
     "table-with-dv-small": ("delta_scan_stream", 0),  # provider fails on DV projections (FACTS #4)
-    "table_failed_last_checkpoint_update": ("delta_table_provider", 0),
-    "table_with_column_mapping": ("delta_table_provider", 0),
-    "table_with_liquid_clustering": ("delta_table_provider", 0),
+    "table_failed_last_checkpoint_update": ("delta_pruned_parquet", 0),
+    "table_with_column_mapping": ("delta_table_provider", 0),  # the pruned reader refuses column mapping
+    "table_with_liquid_clustering": ("delta_pruned_parquet", 0),  # deletionVectors enabled, none in use
     "with_checkpoint_no_last_checkpoint": ("none", 1),  # a data file not shipped
 }
 
@@ -109,7 +109,12 @@ def test_doctor_on_every_corpus_table(delta_corpus: Path, tmp_path: Path, name: 
     mode, exit_expected = EXPECTED[name]
     assert (report["provider_mode"], code) == (mode, exit_expected)
     assert report["protocol_compatible"] is (mode != "none")
-    assert set(report["compatibility"]) == {"delta_table_provider", "pyarrow_dataset", "delta_scan_stream"}
+    assert set(report["compatibility"]) == {
+        "delta_pruned_parquet",
+        "delta_table_provider",
+        "pyarrow_dataset",
+        "delta_scan_stream",
+    }
     for verdict in report["compatibility"].values():
         assert set(verdict) == {"compatible", "unsupported", "probe_error"}
 
@@ -121,7 +126,14 @@ def test_doctor_verdict_details(delta_corpus: Path, tmp_path: Path) -> None:
         "unsupported": ["columnMapping", "delta.columnMapping.mode=name"],
         "probe_error": None,
     }
+    assert mapped["compatibility"]["delta_pruned_parquet"]["compatible"] is False
+    assert by_code(mapped)["provider_mode_fallback"] == ("warn", "datafusion_provider")
     _, dv, _ = run_json(delta_corpus / "table-with-dv-small", tmp_path)
+    assert dv["compatibility"]["delta_pruned_parquet"] == {
+        "compatible": False,
+        "unsupported": ["deletionVectors(in use: 1 live files)"],
+        "probe_error": None,
+    }
     assert dv["compatibility"]["delta_table_provider"]["compatible"] is False
     assert "CooperativeExec" in dv["compatibility"]["delta_table_provider"]["probe_error"]
     assert by_code(dv)["provider_mode_fallback"] == ("warn", "datafusion_provider")
@@ -274,7 +286,7 @@ def test_in_process_api(delta_corpus: Path, capsys: pytest.CaptureFixture[str]) 
     assert exit_code(report) == 0
     assert "| last_checkpoint_version | 10 |" in render_markdown(report)
     assert doctor(str(delta_corpus / "simple_table"), format="json") == 0
-    assert json.loads(capsys.readouterr().out)["provider_mode"] == "delta_table_provider"
+    assert json.loads(capsys.readouterr().out)["provider_mode"] == "delta_pruned_parquet"
     assert parse_storage_options(["A=1", "B=x=y"]) == {"A": "1", "B": "x=y"}
     with pytest.raises(ValueError, match="#2"):
         parse_storage_options(["A=1", "=v"])

@@ -15,6 +15,7 @@ import pytest
 from codeanatomy_assets.delta.log import read_log_health
 from codeanatomy_assets.delta.protocol import (
     DELTA_ENGINE_UNSUPPORTED,
+    PRUNED_PARQUET_READER_FEATURES,
     PYARROW_DATASET_READER_FEATURES,
     READ_MODES,
     Compatibility,
@@ -22,9 +23,12 @@ from codeanatomy_assets.delta.protocol import (
     check_all,
     check_compatibility,
     invalid_protocol_reasons,
+    snapshot_unsupported,
 )
 from codeanatomy_assets.delta.provider import ProviderMode
+from codeanatomy_assets.delta.pruned import open_snapshot, register_files
 
+PRUNED = ProviderMode.DELTA_PRUNED_PARQUET
 PROVIDER = ProviderMode.DELTA_TABLE_PROVIDER
 DATASET = ProviderMode.PYARROW_DATASET
 STREAM = ProviderMode.DELTA_SCAN_STREAM
@@ -63,28 +67,48 @@ def test_plain_tables_are_readable_by_every_mode() -> None:
 @pytest.mark.parametrize(
     ("protocol", "expected"),
     [
-        (proto(3, 7, ("deletionVectors",)), {PROVIDER: (), DATASET: ("deletionVectors",), STREAM: ()}),
-        (proto(3, 7, ("v2Checkpoint",)), {PROVIDER: (), DATASET: ("v2Checkpoint",), STREAM: ()}),
+        # deletionVectors: the pruned reader accepts the feature while no live file carries one (snapshot rule).
+        (
+            proto(3, 7, ("deletionVectors",)),
+            {PRUNED: (), PROVIDER: (), DATASET: ("deletionVectors",), STREAM: ()},
+        ),
+        (proto(3, 7, ("v2Checkpoint",)), {PRUNED: (), PROVIDER: (), DATASET: ("v2Checkpoint",), STREAM: ()}),
         (
             proto(2, 5, mapping="name"),
-            {PROVIDER: (), DATASET: ("columnMapping", "delta.columnMapping.mode=name"), STREAM: ()},
+            {
+                PRUNED: ("columnMapping", "delta.columnMapping.mode=name"),
+                PROVIDER: (),
+                DATASET: ("columnMapping", "delta.columnMapping.mode=name"),
+                STREAM: (),
+            },
         ),
-        (proto(2, 5), {PROVIDER: (), DATASET: ("columnMapping",), STREAM: ()}),
+        (proto(2, 5), {PRUNED: ("columnMapping",), PROVIDER: (), DATASET: ("columnMapping",), STREAM: ()}),
         (
             proto(3, 7, ("columnMapping",), mapping="id"),
-            {PROVIDER: (), DATASET: ("columnMapping", "delta.columnMapping.mode=id"), STREAM: ()},
+            {
+                PRUNED: ("columnMapping", "delta.columnMapping.mode=id"),
+                PROVIDER: (),
+                DATASET: ("columnMapping", "delta.columnMapping.mode=id"),
+                STREAM: (),
+            },
         ),
         (
             proto(1, 2, mapping="name"),
-            {PROVIDER: (), DATASET: ("delta.columnMapping.mode=name",), STREAM: ()},
+            {
+                PRUNED: ("delta.columnMapping.mode=name",),
+                PROVIDER: (),
+                DATASET: ("delta.columnMapping.mode=name",),
+                STREAM: (),
+            },
         ),
         (
             proto(3, 7, ("typeWidening",)),
-            {PROVIDER: ("typeWidening",), DATASET: ("typeWidening",), STREAM: ("typeWidening",)},
+            dict.fromkeys(READ_MODES, ("typeWidening",)),
         ),
         (
             proto(3, 7, ("vacuumProtocolCheck",)),
             {
+                PRUNED: (),  # readers only acknowledge it (spec); deltalake lists such a table's files
                 PROVIDER: ("vacuumProtocolCheck",),
                 DATASET: ("vacuumProtocolCheck",),
                 STREAM: ("vacuumProtocolCheck",),
@@ -93,11 +117,15 @@ def test_plain_tables_are_readable_by_every_mode() -> None:
         (
             proto(3, 7, ("variantShredding-preview", "variantType")),
             {
+                PRUNED: ("variantShredding-preview", "variantType"),
                 PROVIDER: ("variantShredding-preview",),
                 DATASET: ("variantShredding-preview",),
                 STREAM: ("variantShredding-preview",),
             },
         ),
+        (proto(3, 7, ("variantType",)), {PRUNED: ("variantType",), PROVIDER: (), DATASET: (), STREAM: ()}),
+        # Writer-only features (generated and identity columns, row tracking, ...) do not change reading.
+        (proto(1, 7, ("generatedColumns", "identityColumns", "rowTracking")), dict.fromkeys(READ_MODES, ())),
         (proto(3, 7, ("zzzUnknown",)), dict.fromkeys(READ_MODES, ("zzzUnknown",))),
         (proto(4, 7), dict.fromkeys(READ_MODES, ("minReaderVersion=4",))),
     ],
@@ -133,11 +161,28 @@ def test_corpus_verdicts(delta_corpus: Path) -> None:
         "columnMapping",
         "delta.columnMapping.mode=name",
     )
+    assert verdicts("table_with_column_mapping")[PRUNED] == ("columnMapping", "delta.columnMapping.mode=name")
     assert verdicts("table-with-dv-small")[DATASET] == ("deletionVectors",)
+    assert verdicts("table-with-dv-small")[PRUNED] == ()  # statically: the snapshot rule refuses it
     assert verdicts("checkpoint-v2-table")[DATASET] == ("v2Checkpoint",)
+    assert verdicts("checkpoint-v2-table")[PRUNED] == ()
     assert verdicts("simple_table_features")[PROVIDER] == ("minReaderVersion=5", "blahabl")
-    assert set(verdicts("spark-shredded-variant-preview-delta").values()) == {("variantShredding-preview",)}
-    assert set(verdicts("spark-variant-stable-feature-checkpoint").values()) == {()}
+    shredded = verdicts("spark-shredded-variant-preview-delta")
+    assert shredded.pop(PRUNED) == ("variantShredding-preview", "variantType")
+    assert set(shredded.values()) == {("variantShredding-preview",)}
+    variant = verdicts("spark-variant-stable-feature-checkpoint")
+    assert variant.pop(PRUNED) == ("variantType",)  # variant columns: not verified with the native reader
+    assert set(variant.values()) == {()}
+
+
+def test_snapshot_rules_apply_to_the_pruned_reader_only() -> None:
+    assert snapshot_unsupported(PRUNED, object_store=False) == ()
+    assert snapshot_unsupported(PRUNED, object_store=True, files_with_deletion_vectors=1) == (
+        "object_store_location",
+        "deletionVectors(in use: 1 live files)",
+    )
+    for mode in (PROVIDER, DATASET, STREAM):
+        assert snapshot_unsupported(mode, object_store=True, files_with_deletion_vectors=1) == ()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -195,9 +240,20 @@ def test_deltalake_engine_support_matches_rules(delta_corpus: Path, tmp_path: Pa
         pa.table(pa.RecordBatchReader.from_stream(table.scan()))
     except Exception:  # the measurement: does the scan refuse the feature?
         stream_ok = False
+    pruned_ok = True
+    try:
+        snapshot = open_snapshot(str(table.table_uri), version=None)
+        register_files(ctx, "p", snapshot)
+        ctx.sql("SELECT * FROM p WHERE id IS NOT NULL").to_arrow_table()
+    except Exception:  # the measurement: can deltalake list the files the pruned reader reads?
+        pruned_ok = False
     rules = check_all(proto(3, 7, (feature,)))
     assert provider_ok is rules[PROVIDER].compatible is (feature not in DELTA_ENGINE_UNSUPPORTED)
     assert stream_ok is rules[STREAM].compatible
+    # The pruned reader never accepts what it cannot read; it refuses more than deltalake does where the
+    # files cannot be read as they are (column mapping, narrower types, variants).
+    assert not rules[PRUNED].compatible or pruned_ok
+    assert rules[PRUNED].compatible is (feature in PRUNED_PARQUET_READER_FEATURES)
 
 
 def test_deltalake_refuses_unknown_reader_feature_and_reader_4(delta_corpus: Path, tmp_path: Path) -> None:

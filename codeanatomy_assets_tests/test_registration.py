@@ -93,9 +93,15 @@ def event(result: Registration, name: str) -> DiagnosticEvent:
     return next(e for e in result.events if e.name == name)
 
 
+WITHOUT_PRUNED = RegistrationPolicy(
+    modes=(ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_SCAN_STREAM)
+)
+"""The policy before ``delta_pruned_parquet`` (its own tests: ``test_pruned_scan.py``)."""
+
+
 def test_plain_table_uses_the_provider(delta_corpus: Path) -> None:
     uri = delta_corpus / "delta-0.8.0-partitioned"
-    result, ctx = register(uri)
+    result, ctx = register(uri, policy=WITHOUT_PRUNED)
     table = result.registered
     assert isinstance(table, RegisteredTable)
     assert table.provider_mode is ProviderMode.DELTA_TABLE_PROVIDER
@@ -114,7 +120,22 @@ def test_plain_table_uses_the_provider(delta_corpus: Path) -> None:
     assert mode.payload["probe_ok"] is True
     # FACTS #2: the Delta provider receives no filters; a Filter node stays above its TableScan.
     assert mode.payload["filter_pushdown"] is False
+    assert mode.payload["delta_file_pruning"] is False
     assert result.filter_pushdown is False
+
+
+def test_plain_table_uses_the_pruned_parquet_reader_by_default(delta_corpus: Path) -> None:
+    uri = delta_corpus / "delta-0.8.0-partitioned"
+    result, ctx = register(uri)
+    assert result.registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
+    assert (result.registered.version, result.registered.fallback_reason) == (0, None)
+    assert rows(ctx.sql("SELECT * FROM t").to_arrow_table()) == expected_rows(uri)
+    mode = event(result, DATASET_PROVIDER_MODE)
+    assert (mode.severity, mode.code) == (Severity.INFO, "provider_mode_default")
+    assert set(mode.payload) >= PROVIDER_MODE_PAYLOAD | {"delta_file_pruning", "scan_filter_pushdown"}
+    assert (mode.payload["filter_pushdown"], mode.payload["delta_file_pruning"]) == (True, True)
+    assert mode.payload["scan_filter_pushdown"] is True  # and DataFusion's Parquet scan gets the filters
+    assert mode.payload["ffi_capsule_present"] is False
 
 
 def test_events_are_complete_and_round_trip(delta_corpus: Path) -> None:
@@ -154,6 +175,10 @@ def test_deletion_vectors_fall_back_to_the_scan_stream(delta_corpus: Path) -> No
     assert (mode.severity, mode.code) == (Severity.WARN, "provider_mode_fallback")
     assert "CooperativeExec" in mode.payload["fallback_reason"]  # FACTS #4
     assert "pyarrow_dataset unsupported: deletionVectors" in mode.payload["fallback_reason"]
+    assert (
+        "delta_pruned_parquet unsupported: deletionVectors(in use: 1 live files)"
+        in mode.payload["fallback_reason"]
+    )
     probes = [e for e in result.events if e.name == DATASET_PROVIDER_PROBE]
     assert [(p.payload["mode"], p.severity) for p in probes] == [
         ("delta_table_provider", Severity.WARN),
@@ -203,7 +228,10 @@ def test_deletion_vectors_via_pyarrow_only_is_incompatible(delta_corpus: Path) -
 
 def test_no_fallback_policy_raises_on_a_failed_probe(delta_corpus: Path) -> None:
     with pytest.raises(DatasetError, match="CooperativeExec"):
-        register(delta_corpus / "table-with-dv-small", policy=RegistrationPolicy(allow_fallback=False))
+        register(
+            delta_corpus / "table-with-dv-small",
+            policy=RegistrationPolicy(modes=(ProviderMode.DELTA_TABLE_PROVIDER,), allow_fallback=False),
+        )
 
 
 @pytest.mark.parametrize(
@@ -298,7 +326,7 @@ def test_stale_last_checkpoint_is_diagnosed(copy_table: Any) -> None:
 
 def test_probe_false_registers_without_reading(delta_corpus: Path) -> None:
     result, ctx = register(delta_corpus / "simple_table", probe=False)
-    assert result.registered.provider_mode is ProviderMode.DELTA_TABLE_PROVIDER
+    assert result.registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
     assert result.probes == ()
     assert event(result, DATASET_PROVIDER_MODE).payload["probe_ok"] is None
     assert ctx.sql("SELECT count(*) FROM t").to_arrow_table().num_rows == 1

@@ -87,6 +87,7 @@ def _measure_one(root: Path, runs: int, events_per_run: int, repeats: int) -> di
     log = Path(warm_store.table_uri(DIAGNOSTICS_EVENTS_TABLE)) / "_delta_log"
     return {
         "runs": runs,
+        "target_run_id": target,
         "events_read": len(events),
         "fill_seconds": round(fill_seconds, 2),
         "files_total": len(warm_store.candidate_files(DIAGNOSTICS_EVENTS_TABLE)),
@@ -111,7 +112,7 @@ def measure_store_scaling(
     """Fill one fresh store per size in ``runs`` under ``root`` and time reads of one run (medians, ms).
 
     Returns ``{"events_per_run", "repeats", "results": [one dict per size]}``; each store is left in
-    place under ``root`` (its path is in the result) for inspection.
+    place under ``root`` (its path is in the result, with the run read, ``target_run_id``) for inspection.
     """
     base = Path(root)
     base.mkdir(parents=True, exist_ok=True)

@@ -26,6 +26,9 @@ app.command(
 app.command(
     "codeanatomy_assets.cli.doctor:doctor", name="doctor", help="Diagnose one Delta table without a build."
 )
+app.command(
+    "codeanatomy_assets.cli.bench:bench", name="bench", help="Benchmark diagnostics, providers, log, Dagster."
+)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -6,7 +6,7 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from cyclopts import Parameter
 
@@ -24,6 +24,17 @@ def build(
     home: Annotated[
         Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
     ] = None,
+    lake: Annotated[
+        str | None,
+        Parameter(
+            help="Lake for datasets and the diagnostics store, e.g. s3://bucket/prefix (default: "
+            "$CODEANATOMY_LAKE_URI or HOME/lake). Credentials: AWS_* or $CODEANATOMY_LAKE_STORAGE_OPTIONS."
+        ),
+    ] = None,
+    executor: Annotated[
+        Literal["in_process", "multiprocess"],
+        Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
+    ] = "in_process",
     capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
     telemetry: TelemetryOptions | None = None,
 ) -> int:
@@ -33,10 +44,10 @@ def build(
     2 usage error.
     """
     from codeanatomy_assets.errors import ConfigError, SourceTreeError
-    from codeanatomy_assets.runner import BuildRequest, run_build
+    from codeanatomy_assets.runner import BuildRequest, Executor, run_build
 
     try:
-        request = BuildRequest.resolve(source=source, config=config, home=home, capture=capture)
+        request = BuildRequest.resolve(source=source, config=config, home=home, lake=lake, capture=capture)
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
@@ -45,7 +56,11 @@ def build(
     if problem:
         print(f"codeanatomy build: warning: telemetry configuration: {problem}", file=sys.stderr)
     outcome = run_build(
-        request, run_id=str(uuid.uuid4()), progress=sys.stderr.isatty(), telemetry_config=config_telemetry
+        request,
+        run_id=str(uuid.uuid4()),
+        progress=sys.stderr.isatty(),
+        telemetry_config=config_telemetry,
+        executor=Executor(executor),
     )
     for line in outcome.summary_lines():
         print(line)

@@ -19,15 +19,14 @@ def report(
     ] = None,
 ) -> int:
     """Print the run diagnostics report of one run. Exit 1 when a gate failed or the run failed."""
-    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
     from codeanatomy_assets.home import ProjectHome
     from codeanatomy_assets.report import build_report, to_json
 
     project = ProjectHome.resolve(home)
-    if not project.diagnostics.is_dir():
+    if not project.remote_lake and not Path(project.diagnostics).is_dir():
         print(f"codeanatomy report: error: no diagnostics store at {project.diagnostics}", file=sys.stderr)
         return 2
-    store = DeltaDiagnosticsStore(project.diagnostics)
+    store = project.diagnostics_store()
     chosen = run_id or store.latest_run_id()
     if chosen is None:
         print(f"codeanatomy report: error: the store at {project.diagnostics} holds no run", file=sys.stderr)

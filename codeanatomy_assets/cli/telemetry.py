@@ -145,7 +145,6 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
     from codeanatomy_assets.diagnostics.redact import redact_mapping
     from codeanatomy_assets.diagnostics.runs import finish_run, start_run
     from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
-    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
     from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
     from codeanatomy_assets.home import ProjectHome
 
@@ -157,7 +156,7 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
     telemetry = bootstrap_telemetry(config)
     home = ProjectHome.resolve(invocation.options.get("--home"), env=invocation.env)
     failures: list[str] = []
-    store = DeltaDiagnosticsStore(home.ensure().diagnostics)
+    store = home.ensure().diagnostics_store()
     sink = FanoutSink(
         [store, OTelLogSink(telemetry.logger_provider)],
         on_error=lambda s, exc: failures.append(f"{type(s).__name__}: {exc}"),

@@ -12,7 +12,15 @@ data. The rules come from the Delta protocol specification and from measurements
   tables;
 - ``pyarrow_dataset`` reads Parquet files as they are: no deletion vectors, no column mapping (reader
   version 2 or a ``delta.columnMapping.mode`` of ``name``/``id`` returns all-NULL columns), no v2
-  checkpoints; it accepts only the reader features deltalake's ``to_pyarrow_dataset`` accepts.
+  checkpoints; it accepts only the reader features deltalake's ``to_pyarrow_dataset`` accepts;
+- ``delta_pruned_parquet`` lists the snapshot's files with deltalake and reads them with DataFusion's
+  Parquet reader as they are: no column mapping (the files hold physical names), no ``typeWidening`` (files
+  hold the narrower types), no variant columns (shredded ones are not the value; plain ones not verified
+  with the native reader), nothing deltalake cannot list; ``timestampNtz``, ``v2Checkpoint`` and
+  ``vacuumProtocolCheck`` (readers only acknowledge it) are fine, and ``deletionVectors`` only while no
+  live file of the pinned snapshot carries one (:func:`snapshot_unsupported`, checked at registration).
+  Writer-only features (generated or identity columns, row tracking, domain metadata, clustering, ...)
+  do not change how rows are read. It reads local tables only.
 
 >>> p = TableProtocol(min_reader_version=2, min_writer_version=5, reader_features=("columnMapping",),
 ...                   column_mapping_mode="name")
@@ -87,6 +95,16 @@ DELTA_ENGINE_UNSUPPORTED: Final = frozenset(
 
 PYARROW_DATASET_READER_FEATURES: Final = frozenset({"timestampNtz", "variantType", "variantType-preview"})
 """Reader features ``DeltaTable.to_pyarrow_dataset`` accepts (deltalake.table.SUPPORTED_READER_FEATURES)."""
+
+PRUNED_PARQUET_READER_FEATURES: Final = frozenset(
+    {"timestampNtz", "v2Checkpoint", "deletionVectors", "vacuumProtocolCheck"}
+)
+"""Reader features ``delta_pruned_parquet`` accepts: ``deletionVectors`` only while none is in use;
+``vacuumProtocolCheck`` only asks readers to acknowledge it (spec), and deltalake lists and prunes such a
+table's files although its provider refuses the table (measured; FACTS #6)."""
+
+OBJECT_STORE_LOCATION: Final = "object_store_location"
+"""``unsupported`` token: ``delta_pruned_parquet`` reads local tables only."""
 
 _MAPPED_MODES: Final = frozenset({"name", "id"})
 
@@ -212,21 +230,54 @@ def check_compatibility(protocol: TableProtocol | None, mode: ProviderMode) -> C
     features = set(protocol.reader_features)
     if mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_SCAN_STREAM):
         unsupported.extend(sorted(features & DELTA_ENGINE_UNSUPPORTED))
-    elif mode is ProviderMode.PYARROW_DATASET:
-        known = features & READER_WRITER_FEATURES
-        unsupported.extend(sorted(known - PYARROW_DATASET_READER_FEATURES))
+    elif mode in (ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_PRUNED_PARQUET):
+        accepted = (
+            PYARROW_DATASET_READER_FEATURES
+            if mode is ProviderMode.PYARROW_DATASET
+            else PRUNED_PARQUET_READER_FEATURES
+        )
+        unsupported.extend(sorted((features & READER_WRITER_FEATURES) - accepted))
         if protocol.column_mapping_mode in _MAPPED_MODES:
             unsupported.append(f"delta.columnMapping.mode={protocol.column_mapping_mode}")
     unique = tuple(dict.fromkeys(unsupported))
     return Compatibility(mode=mode, compatible=not unique, unsupported=unique)
 
 
+def snapshot_unsupported(
+    mode: ProviderMode,
+    *,
+    object_store: bool,
+    files_with_deletion_vectors: int = 0,
+) -> tuple[str, ...]:
+    """What stands in a mode's way in one snapshot, beyond its protocol (no I/O: the caller supplies facts).
+
+    Only ``delta_pruned_parquet`` has such rules: it reads local files only, and a live file carrying a
+    deletion vector would return deleted rows.
+
+    >>> mode = ProviderMode.DELTA_PRUNED_PARQUET
+    >>> snapshot_unsupported(mode, object_store=True, files_with_deletion_vectors=2)
+    ('object_store_location', 'deletionVectors(in use: 2 live files)')
+    >>> snapshot_unsupported(ProviderMode.DELTA_TABLE_PROVIDER, object_store=True)
+    ()
+    """
+    if mode is not ProviderMode.DELTA_PRUNED_PARQUET:
+        return ()
+    unsupported: list[str] = []
+    if object_store:
+        unsupported.append(OBJECT_STORE_LOCATION)
+    if files_with_deletion_vectors:
+        unsupported.append(f"deletionVectors(in use: {files_with_deletion_vectors} live files)")
+    return tuple(unsupported)
+
+
 READ_MODES: Final = (
+    ProviderMode.DELTA_PRUNED_PARQUET,
     ProviderMode.DELTA_TABLE_PROVIDER,
     ProviderMode.PYARROW_DATASET,
     ProviderMode.DELTA_SCAN_STREAM,
 )
-"""The modes that can serve a table, in the default policy order."""
+"""The modes that can serve a table, in the default policy order (the pruned Parquet reader first: it is
+the fastest where it is exact; the Delta table provider reads every protocol it supports, FACTS #2)."""
 
 
 def check_all(

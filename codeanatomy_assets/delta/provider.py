@@ -14,6 +14,10 @@ from enum import StrEnum
 class ProviderMode(StrEnum):
     """How a dataset is served to DataFusion."""
 
+    DELTA_PRUNED_PARQUET = "delta_pruned_parquet"
+    """The pinned snapshot's live files, read by DataFusion's own Parquet reader (:mod:`~codeanatomy_assets.
+    delta.pruned`); each plan reads only the files Delta's log statistics keep for its predicates. Exact
+    only where the files can be read as they are (no deletion vectors in use, no column mapping)."""
     DELTA_TABLE_PROVIDER = "delta_table_provider"
     """``SessionContext.register_table(name, DeltaTable)`` across DataFusion's FFI."""
     PYARROW_DATASET = "pyarrow_dataset"

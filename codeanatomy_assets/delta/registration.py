@@ -3,11 +3,16 @@
 :func:`register_dataset` decides how a Delta table is served to DataFusion and records why:
 
 1. read the log directly (:func:`codeanatomy_assets.delta.log.read_log_health`);
-2. judge each provider mode against the protocol (:mod:`codeanatomy_assets.delta.protocol`);
-3. in policy order (``delta_table_provider``, then ``pyarrow_dataset``, then ``delta_scan_stream``) register
-   the first statically compatible mode and run a read probe that reads data (an unfiltered projection with
-   LIMIT: ``count(*)`` is answered from file statistics); on failure fall back to the next mode, say why;
+2. judge each provider mode against the protocol (:mod:`codeanatomy_assets.delta.protocol`), and
+   ``delta_pruned_parquet`` also against the snapshot (local location, no deletion vector in use:
+   :func:`~codeanatomy_assets.delta.protocol.snapshot_unsupported`);
+3. in policy order (``delta_pruned_parquet``, ``delta_table_provider``, ``pyarrow_dataset``, then
+   ``delta_scan_stream``) register the first compatible mode and run a read probe that reads data (an
+   unfiltered projection with LIMIT: ``count(*)`` is answered from file statistics; ``delta_pruned_parquet``
+   first checks that every live file exists); on failure fall back to the next mode, say why;
 4. check whether a filter reaches the chosen provider's scan (``TableScan: ... full_filters=``);
+   ``delta_pruned_parquet`` gets filters by construction: each plan asks Delta's log for its files
+   (:func:`codeanatomy_assets.engine.scan.bind_pruned_tables`);
 5. emit ``delta_log_health_v1``, ``delta_log_finding_v1`` (one per finding), ``dataset_provider_probe_v1``
    (one per probe), ``delta_protocol_compatibility_v1`` and ``dataset_provider_mode_v1``.
 
@@ -30,7 +35,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import datafusion
@@ -48,8 +53,10 @@ from codeanatomy_assets.delta.protocol import (
     Compatibility,
     TableProtocol,
     check_all,
+    snapshot_unsupported,
 )
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.delta.pruned import READER_DESCRIPTION, PinnedSnapshot, open_snapshot, register_files
 from codeanatomy_assets.diagnostics.attributes import ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
@@ -129,6 +136,13 @@ class ProviderDecision:
     version: int | None
     default_mode: ProviderMode
     probed: bool
+    scan_filter_pushdown: bool | None = None
+    """Whether a filter reaches the registered table's scan (the optimized plan's ``TableScan``)."""
+
+    @property
+    def delta_file_pruning(self) -> bool:
+        """Whether each plan reads only the files Delta's log statistics keep (``delta_pruned_parquet``)."""
+        return self.mode is ProviderMode.DELTA_PRUNED_PARQUET
 
     @property
     def chosen_probe(self) -> ProbeResult | None:
@@ -428,6 +442,46 @@ class _Attempts:
     compatibility: dict[ProviderMode, Compatibility] = field(default_factory=dict)
 
 
+def _damaged_files(snapshot: PinnedSnapshot) -> list[str]:
+    """Live files of a local snapshot that are missing or whose size is not the logged one.
+
+    Checked one by one at registration: a probe reads only a few files, and deltalake refuses a file whose
+    size differs from its add action, which DataFusion's reader would read as it is.
+    """
+    damaged: list[str] = []
+    for file in snapshot.files:
+        path = local_table_path(file.uri) or file.uri
+        if not os.path.isfile(path):
+            damaged.append(f"{file.uri} (missing)")
+        elif file.size is not None and os.path.getsize(path) != file.size:
+            damaged.append(f"{file.uri} ({os.path.getsize(path)} bytes, the log says {file.size})")
+    return damaged
+
+
+def register_pruned_parquet(
+    ctx: datafusion.SessionContext,
+    name: str,
+    uri: str,
+    *,
+    version: int | None,
+    storage_options: Mapping[str, str] | None = None,
+) -> PinnedSnapshot:
+    """Register every live file of the snapshot at ``version`` as ``name`` (``delta_pruned_parquet``).
+
+    Raises ``FileNotFoundError`` when a live file is missing or not the size the log records, deltalake's
+    errors when the table cannot be opened at that version.
+    """
+    snapshot = open_snapshot(uri, version=version, storage_options=storage_options)
+    damaged = _damaged_files(snapshot)
+    if damaged:
+        raise FileNotFoundError(
+            f"{len(damaged)} live data file(s) of version {snapshot.version} missing or damaged, "
+            f"e.g. {damaged[0]}"
+        )
+    register_files(ctx, name, snapshot)
+    return snapshot
+
+
 def _register_mode(
     ctx: datafusion.SessionContext,
     name: str,
@@ -436,11 +490,15 @@ def _register_mode(
     uri: str,
     *,
     materialize: bool,
+    storage_options: Mapping[str, str] | None = None,
 ) -> tuple[str, bool]:
     """Register ``table`` under ``name`` in ``mode``; returns (provider class, FFI capsule present)."""
     quoted = quote_ident(name)
     if ctx.table_exist(quoted):
         ctx.deregister_table(quoted)
+    if mode is ProviderMode.DELTA_PRUNED_PARQUET:
+        register_pruned_parquet(ctx, name, uri, version=table.version(), storage_options=storage_options)
+        return READER_DESCRIPTION, False
     if mode is ProviderMode.DELTA_TABLE_PROVIDER:
         ctx.register_table(quoted, table)
         cls = type(table)
@@ -457,6 +515,30 @@ def _register_mode(
             ctx.register_record_batches(quoted, [batches])
         return _PROVIDER_CLASS_SCAN_STREAM, False
     raise ValueError(f"mode {mode.value} cannot be registered")
+
+
+def _with_snapshot_rules(
+    verdict: Compatibility, uri: str, table: DeltaTable, storage_options: Mapping[str, str] | None
+) -> Compatibility:
+    """``verdict`` after the rules that look at the snapshot, not the protocol (``delta_pruned_parquet``)."""
+    mode = verdict.mode
+    if mode is not ProviderMode.DELTA_PRUNED_PARQUET:
+        return verdict
+    if is_object_store_uri(uri):
+        blocked = snapshot_unsupported(mode, object_store=True)
+    else:
+        try:
+            snapshot = open_snapshot(uri, version=table.version(), storage_options=storage_options)
+        except Exception:  # not a rule: registering the mode fails alike, and that is recorded as its probe
+            return verdict
+        blocked = snapshot_unsupported(
+            mode,
+            object_store=False,
+            files_with_deletion_vectors=snapshot.files_with_deletion_vectors,
+        )
+    if not blocked:
+        return verdict
+    return replace(verdict, compatible=False, unsupported=(*verdict.unsupported, *blocked))
 
 
 def decide_provider(
@@ -497,6 +579,9 @@ def decide_provider(
     ffi = False
     for mode in modes:
         verdict = static[mode]
+        if verdict.compatible and table is not None:
+            verdict = _with_snapshot_rules(verdict, uri, table, storage_options)
+            attempts.compatibility[mode] = verdict
         if not verdict.compatible:
             attempts.reasons.append(f"{mode.value} unsupported: {', '.join(verdict.unsupported)}")
             continue
@@ -527,15 +612,18 @@ def decide_provider(
             f"{mode.value} probe failed: {result.error}{_known_cause(mode, result.error)}"
         )
 
-    filter_pushdown: bool | None = None
+    scan_pushdown: bool | None = None
     registered_here = chosen is not ProviderMode.NONE and not (
         chosen is ProviderMode.DELTA_SCAN_STREAM and not policy.materialize_scan_stream
     )
     if registered_here:
         try:
-            filter_pushdown = filter_reaches_scan(ctx, name)
+            scan_pushdown = filter_reaches_scan(ctx, name)
         except Exception as exc:  # a planning failure here is reported, the registration stands
             attempts.reasons.append(f"filter pushdown check failed: {_error_text(exc, storage_options)}")
+    # delta_pruned_parquet receives every plan's filters by construction: each plan reads only the
+    # files Delta's log statistics keep for them (engine.scan.bind_pruned_tables).
+    filter_pushdown = True if chosen is ProviderMode.DELTA_PRUNED_PARQUET else scan_pushdown
     version = None
     if table is not None:
         version = table.version()
@@ -559,6 +647,7 @@ def decide_provider(
         version=version,
         default_mode=default,
         probed=probe,
+        scan_filter_pushdown=scan_pushdown,
     )
 
 
@@ -595,8 +684,16 @@ def _try_mode(
                 )
         if probe and mode is ProviderMode.DELTA_SCAN_STREAM:
             rows = _probe_scan_stream(table)
-        cls, ffi = _register_mode(ctx, name, mode, table, uri, materialize=policy.materialize_scan_stream)
-        if probe and mode is ProviderMode.DELTA_TABLE_PROVIDER:
+        cls, ffi = _register_mode(
+            ctx,
+            name,
+            mode,
+            table,
+            uri,
+            materialize=policy.materialize_scan_stream,
+            storage_options=storage_options,
+        )
+        if probe and mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_PRUNED_PARQUET):
             rows = _probe_sql(ctx, name, policy.probe_rows)
         if probe and mode is ProviderMode.PYARROW_DATASET and not policy.isolate_dataset_probe:
             rows = _probe_sql(ctx, name, policy.probe_rows)
@@ -769,6 +866,8 @@ def _provider_mode_event(run_id: str, dataset: str, decision: ProviderDecision) 
             "object_store_registered": decision.object_store_registered,
             "fallback_reason": decision.fallback_reason,
             "filter_pushdown": decision.filter_pushdown,
+            "scan_filter_pushdown": decision.scan_filter_pushdown,
+            "delta_file_pruning": decision.delta_file_pruning,
             "probe_ok": probe.ok if probe is not None else None,
             "probe_error": probe.error
             if probe is not None and not probe.ok
@@ -811,9 +910,10 @@ def register_dataset(
     events = build_events(run_id=run_id, dataset=name, health=health, decision=decision)
     emit(sink, *events)
     if decision.mode is ProviderMode.NONE:
-        static = check_all(TableProtocol.from_health(health), policy.modes)
-        if not any(c.compatible for c in static.values()):
-            unsupported = tuple(sorted({u for c in static.values() for u in c.unsupported}))
+        # Refused by rules (protocol or snapshot), not by failed probes: the protocol is the reason.
+        verdicts = [decision.compatibility.get(m) or check_all(None, (m,))[m] for m in policy.modes]
+        if all(c.unsupported for c in verdicts):
+            unsupported = tuple(sorted({u for c in verdicts for u in c.unsupported}))
             raise ProtocolIncompatibleError(
                 f"no provider mode supports the table's protocol (unsupported: {', '.join(unsupported)})",
                 dataset=name,
@@ -851,7 +951,15 @@ def register_for_plan(ctx: datafusion.SessionContext, table: RegisteredTable) ->
     try:
         register_object_store(ctx, table.uri, options)
         delta_table = _open_table(table.uri, options, version=table.version)
-        _register_mode(ctx, table.dataset, table.provider_mode, delta_table, table.uri, materialize=True)
+        _register_mode(
+            ctx,
+            table.dataset,
+            table.provider_mode,
+            delta_table,
+            table.uri,
+            materialize=True,
+            storage_options=options,
+        )
     except DatasetError:
         raise
     except Exception as exc:  # re-raised with the dataset's context

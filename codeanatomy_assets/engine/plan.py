@@ -4,15 +4,19 @@
 (a child of the caller's current span) and recorded as a ``datafusion_plan_phase_v1`` event:
 
 ``logical``
-    ``ctx.sql(sql)``: parse and build the logical plan; unknown tables and columns fail here.
+    ``ctx.sql(sql)``: parse and build the logical plan; unknown tables and columns fail here. Tables
+    served by ``delta_pruned_parquet`` are bound first: re-registered over the files Delta's log keeps
+    for the plan's predicates (:func:`~codeanatomy_assets.engine.scan.bind_pruned_tables`), so every
+    later phase plans and reads only those; they are registered whole again when the plan is done.
 ``optimized``
     ``DataFrame.optimized_logical_plan()``: the optimizer; constant folding errors surface here.
 ``physical``
     ``DataFrame.execution_plan()``: analysis, optimization and physical planning (the Delta provider
     lists its files here, FACTS #10).
 ``execute``
-    ``ctx.execute(plan, i)`` for every output partition of *that* physical plan, once (FACTS #22); the
-    batches become the result table, and afterwards the same plan holds every operator's metrics.
+    ``ctx.execute(plan, i)`` for every output partition of *that* physical plan, once (FACTS #22), the
+    partitions drained concurrently (one thread per core at most); the batches become the result table
+    in partition order, and afterwards the same plan holds every operator's metrics.
 
 Nothing is executed twice: ``EXPLAIN ANALYZE``-like text and per-operator metrics are read from the one
 execution, Substrait, unparsed SQL, graphviz and the ``EXPLAIN`` text come from plans already built.
@@ -27,9 +31,11 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,6 +52,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from codeanatomy_assets.delta.provider import RegisteredTable
+from codeanatomy_assets.delta.pruned import FARM
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
@@ -54,9 +61,12 @@ from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severit
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
 from codeanatomy_assets.engine.scan import (
     ScanUnit,
+    TablePruning,
+    bind_pruned_tables,
     collect_scan_units,
     operator_name,
     parse_pruning,
+    restore_pruned_tables,
     variant_of,
 )
 from codeanatomy_assets.errors import PlanError
@@ -66,6 +76,8 @@ CAPTURE_ERROR_TYPE: Final = "plan_artifact_capture_unsupported"
 """``error_type`` of a plan artifact whose plan succeeded but one capture step could not be done."""
 PLAN_ARTIFACTS_HOOK_FAILED_EVENT: Final = "plan_artifacts_hook_failed_v1"
 SCAN_UNITS_FAILED_EVENT: Final = "scan_unit_analysis_failed_v1"
+LINKS_ROOT: Final = "delta_pruned_parquet_links"
+"""The name fingerprints give the folder of ``delta_pruned_parquet`` links (``<table:NAME>``)."""
 
 _T = TypeVar("_T")
 
@@ -226,6 +238,8 @@ class PlanExecution:
     operator_metrics: tuple[OperatorMetrics, ...]
     artifacts: Mapping[str, Any] | None
     trace_id: str | None
+    delta_pruning: tuple[TablePruning, ...] = ()
+    """What plan-time file pruning bound, per ``delta_pruned_parquet`` table the plan scans."""
 
     def phase(self, phase: PlanPhase | str) -> PhaseRecord:
         """The record of one phase (``KeyError`` if it did not run)."""
@@ -484,10 +498,14 @@ class _PlanRun:
     physical: ExecutionPlan | None = None
     metrics: tuple[OperatorMetrics, ...] = ()
     execute_ids: tuple[str | None, str | None] = (None, None)
+    pruning: tuple[TablePruning, ...] = ()
 
     @property
     def table_roots(self) -> dict[str, str]:
-        return {name: table.uri for name, table in self.tables.items()}
+        roots = {name: table.uri for name, table in self.tables.items()}
+        if FARM.root is not None:  # delta_pruned_parquet scans read links in a per-process folder
+            roots[LINKS_ROOT] = FARM.root
+        return roots
 
     def _event(self, record: PhaseRecord) -> DiagnosticEvent:
         failed = record.failed
@@ -577,15 +595,32 @@ class _PlanRun:
             emit(self.sink, self._event(record))
             return result
 
+    def plan_logical(self) -> DataFrame:
+        """The logical phase's work: bind ``delta_pruned_parquet`` tables to their files, then plan."""
+        self.pruning = bind_pruned_tables(self.ctx, self.sql, self.tables)
+        return self.ctx.sql(self.sql)
+
+    def restore(self) -> None:
+        """Register the tables :meth:`plan_logical` bound over every live file again."""
+        restore_pruned_tables(self.ctx, self.pruning, self.tables)
+
+    def _drain(self, partition: int) -> list[pa.RecordBatch]:
+        assert self.physical is not None
+        return [batch.to_pyarrow() for batch in self.ctx.execute(self.physical, partition)]
+
     def execute(self) -> pa.Table:
-        """The execute phase's work: every partition of the physical plan, once."""
+        """The execute phase's work: every partition of the physical plan, once, drained concurrently."""
         assert self.physical is not None
         assert self.df is not None
-        batches = [
-            batch.to_pyarrow()
-            for partition in range(self.physical.partition_count)
-            for batch in self.ctx.execute(self.physical, partition)
-        ]
+        count = self.physical.partition_count
+        workers = min(count, os.cpu_count() or 1)
+        if workers <= 1:
+            parts = [self._drain(partition) for partition in range(count)]
+        else:
+            # Sequential draining would run one partition's pipeline at a time.
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="datafusion-partition") as pool:
+                parts = list(pool.map(self._drain, range(count)))
+        batches = [batch for part in parts for batch in part]
         schema = batches[0].schema if batches else self.df.schema()
         return pa.Table.from_batches(batches, schema=schema)
 
@@ -597,7 +632,11 @@ class _PlanRun:
         try:
             units = tuple(
                 collect_scan_units(
-                    plan_name=self.name, executed=self.physical, optimized=self.optimized, tables=self.tables
+                    plan_name=self.name,
+                    executed=self.physical,
+                    optimized=self.optimized,
+                    tables=self.tables,
+                    pruning=self.pruning,
                 )
             )
         except Exception as exc:  # the plan succeeded; a diagnostics failure must not hide it, nor be hidden
@@ -815,15 +854,17 @@ def execute_plan(
     )
     try:
         table = _run_phases(run)
+        units = run.scan_units() if options.scan_units else ()
+        payload: dict[str, Any] | None = None
+        if options.capture_plan_artifacts:
+            payload = run.artifacts(None)
+            run.send_artifacts(payload)
     except PlanError as failure:
         if options.capture_plan_artifacts:
             run.send_artifacts(run.artifacts(failure))
         raise
-    units = run.scan_units() if options.scan_units else ()
-    payload: dict[str, Any] | None = None
-    if options.capture_plan_artifacts:
-        payload = run.artifacts(None)
-        run.send_artifacts(payload)
+    finally:
+        run.restore()  # after the artifacts: their Substrait round trip resolves tables by name
     assert run.physical is not None
     return PlanExecution(
         name=name,
@@ -836,6 +877,7 @@ def execute_plan(
         operator_metrics=run.metrics,
         artifacts=payload,
         trace_id=run.phases[0].trace_id if run.phases else None,
+        delta_pruning=run.pruning,
     )
 
 
@@ -843,9 +885,7 @@ def _run_phases(run: _PlanRun) -> pa.Table:
     def indent(plan: LogicalPlan | ExecutionPlan) -> str:
         return plan.display_indent()
 
-    run.df = run.run_phase(
-        PlanPhase.LOGICAL, lambda: run.ctx.sql(run.sql), lambda df: indent(df.logical_plan())
-    )
+    run.df = run.run_phase(PlanPhase.LOGICAL, run.plan_logical, lambda df: indent(df.logical_plan()))
     if run.options.runs_optimized_phase or run.options.capture_plan_artifacts:
         run.logical = run.df.logical_plan()
     if run.options.runs_optimized_phase:

@@ -21,12 +21,20 @@ records, exactly, from the metrics of that one execution (FACTS #9, #22):
 
 A scan whose predicate lets Delta skip files while the scan skipped none gets severity ``warn`` with
 code ``pruning_lost`` (FACTS #2: the Delta table provider receives no filters).
+
+Plan-time file pruning (``delta_pruned_parquet``): :func:`bind_pruned_tables` takes the optimized plan's
+predicates on each table registered in that mode (:func:`pruning_predicates`, the same translation),
+asks Delta's log for the candidate files of the table's pinned snapshot and re-registers the table over
+exactly those files before the plan is built; :func:`restore_pruned_tables` registers every live file
+again afterwards. A table is read whole (its live files) whenever some scan of it carries no translatable
+predicate, sits inside a subquery expression, or a view's scan hides there (its table cannot be told).
 """
 
 from __future__ import annotations
 
 import functools
 import re
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,13 +43,22 @@ from typing import Any, Final
 
 import datafusion.expr as dfx
 import pyarrow as pa
+from datafusion import SessionContext
 from datafusion.plan import ExecutionPlan, LogicalPlan, Metric
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.delta.pruned import (
+    link_files,
+    link_target,
+    missing_links,
+    open_snapshot,
+    register_files,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.errors import DatasetError
 
 SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
 PRUNING_LOST: Final = "pruning_lost"
@@ -50,6 +67,7 @@ PRUNING_PARTIAL: Final = "pruning_partial"
 _NON_SCAN_LEAVES: Final = frozenset({"PlaceholderRowExec", "EmptyExec"})
 _DELTA_SCAN: Final = "DeltaScanExec"
 _ANONYMOUS_TABLE: Final = "?table?"
+_SUBQUERY_ALIAS: Final = "SubqueryAlias: "
 _TABLE_SCAN_RE: Final = re.compile(r"^\s*TableScan: (\S+)", re.MULTILINE)
 _ROW_GROUPS: Final = "row_groups_pruned_statistics"
 _FILE_RANGES: Final = "files_ranges_pruned_statistics"
@@ -144,6 +162,8 @@ class LogicalScan:
     in_subquery: bool = False
     """A scan inside a subquery expression (``(<subquery>)``): DataFusion's Python API does not expose
     those plans (``Subquery.input()`` is empty), so it is known from the plan text only, without filters."""
+    anonymous: bool = False
+    """The scan's own table name is ``?table?`` (a view over DataFrames): ``table`` is the view's alias."""
 
 
 def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
@@ -164,6 +184,7 @@ def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
                     scan_filters=tuple(_expr_text(e) for e in pushed),
                     predicate=" AND ".join(_expr_text(e) for e in filters) or None,
                     exprs=(*pushed, *filters),
+                    anonymous=table == _ANONYMOUS_TABLE,
                 )
             )
             return
@@ -175,15 +196,48 @@ def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
 
     walk(plan, [], None)
     # Scans inside subquery expressions are printed by display_indent() but not reachable by inputs().
-    printed = Counter(m.group(1).rsplit(".", 1)[-1] for m in _TABLE_SCAN_RE.finditer(plan.display_indent()))
+    printed = Counter(printed_scan_names(plan.display_indent()))
     visited = Counter(scan.table for scan in found)
     for table, count in printed.items():
-        if table != _ANONYMOUS_TABLE:
-            found.extend(
-                LogicalScan(table=table, projection=(), scan_filters=(), predicate=None, in_subquery=True)
-                for _ in range(count - visited[table])
+        found.extend(
+            LogicalScan(
+                table=table,
+                projection=(),
+                scan_filters=(),
+                predicate=None,
+                in_subquery=True,
+                anonymous=table == _ANONYMOUS_TABLE,
             )
+            for _ in range(count - visited[table])
+        )
     return found
+
+
+def printed_scan_names(text: str) -> list[str]:
+    r"""The table of every ``TableScan`` line of a plan's ``display_indent()`` text, named as
+    :func:`logical_scans` names them: a view's anonymous scan (``?table?``) by its nearest
+    ``SubqueryAlias`` ancestor (the view's name), which the text shows for subquery expressions too.
+
+    >>> printed_scan_names("SubqueryAlias: v\n  Filter: x\n    TableScan: ?table? projection=[a]\n"
+    ...                    "TableScan: datafusion.public.t")
+    ['v', 't']
+    """
+    names: list[str] = []
+    ancestors: list[tuple[int, str]] = []  # (indent, line) of the lines above, innermost last
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        indent = len(line) - len(body)
+        while ancestors and ancestors[-1][0] >= indent:
+            ancestors.pop()
+        match = _TABLE_SCAN_RE.match(body)
+        if match is not None:
+            table = match.group(1).rsplit(".", 1)[-1]
+            if table == _ANONYMOUS_TABLE:
+                aliases = [a for _, a in ancestors if a.startswith(_SUBQUERY_ALIAS)]
+                table = aliases[-1].removeprefix(_SUBQUERY_ALIAS) if aliases else table
+            names.append(table)
+        ancestors.append((indent, body))
+    return names
 
 
 def _expr_text(expr: Any) -> str:
@@ -214,8 +268,9 @@ def variant_of(expr: Any) -> Any:
 def _sql_literal(expr: Any) -> str | None:
     """A literal as Delta (DataFusion SQL) text, or ``None`` for types not translated.
 
-    Timestamps are left out on purpose: Delta's ``timestamp`` is UTC and ``timestamp_ntz`` is not, and a
-    wrong guess would skip files that hold matching rows.
+    Left out on purpose, because a wrong guess would skip files that hold matching rows: timestamps
+    (Delta's ``timestamp`` is UTC and ``timestamp_ntz`` is not) and floats (file statistics leave NaN out
+    while DataFusion orders NaN above every number, so ``x > 5`` matches a NaN that no max reveals).
     """
     if not isinstance(variant_of(expr), dfx.Literal):
         return None
@@ -234,8 +289,6 @@ def _sql_literal(expr: Any) -> str | None:
         return str(int(value))
     if pa.types.is_decimal(kind):
         return str(Decimal(value))
-    if pa.types.is_floating(kind):
-        return repr(float(value))
     return None
 
 
@@ -308,6 +361,188 @@ def translate_predicate(exprs: Iterable[Any]) -> DeltaPredicate:
     return DeltaPredicate(sql=" AND ".join(translated) or None, untranslated=tuple(untranslated))
 
 
+# ------------------------------------------------------------------------------ plan-time file pruning
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TablePredicate:
+    """The Delta file-pruning predicate that holds for every scan of one table in a plan."""
+
+    table: str
+    sql: str | None
+    """``None``: the table is read whole; ``reason`` says why."""
+    reason: str | None = None
+
+
+def pruning_predicates(plan: LogicalPlan, tables: Iterable[str]) -> dict[str, TablePredicate]:
+    """For each of ``tables`` that the optimized ``plan`` scans: a predicate every row it reads satisfies.
+
+    Several scans of one table: the OR of their translated predicates (untranslated conjuncts dropped,
+    which only widens the file set). The table is read whole (``sql`` ``None``) when one of its scans has
+    no translatable predicate or sits inside a subquery expression (found in the plan text, named as
+    :func:`printed_scan_names` names them), and every table is when a view's scan has no name.
+    """
+    scans = logical_scans(plan)
+    veto = _anonymous_veto(scans)
+    predicates: dict[str, TablePredicate] = {}
+    for name in tables:
+        own = [scan for scan in scans if scan.table == name]
+        if own:
+            predicates[name] = (
+                TablePredicate(table=name, sql=None, reason=veto) if veto else _table_predicate(name, own)
+            )
+    return predicates
+
+
+def _anonymous_veto(scans: Sequence[LogicalScan]) -> str | None:
+    if any(scan.table == _ANONYMOUS_TABLE for scan in scans):
+        return "a view's scan without a name (no SubqueryAlias above it): its table cannot be told"
+    return None
+
+
+def _table_predicate(name: str, scans: Sequence[LogicalScan]) -> TablePredicate:
+    if any(scan.in_subquery for scan in scans):
+        return TablePredicate(table=name, sql=None, reason="a scan sits inside a subquery expression")
+    parts = [translate_predicate(scan.exprs) for scan in scans]
+    if any(part.sql is None for part in parts):
+        return TablePredicate(table=name, sql=None, reason="a scan has no predicate Delta can prune with")
+    texts = list(dict.fromkeys(part.sql for part in parts if part.sql))
+    sql = texts[0] if len(texts) == 1 else " OR ".join(f"({text})" for text in texts)
+    return TablePredicate(table=name, sql=sql)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TablePruning:
+    """What plan-time file pruning did for one ``delta_pruned_parquet`` table of a plan."""
+
+    dataset: str
+    version: int | None
+    """The snapshot read (the version pinned at registration)."""
+    predicate: str | None
+    """The Delta file-pruning predicate asked (``None``: the table was read whole)."""
+    live_files: int | None
+    files: int | None
+    """Files bound for the plan: Delta's candidates (the plan's scans read at most these)."""
+    rebound: bool
+    """Re-registered over ``files`` for this plan (and over every live file again afterwards)."""
+    ms: float
+    reason: str | None = None
+    """Why every live file was bound, when ``predicate`` is ``None`` or pruning failed."""
+
+    def to_row(self) -> dict[str, Any]:
+        """A JSON-ready row."""
+        return {
+            "dataset": self.dataset,
+            "version": self.version,
+            "predicate": self.predicate,
+            "live_files": self.live_files,
+            "files": self.files,
+            "rebound": self.rebound,
+            "ms": round(self.ms, 3),
+            "reason": self.reason,
+        }
+
+
+def pruned_tables(tables: Mapping[str, RegisteredTable]) -> dict[str, RegisteredTable]:
+    """The tables served by ``delta_pruned_parquet`` (those plan-time pruning binds)."""
+    return {n: t for n, t in tables.items() if t.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET}
+
+
+def bind_pruned_tables(
+    ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable]
+) -> tuple[TablePruning, ...]:
+    """Re-register each ``delta_pruned_parquet`` table ``sql`` scans over the files Delta's log keeps.
+
+    Plans ``sql`` once (parse and optimize) to read its predicates, asks each table's pinned snapshot for
+    its candidate files and registers exactly those; a table whose predicate keeps every file is left as
+    registered. A pruning failure leaves the table whole (every live file) and says why. Raises
+    :class:`~codeanatomy_assets.errors.DatasetError` when a file the plan would read is no longer there
+    (DataFusion's listing would skip it silently). Call :func:`restore_pruned_tables` when the plan is
+    done.
+    """
+    own = pruned_tables(tables)
+    if not own:
+        return ()
+    started = time.perf_counter()
+    try:
+        plan = ctx.sql(sql).optimized_logical_plan()
+    except Exception as exc:  # the logical phase plans again and records this failure as the plan's
+        reason = f"planning failed: {type(exc).__name__}: {_first_line(exc)}"
+        return tuple(_whole(t, started, reason) for t in own.values())
+    predicates = pruning_predicates(plan, own)
+    return tuple(_bind_table(ctx, own[name], predicate, started) for name, predicate in predicates.items())
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def _whole(table: RegisteredTable, started: float, reason: str) -> TablePruning:
+    return TablePruning(
+        dataset=table.dataset,
+        version=table.version,
+        predicate=None,
+        live_files=None,
+        files=None,
+        rebound=False,
+        ms=(time.perf_counter() - started) * 1000,
+        reason=reason,
+    )
+
+
+def _bind_table(
+    ctx: SessionContext, table: RegisteredTable, predicate: TablePredicate, started: float
+) -> TablePruning:
+    try:
+        snapshot = open_snapshot(table.uri, version=table.version, storage_options=table.storage_options)
+        files = snapshot.candidates(predicate.sql)
+    except (DeltaError, OSError, ValueError) as exc:  # the table stays whole: correct, only slower
+        return _whole(table, started, f"Delta file pruning failed: {type(exc).__name__}: {_first_line(exc)}")
+    # A table registered without a version is bound at the snapshot pinned now, whatever it prunes.
+    rebound = len(files) < len(snapshot.files) or table.version is None
+    folders = register_files(ctx, table.dataset, snapshot, files) if rebound else link_files(snapshot, files)
+    missing = missing_links(folders)
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
+            dataset=table.dataset,
+            uri=table.uri,
+        )
+    return TablePruning(
+        dataset=table.dataset,
+        version=snapshot.version,
+        predicate=predicate.sql,
+        live_files=len(snapshot.files),
+        files=len(files),
+        rebound=rebound,
+        ms=(time.perf_counter() - started) * 1000,
+        reason=predicate.reason,
+    )
+
+
+def restore_pruned_tables(
+    ctx: SessionContext, pruning: Iterable[TablePruning], tables: Mapping[str, RegisteredTable]
+) -> None:
+    """Register every live file again for each table :func:`bind_pruned_tables` re-registered.
+
+    A table that cannot be restored is deregistered (a later query fails instead of reading a subset),
+    then the error is raised.
+    """
+    for bound in pruning:
+        if not bound.rebound:
+            continue
+        table = tables[bound.dataset]
+        try:
+            snapshot = open_snapshot(table.uri, version=table.version, storage_options=table.storage_options)
+            register_files(ctx, table.dataset, snapshot)
+        except Exception:
+            quoted = '"' + table.dataset.replace('"', '""') + '"'
+            if ctx.table_exist(quoted):
+                ctx.deregister_table(quoted)
+            raise
+
+
 # ------------------------------------------------------------------------------------------ scan units
 
 
@@ -347,6 +582,9 @@ class ScanUnit:
     unmatched table scan of the plan), or ``unattributed``."""
     errors: tuple[str, ...] = ()
     """Steps that could not be computed, with the reason (never silently missing)."""
+    files_bound: int | None = None
+    """``delta_pruned_parquet``: the files plan-time pruning bound for this plan (Delta's candidates, or
+    every live file when the table was read whole); ``None`` for other modes."""
 
     @property
     def pruning_lost(self) -> bool:
@@ -391,6 +629,7 @@ class ScanUnit:
             "attribution": self.attribution,
             "pruning_lost": self.pruning_lost,
             "errors": list(self.errors),
+            "files_bound": self.files_bound,
         }
 
     def to_event(
@@ -620,8 +859,13 @@ def collect_scan_units(
     executed: ExecutionPlan,
     optimized: LogicalPlan,
     tables: Mapping[str, RegisteredTable],
+    pruning: Iterable[TablePruning] = (),
 ) -> list[ScanUnit]:
-    """Scan units of a plan that has run once (its metrics are read, nothing is re-executed)."""
+    """Scan units of a plan that has run once (its metrics are read, nothing is re-executed).
+
+    ``pruning`` is what :func:`bind_pruned_tables` did for this plan (``files_bound``).
+    """
+    bound = {p.dataset: p.files for p in pruning}
     scans = logical_scans(optimized)
     by_table: dict[str, list[LogicalScan]] = {}
     for scan in scans:
@@ -636,7 +880,7 @@ def collect_scan_units(
     attributed: list[tuple[_PhysicalScan, str | None, str]] = []
     remaining = Counter(scan.table for scan in scans)
     for scan in physical:
-        names = {owner.get(f.lstrip("/")) for f in scan.filenames}
+        names = {owner.get(_path_key(link_target(f) or f)) for f in scan.filenames}
         name = names.pop() if len(names) == 1 else None
         if name is not None:
             remaining[name] -= 1
@@ -655,6 +899,7 @@ def collect_scan_units(
             logical=by_table.get(name or "", []),
             tables=tables,
             snapshots=snapshots,
+            files_bound=bound.get(name or ""),
         )
         for scan, name, how in _merge_union_scans(attributed)
     ]
@@ -708,6 +953,7 @@ def _scan_unit(
     logical: Sequence[LogicalScan],
     tables: Mapping[str, RegisteredTable],
     snapshots: Mapping[str, _Snapshot],
+    files_bound: int | None = None,
 ) -> ScanUnit:
     errors: list[str] = []
     registered = tables.get(name) if name else None
@@ -768,6 +1014,7 @@ def _scan_unit(
         merged_scans=scan.merged,
         attribution=attribution,
         errors=tuple(errors),
+        files_bound=files_bound,
     )
 
 

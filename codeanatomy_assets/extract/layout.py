@@ -18,6 +18,10 @@ The files are written with pyarrow and committed with their statistics in **one*
 (``create_write_transaction`` / ``create_table_with_add_actions``). Overwrite replaces every file of the
 previous version in that same commit, so a reader sees the old table or the new one, never a mix; if
 anything fails before the commit the files already written are deleted and the table is unchanged.
+
+The lake may be a local directory or an object-store URI (``s3://bucket/prefix``): local files are written
+with pyarrow's own filesystem, object stores through deltalake's (``DeltaStorageHandler``) with the given
+storage options, so both go through the same code.
 """
 
 from __future__ import annotations
@@ -36,8 +40,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
+from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 
+from codeanatomy_assets.delta.log import local_table_path
 from codeanatomy_assets.extract.runner import ExtractResult
 
 CLUSTER_COLUMNS: Final = ("package", "module")
@@ -68,10 +75,16 @@ class FileCounts:
 
 
 def write_datasets(
-    result: ExtractResult, lake: Path, *, mode: WriteMode = "overwrite", layout: LayoutPolicy = DEFAULT_LAYOUT
+    result: ExtractResult,
+    lake: str | Path,
+    *,
+    mode: WriteMode = "overwrite",
+    layout: LayoutPolicy = DEFAULT_LAYOUT,
+    storage_options: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """Write the four tables of ``result`` as Delta tables ``lake/<name>``; returns name -> table uri.
 
+    ``lake`` is a local directory or an object-store URI (opened with ``storage_options``).
     ``mode="overwrite"`` replaces each table in one commit (schema included); ``"append"`` adds files.
     Each commit carries ``codeanatomy.run_id`` and ``codeanatomy.source`` in its commit info.
     """
@@ -80,44 +93,76 @@ def write_datasets(
     metadata = {"codeanatomy.run_id": result.run_id, "codeanatomy.source": result.source}
     uris: dict[str, str] = {}
     for name, table in result.tables.items():
-        uri = Path(lake) / name
-        write_clustered(table, uri, mode=mode, layout=layout, name=name, metadata=metadata)
-        uris[name] = str(uri)
+        uri = _child_uri(str(lake), name)
+        write_clustered(
+            table,
+            uri,
+            mode=mode,
+            layout=layout,
+            name=name,
+            metadata=metadata,
+            storage_options=storage_options,
+        )
+        uris[name] = uri
     return uris
 
 
 def write_clustered(
     table: pa.Table,
-    uri: Path,
+    uri: str | Path,
     *,
     mode: WriteMode = "overwrite",
     layout: LayoutPolicy = DEFAULT_LAYOUT,
     name: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    storage_options: Mapping[str, str] | None = None,
 ) -> int:
     """Write ``table`` sorted by (package, module) in a few files, committed once; returns the file count."""
     ordered = table.sort_by([(column, "ascending") for column in CLUSTER_COLUMNS])
-    uri.mkdir(parents=True, exist_ok=True)
+    options = dict(storage_options) if storage_options else None
+    filesystem, base = table_filesystem(str(uri), options)
     token = uuid.uuid4().hex
-    written: list[Path] = []
+    written: list[str] = []
     try:
         actions = []
         for index, part in enumerate(_clusters(ordered, layout.target_rows(ordered.num_rows))):
-            file = uri / f"part-{index:05d}-{token}.zstd.parquet"
-            pq.write_table(part, file, compression="zstd")
-            written.append(file)
-            actions.append(_add_action(file, part))
-        _commit(uri, table.schema, actions, mode=mode, name=name, metadata=metadata or {})
+            file_name = f"part-{index:05d}-{token}.zstd.parquet"
+            path = f"{base}/{file_name}" if base else file_name
+            pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+            written.append(path)
+            actions.append(_add_action(file_name, filesystem.get_file_info(path).size, part))
+        _commit(
+            str(uri), table.schema, actions, mode=mode, name=name, metadata=metadata or {}, options=options
+        )
     except BaseException:
-        for file in written:  # never committed: nothing refers to them
-            file.unlink(missing_ok=True)
+        for path in written:  # never committed: nothing refers to them
+            filesystem.delete_file(path)
         raise
     return len(actions)
 
 
-def file_counts(uri: str | Path, predicate: str) -> FileCounts:
+def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tuple[FileSystem, str]:
+    """A pyarrow filesystem for the table at ``uri`` and the table's base path in it.
+
+    Local tables: pyarrow's native filesystem and the absolute folder (created). Object stores:
+    deltalake's storage handler rooted at the table, so paths are relative (base ``""``).
+    """
+    local = local_table_path(uri)
+    if local is not None:
+        Path(local).mkdir(parents=True, exist_ok=True)
+        return LocalFileSystem(), local
+    return PyFileSystem(DeltaStorageHandler(uri, dict(storage_options or {}) or None)), ""
+
+
+def _child_uri(lake: str, name: str) -> str:
+    return str(Path(lake) / name) if local_table_path(lake) is not None else f"{lake.rstrip('/')}/{name}"
+
+
+def file_counts(
+    uri: str | Path, predicate: str, *, storage_options: Mapping[str, str] | None = None
+) -> FileCounts:
     """How many files of the table at ``uri`` ``predicate`` keeps (SQL: ``package = 'email'``), of all."""
-    table = DeltaTable(str(uri))
+    table = DeltaTable(str(uri), storage_options=dict(storage_options) if storage_options else None)
     return FileCounts(
         kept=len(table.file_uris(file_pruning_predicate=predicate)), total=len(table.file_uris())
     )
@@ -158,10 +203,10 @@ def _module_runs(ordered: pa.Table) -> Iterator[tuple[str, str, int]]:
         start = end
 
 
-def _add_action(file: Path, part: pa.Table) -> AddAction:
+def _add_action(file_name: str, size: int, part: pa.Table) -> AddAction:
     return AddAction(
-        path=file.name,
-        size=file.stat().st_size,
+        path=file_name,
+        size=size,
         partition_values={},
         modification_time=time.time_ns() // 1_000_000,
         data_change=True,
@@ -186,20 +231,27 @@ def _file_stats(part: pa.Table) -> dict[str, Any]:
 
 
 def _commit(
-    uri: Path,
+    uri: str,
     schema: pa.Schema,
     actions: list[AddAction],
     *,
     mode: WriteMode,
     name: str | None,
     metadata: Mapping[str, str],
+    options: dict[str, str] | None,
 ) -> None:
     properties = CommitProperties(custom_metadata=dict(metadata))
-    if DeltaTable.is_deltatable(str(uri)):
-        DeltaTable(str(uri)).create_write_transaction(
+    if DeltaTable.is_deltatable(uri, storage_options=options):
+        DeltaTable(uri, storage_options=options).create_write_transaction(
             actions, mode=mode, schema=schema, commit_properties=properties
         )
     else:
         create_table_with_add_actions(
-            str(uri), Schema.from_arrow(schema), actions, mode=mode, name=name, commit_properties=properties
+            uri,
+            Schema.from_arrow(schema),
+            actions,
+            mode=mode,
+            name=name,
+            commit_properties=properties,
+            storage_options=options,
         )

@@ -1,0 +1,219 @@
+"""``codeanatomy bench``: every case, one JSON document, and the goals checked against it.
+
+The document::
+
+    {"commit": <git sha of HEAD or null>, "machine": {...}, "quick": bool, "settings": {...},
+     "overhead": {...}, "provider_modes": {...}, "log_health": {...}, "orchestration": {...},
+     "extraction": {...}, "report_scaling": {...}, "goals": {...}, "seconds": float}
+
+A case that fails keeps its key, with ``error`` (``error.type``, message) in place of its figures; the
+other cases still run. Quick mode runs the same cases on smaller inputs with fewer repetitions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from codeanatomy_assets.bench.extraction_case import ExtractionSettings, measure_extraction_case
+from codeanatomy_assets.bench.harness import (
+    DEFAULT_CACHE_DIR,
+    git_commit,
+    load_average,
+    machine_info,
+    run_case,
+)
+from codeanatomy_assets.bench.log_health import LogHealthSettings, measure_log_health
+from codeanatomy_assets.bench.orchestration import OrchestrationSettings, measure_orchestration
+from codeanatomy_assets.bench.overhead import OverheadSettings, measure_overhead
+from codeanatomy_assets.bench.provider_modes import (
+    MODES,
+    NATIVE,
+    ProviderModeSettings,
+    measure_provider_modes_isolated,
+)
+from codeanatomy_assets.bench.report_scaling import ReportScalingSettings, measure_report_scaling
+from codeanatomy_assets.bench.sources import MEDIUM_PACKAGES, QUICK_PACKAGES, TINY_PACKAGES, SourceSelection
+
+CASES: Final = ("overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchSettings:
+    """The settings of every case."""
+
+    quick: bool
+    cache_dir: Path
+    overhead: OverheadSettings
+    provider_modes: ProviderModeSettings
+    log_health: LogHealthSettings
+    orchestration: OrchestrationSettings
+    extraction: ExtractionSettings
+    report_scaling: ReportScalingSettings
+
+    @classmethod
+    def full(cls, cache_dir: Path = DEFAULT_CACHE_DIR) -> BenchSettings:
+        """Whole stdlib builds, TPC-H scale 1, 10 to 10,000 commits, 1 to 1,000 runs."""
+        cache = cache_dir.expanduser()
+        return cls(
+            quick=False,
+            cache_dir=cache,
+            overhead=OverheadSettings(),
+            provider_modes=ProviderModeSettings(cache_dir=str(cache)),
+            log_health=LogHealthSettings(),
+            orchestration=OrchestrationSettings(),
+            extraction=ExtractionSettings(),
+            report_scaling=ReportScalingSettings(),
+        )
+
+    @classmethod
+    def quick_mode(cls, cache_dir: Path = DEFAULT_CACHE_DIR) -> BenchSettings:
+        """The same cases in under 3 minutes on 2 cores: small trees, scale 0.1, fewer repetitions."""
+        cache = cache_dir.expanduser()
+        small = SourceSelection.subset(QUICK_PACKAGES)
+        return cls(
+            quick=True,
+            cache_dir=cache,
+            overhead=OverheadSettings.quick(small),
+            provider_modes=ProviderModeSettings.quick(cache),
+            log_health=LogHealthSettings.quick(),
+            orchestration=OrchestrationSettings.quick(small),
+            extraction=ExtractionSettings.quick(SourceSelection.subset(MEDIUM_PACKAGES)),
+            report_scaling=ReportScalingSettings.quick(),
+        )
+
+    @classmethod
+    def tiny(cls, cache_dir: Path) -> BenchSettings:
+        """Seconds, not minutes: for tests of the harness (the figures mean little)."""
+        tiny = SourceSelection.subset(TINY_PACKAGES)
+        return cls(
+            quick=True,
+            cache_dir=cache_dir,
+            overhead=OverheadSettings.tiny(tiny),
+            provider_modes=ProviderModeSettings.tiny(cache_dir),
+            log_health=LogHealthSettings.tiny(),
+            orchestration=OrchestrationSettings.tiny(tiny),
+            extraction=ExtractionSettings(source=tiny, workers=1, repeat=1),
+            report_scaling=ReportScalingSettings.tiny(),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (recorded in the document; paths as text)."""
+        return json.loads(json.dumps(asdict(self), default=str))
+
+
+def _runners(settings: BenchSettings, work_dir: Path) -> dict[str, Callable[[], Mapping[str, Any]]]:
+    return {
+        "overhead": lambda: measure_overhead(work_dir, settings.overhead),
+        "provider_modes": lambda: measure_provider_modes_isolated(settings.provider_modes, work_dir),
+        "log_health": lambda: measure_log_health(work_dir, settings.log_health),
+        "orchestration": lambda: measure_orchestration(work_dir, settings.orchestration),
+        "extraction": lambda: measure_extraction_case(work_dir, settings.extraction),
+        "report_scaling": lambda: measure_report_scaling(work_dir, settings.report_scaling),
+    }
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_benchmark(
+    settings: BenchSettings,
+    *,
+    cases: Sequence[str] = CASES,
+    work_dir: Path | None = None,
+    progress: Callable[[str], None] = _stderr,
+) -> dict[str, Any]:
+    """Run ``cases`` in order under a temporary work directory (removed afterwards); the document."""
+    unknown = sorted(set(cases) - set(CASES))
+    if unknown:
+        raise ValueError(f"unknown benchmark case(s) {unknown}; expected some of {list(CASES)}")
+    started = time.perf_counter()
+    folder = Path(tempfile.mkdtemp(prefix="codeanatomy-bench-", dir=work_dir))
+    document: dict[str, Any] = {
+        "commit": git_commit(),
+        "machine": machine_info(),
+        "quick": settings.quick,
+        "settings": settings.to_dict(),
+    }
+    try:
+        runners = _runners(settings, folder)
+        for name in cases:
+            progress(f"bench: {name} ...")
+            outcome = run_case(name, runners[name])
+            document[name] = outcome.to_dict()
+            status = "failed: " + outcome.error["message"][:200] if outcome.error else "ok"
+            progress(f"bench: {name} {status} ({outcome.seconds:.1f} s)")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    document["machine"]["load_average_at_end"] = load_average()
+    document["goals"] = evaluate_goals(document)
+    document["seconds"] = round(time.perf_counter() - started, 1)
+    return document
+
+
+# ------------------------------------------------------------------------------------------- goals
+
+
+def _goal(target: str, measured: Any, met: bool | None) -> dict[str, Any]:
+    return {"target": target, "measured": measured, "met": met}
+
+
+def _get(document: Mapping[str, Any], case: str, key: str) -> Any:
+    body = document.get(case)
+    return body.get(key) if isinstance(body, Mapping) else None
+
+
+def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal of the benchmark issue: the measured value and whether it is met (None: not measured)."""
+    overhead = _get(document, "overhead", "ratio")
+    overhead_met = _get(document, "overhead", "goal_met")
+    share = _get(document, "orchestration", "share_of_build")
+    parse = _get(document, "extraction", "ratio_to_parse")
+    log_flat = _get(document, "log_health", "flat_in_history")
+    log_growth = (_get(document, "log_health", "growth_largest_over_smallest") or {}).get(
+        "log_health_checkpoint"
+    )
+    report_flat = _get(document, "report_scaling", "flat_in_history")
+    return {
+        "overhead": _goal("<= 1.05x (plan and registration asset bodies, on/off)", overhead, overhead_met),
+        "orchestration": _goal("< 10% of build wall time", share, None if share is None else share < 0.10),
+        "extraction": _goal(">= 0.7x bare parse", parse, None if parse is None else parse >= 0.7),
+        "log_health": _goal(
+            "flat in total history (checkpointed: largest/smallest <= 1.5)", log_growth, log_flat
+        ),
+        "report": _goal(
+            "flat in total history (largest/smallest store <= 1.5)",
+            _get(document, "report_scaling", "report_growth_largest_over_smallest"),
+            report_flat,
+        ),
+    }
+
+
+def headline(document: Mapping[str, Any]) -> list[str]:
+    """A few lines for the terminal: the headline figure of every case and the goals."""
+    lines = [f"commit {document.get('commit')}  quick={document.get('quick')}  {document.get('seconds')} s"]
+    modes = document.get("provider_modes") or {}
+    for mode in (m for m in MODES if m != NATIVE):
+        entry = modes.get(mode)
+        if isinstance(entry, Mapping):
+            lines.append(
+                f"provider_modes.{mode}.geomean_ratio_to_native = {entry.get('geomean_ratio_to_native')}"
+            )
+    for name in CASES:
+        body = document.get(name)
+        if isinstance(body, Mapping) and "error" in body:
+            lines.append(
+                f"{name}: FAILED {body['error'].get('error.type')}: {body['error'].get('message')[:160]}"
+            )
+    for name, goal in (document.get("goals") or {}).items():
+        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
+        lines.append(f"goal {name}: {goal['target']}: measured {goal['measured']} -> {verdict}")
+    return lines

@@ -1,0 +1,46 @@
+"""``codeanatomy bench``: run the benchmark cases and write their figures as one JSON file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cyclopts import Parameter
+
+CaseName = Literal[
+    "overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling"
+]
+
+
+def bench(
+    *,
+    quick: Annotated[
+        bool, Parameter(help="Smaller data, fewer repetitions, same cases (under 3 minutes).")
+    ] = False,
+    out: Annotated[Path, Parameter(help="Where to write the JSON results.")] = Path("codeanatomy-bench.json"),
+    cache_dir: Annotated[Path, Parameter(help="Cache of generated data (TPC-H), reused across runs.")] = Path(
+        "~/.cache/codeanatomy-bench"
+    ),
+    case: Annotated[
+        list[CaseName] | None, Parameter(help="Run only these cases (repeatable; default: all).")
+    ] = None,
+) -> int:
+    """Measure diagnostics overhead, provider modes, log health, orchestration, extraction and report scaling.
+
+    Progress goes to stderr; the headline figures and goals, then the path of the JSON file, to stdout.
+    Exit codes: 0 every case ran, 1 a case failed (its error is in the JSON), 2 usage error.
+    """
+    from codeanatomy_assets.bench.harness import write_json
+    from codeanatomy_assets.bench.suite import CASES, BenchSettings, headline, run_benchmark
+
+    settings = (BenchSettings.quick_mode if quick else BenchSettings.full)(cache_dir)
+    document = run_benchmark(settings, cases=tuple(case) if case else CASES)
+    path = write_json(out, document)
+    for line in headline(document):
+        print(line)
+    print(path)
+    failed = [name for name in CASES if isinstance(document.get(name), dict) and "error" in document[name]]
+    if failed:
+        print(f"codeanatomy bench: case(s) failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0

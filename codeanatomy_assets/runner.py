@@ -12,6 +12,10 @@ Two executors (:class:`Executor`):
   step process rebuilds the job with :func:`reconstruct_build_job`. Dagster picks the run id there, so the
   diagnostics run id travels as the run tag ``codeanatomy/run_id`` and the run envelope records the Dagster
   run id as ``dagster_run_id``. Step telemetry then comes from each process's ``OTEL_*`` environment.
+  Step processes fork from a forkserver that has imported this module (much faster than Dagster's default
+  ``spawn``). Python starts one forkserver per process, at first use (extraction's worker pool uses it
+  too), and its children see the environment as it was then: in a long-lived process, set the lake's
+  credentials before the first build.
 
 The instance is the one configured by ``<home>/dagster/dagster.yaml``: written (SQLite storage) only when
 absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used as it is.
@@ -33,9 +37,11 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, TelemetryConfig, bootstrap_telemetry
 from codeanatomy_assets.diagnostics.runs import finish_run, start_run
 from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
+from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
 from codeanatomy_assets.report import write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
@@ -133,21 +139,27 @@ class BuildOutcome:
     failed_gates: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     duration_ms: int | None = None
+    store_failures: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.success and not self.failed_gates else 1
+        return 0 if self.success and not self.failed_gates and not self.store_failures else 1
 
     def summary_lines(self) -> list[str]:
         lines = [f"run {self.run_id}: {'completed' if self.success else 'failed'} in {self.duration_ms} ms"]
         lines += [f"  failed step: {s}" for s in self.failed_steps]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
         lines += [f"  failed gate: {g}" for g in self.failed_gates]
+        lines += [f"  diagnostics store failed: {f}" for f in self.store_failures]
         return lines
 
 
 def instance_for(home: ProjectHome) -> dg.DagsterInstance:
-    """The persistent Dagster instance under ``<home>/dagster`` (created on first use)."""
+    """The persistent Dagster instance under ``<home>/dagster``, as its ``dagster.yaml`` configures it.
+
+    The file is written (SQLite storage, telemetry off) only when there is none: one of your own, e.g.
+    with Postgres storage (docs/deployment.md), is used as it is and never changed.
+    """
     home.ensure()
     config = home.dagster_home / "dagster.yaml"
     if not config.exists():
@@ -176,19 +188,28 @@ def run_build(
     use_telemetry(telemetry)
     store = home.diagnostics_store()
     sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
-    with telemetry.tracer.start_as_current_span(
-        "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
-    ) as span:
+    store_failures: list[str] = []
+    with (
+        build_lock(home) as waited_s,
+        telemetry.tracer.start_as_current_span(
+            "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
+        ) as span,
+    ):
+        _close_abandoned_runs(home, sink, store, store_failures)
         trace_id = format(span.get_span_context().trace_id, "032x")
-        metadata = _run_metadata(request, trace_id, executor)
+        metadata = {**_run_metadata(request, trace_id, executor), "waited_for_lock_s": round(waited_s, 3)}
         run = start_run(label=request.spec.label, sink=sink, run_id=run_id, metadata=metadata)
+        write_marker(home, run_id=run_id, label=run.label, start_time_unix_ms=run.start_time_unix_ms)
         emit(sink, _telemetry_config_event(run_id, telemetry, trace_id))
-        store.flush()
+        _flush(store, store_failures)
         instance = instance_for(home)
         if executor is Executor.MULTIPROCESS:
             result: JobResult = _execute_multiprocess(request, run_id, instance, max_concurrent)
         else:
             result = _execute_in_process(request, run_id, instance, progress=progress)
+        telemetry.force_flush()
+        for event in _export_failure_events(run_id, telemetry, trace_id):
+            emit(sink, event)
         run = finish_run(
             run,
             sink=sink,
@@ -196,7 +217,9 @@ def run_build(
             metadata={"dagster_run_id": result.run_id},
             error=_first_error(result),
         )
-        store.flush()
+        _flush(store, store_failures)
+        if not store_failures:
+            clear_marker(home, run_id)  # the run's end is recorded; else the next build records it
     report = write_run_report(home, run_id, label=request.spec.label)
     telemetry.force_flush()
     reported = _report_materialized(result)
@@ -210,7 +233,51 @@ def run_build(
         failed_gates=[g.name for g in report.gates if not g.passed],
         failed_checks=_failed_checks(result),
         duration_ms=run.payload().get("duration_ms"),
+        store_failures=store_failures,
     )
+
+
+def _flush(store: DeltaDiagnosticsStore, failures: list[str]) -> None:
+    """Commit the run's own records; a store that cannot commit fails the build's outcome, not the build."""
+    try:
+        store.flush()
+    except Exception as exc:  # reported in the outcome and on the other sinks by the steps
+        failures.append(f"{type(exc).__name__}: {exc}")
+
+
+def _close_abandoned_runs(
+    home: ProjectHome, sink: FanoutSink, store: DeltaDiagnosticsStore, failures: list[str]
+) -> None:
+    """Record runs whose process died (SIGKILL) as failed, in the store and in the Dagster instance."""
+    abandoned = record_abandoned_runs(home, sink)
+    if not abandoned:
+        return
+    _flush(store, failures)
+    instance = instance_for(home)
+    for marker in abandoned:
+        dagster_run = instance.get_run_by_id(marker.run_id)
+        if dagster_run is not None and not dagster_run.is_finished:
+            instance.report_run_failed(dagster_run)
+        if not failures:
+            clear_marker(home, marker.run_id)
+
+
+def _export_failure_events(run_id: str, telemetry: Telemetry, trace_id: str) -> list[DiagnosticEvent]:
+    """One warn event per signal whose exporter failed batches in this run (e.g. the endpoint refused)."""
+    return [
+        DiagnosticEvent(
+            name="telemetry_export_failed_v1",
+            run_id=run_id,
+            severity=Severity.WARN,
+            category=Category.TELEMETRY,
+            code="export_failed",
+            message=f"{count} {signal} export batch(es) failed (endpoint: see telemetry_config_v1)",
+            payload={"signal": signal, "failed_batches": count, "ok_batches": telemetry.exports.ok[signal]},
+            trace_id=trace_id,
+        )
+        for signal, count in sorted(telemetry.exports.failed.items())
+        if count
+    ]
 
 
 def _execute_in_process(
@@ -228,6 +295,8 @@ def _execute_multiprocess(
     job = dg.build_reconstructable_job(
         __name__, reconstruct_build_job.__name__, reconstructable_kwargs=request.job_kwargs()
     )
+    # Forked from a server that imported this module: the imports are paid once, not per step (spawn):
+    # the fixture build took 18 s instead of 53 s.
     multiprocess: dict[str, Any] = {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
     if max_concurrent is not None:
         multiprocess["max_concurrent"] = max_concurrent

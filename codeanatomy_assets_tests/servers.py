@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -36,7 +37,10 @@ _APT_UPDATED: list[bool] = []
 
 # A child started from a background job inherits SIGINT ignored; Dagster's servers then ignore the stop
 # signal (FACTS #13). This exec wrapper restores the default, without preexec_fn (unsafe with threads).
-_SIGINT_DEFAULT: Final = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+_SIGINT_DEFAULT: Final = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -70,14 +74,12 @@ def wait_until(
 class Server:
     """A started server process (the leader of its own session) and its log file."""
 
-    name: str
     popen: subprocess.Popen[bytes]
     log: Path
 
     @classmethod
     def start(
         cls,
-        name: str,
         argv: Sequence[str],
         *,
         log: Path,
@@ -95,7 +97,7 @@ class Server:
                 cwd=cwd,
                 start_new_session=True,
             )
-        return cls(name=name, popen=popen, log=log)
+        return cls(popen=popen, log=log)
 
     def exited(self) -> bool:
         return self.popen.poll() is not None
@@ -146,7 +148,7 @@ def ensure_debian_package(package: str, present: Callable[[], bool]) -> None:
     if not _APT_UPDATED:
         _run(["apt-get", "update", "-q"], env=env, timeout_s=600)
         _APT_UPDATED.append(True)
-    _run(["apt-get", "install", "-y", "-q", "--no-install-recommends", package], env=env, timeout_s=900)
+    _run(["apt-get", "install", "-y", "-q", package], env=env, timeout_s=900)
     if not present():
         pytest.fail(f"apt-get installed {package} but it is still not usable")
 
@@ -235,7 +237,7 @@ def seaweedfs(root: Path, *, access_key: str, secret_key: str) -> Iterator[S3End
         f"-filer.localSocket={data / 'filer.sock'}",
         f"-s3.localSocket={data / 's3.sock'}",
     ]
-    server = Server.start("seaweedfs", argv, log=root / "seaweedfs.log", cwd=data)
+    server = Server.start(argv, log=root / "seaweedfs.log", cwd=data)
     endpoint = S3Endpoint(
         url=f"http://{LOOPBACK}:{ports['s3']}", access_key=access_key, secret_key=secret_key
     )
@@ -292,49 +294,23 @@ def postgres(*, database: str = "dagster") -> Iterator[PostgresEndpoint]:
     as_owner = _postgres_runner()
     # Not under pytest's tmp_path: that is private to root, and the server must not run as root.
     root = Path(tempfile.mkdtemp(prefix="codeanatomy-pg-"))
-    data = root / "data"
-    user, port = "codeanatomy", free_port()
     if as_owner:
         shutil.chown(root, user="postgres", group="postgres")
+    server = PostgresEndpoint(host=LOOPBACK, port=free_port(), user="codeanatomy", database=database)
+    pg_ctl = [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(root / "data"), "-w", "-t", "60"]
     try:
-        _run(
-            [
-                *as_owner,
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                user,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]
+        initdb = [str(bin_dir / "initdb"), "-D", str(root / "data"), "-U", server.user, "--auth=trust"]
+        _run([*as_owner, *initdb, "-E", "UTF8", "--no-sync"])
+        options = (
+            f"-c listen_addresses={LOOPBACK} -p {server.port} -c unix_socket_directories='' -c fsync=off"
         )
-        options = f"-c listen_addresses={LOOPBACK} -p {port} -c unix_socket_directories='' -c fsync=off"
-        _run(
-            [
-                *as_owner,
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(root / "server.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
+        _run([*pg_ctl, "-l", str(root / "server.log"), "-o", options, "start"])
         try:
-            _run([str(bin_dir / "createdb"), "-h", LOOPBACK, "-p", str(port), "-U", user, database])
-            yield PostgresEndpoint(host=LOOPBACK, port=port, user=user, database=database)
+            createdb = [str(bin_dir / "createdb"), "-h", LOOPBACK, "-p", str(server.port), "-U", server.user]
+            _run([*createdb, database])
+            yield server
         finally:
-            _run(
-                [*as_owner, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "-t", "60", "stop"]
-            )
+            _run([*pg_ctl, "-m", "fast", "stop"])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -346,8 +322,6 @@ def _postgres_runner() -> list[str]:
     if shutil.which("runuser") is None:
         pytest.skip("running as root without runuser: cannot start PostgreSQL as a non-root user")
     try:
-        import pwd
-
         pwd.getpwnam("postgres")
     except KeyError:
         pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
@@ -363,7 +337,7 @@ def dagster_webserver(workspace: Path, *, env: Mapping[str, str], log: Path) -> 
     """``dagster-webserver`` over ``workspace`` on 127.0.0.1; yields its base URL once the location loaded."""
     port = free_port()
     argv = [str(VENV_BIN / "dagster-webserver"), "-h", LOOPBACK, "-p", str(port), "-w", str(workspace)]
-    server = Server.start("dagster-webserver", argv, log=log, env=env, cwd=workspace.parent)
+    server = Server.start(argv, log=log, env=env, cwd=workspace.parent)
     base = f"http://{LOOPBACK}:{port}"
     try:
         wait_until(lambda: _location_loaded(base), timeout_s=120, what="dagster-webserver", process=server)
@@ -398,5 +372,6 @@ def graphql(base: str, query: str) -> dict[str, Any]:
         data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    with direct.open(request, timeout=10) as response:
         return json.loads(response.read())["data"]

@@ -6,6 +6,7 @@ are read back from there; nothing goes to the SQLite files of the default instan
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,12 +114,8 @@ def test_the_run_its_materializations_and_checks_read_back(pg_build: PostgresBui
 def test_the_rows_are_in_postgres_itself(pg_build: PostgresBuild) -> None:
     psycopg2 = pytest.importorskip("psycopg2")
     server = pg_build.server
-    with (
-        psycopg2.connect(
-            host=server.host, port=server.port, user=server.user, dbname=server.database
-        ) as connection,
-        connection.cursor() as cursor,
-    ):
+    connect = {"host": server.host, "port": server.port, "user": server.user, "dbname": server.database}
+    with closing(psycopg2.connect(**connect)) as connection, connection.cursor() as cursor:
         cursor.execute("select run_id, status from runs")
         assert cursor.fetchall() == [(RUN, "SUCCESS")]
         cursor.execute("select count(*) from event_logs where run_id = %s", (RUN,))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import fcntl
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +26,13 @@ from deltalake import DeltaTable, write_deltalake
 from codeanatomy_assets.bench.provider_modes import MODES
 from codeanatomy_assets.bench.tpch import QUERY_NAMES, load_query, register_delta_tables
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import READER_DESCRIPTION, link_files, open_snapshot
+from codeanatomy_assets.delta.pruned import (
+    FARM_PREFIX,
+    READER_DESCRIPTION,
+    LinkFarm,
+    link_files,
+    open_snapshot,
+)
 from codeanatomy_assets.delta.registration import (
     DATASET_PROVIDER_MODE,
     DELTA_PROTOCOL_COMPATIBILITY,
@@ -317,15 +326,23 @@ def test_damaged_files_are_refused_and_glob_paths_read_exactly(tmp_path: Path) -
 
 
 def test_a_file_gone_after_registration_fails_the_plan(tmp_path: Path) -> None:
-    """DataFusion's listing skips a dangling link silently; a plan checks its links and fails instead."""
-    uri = tmp_path / "vanishing"
-    write_deltalake(uri, pa.table({"x": [1, 2]}))
-    write_deltalake(uri, pa.table({"x": [10, 20]}), mode="append")
-    registration, ctx = register(uri)
-    for folder in link_files(open_snapshot(str(uri), version=1), open_snapshot(str(uri), version=1).files):
-        os.unlink(folder.links[0][0])  # as if a symbolic link's file had been vacuumed
+    """DataFusion's listing skips a dangling link silently; a plan checks its links and fails instead,
+    and a table it bound before the failure is registered whole again."""
+    ctx = SessionContext()
+    tables: dict[str, RegisteredTable] = {}
+    for name in ("a", "b"):
+        uri = tmp_path / name
+        write_deltalake(uri, pa.table({"x": [1, 2]}))
+        write_deltalake(uri, pa.table({"x": [10, 20]}), mode="append")
+        tables[name] = register_dataset(
+            ctx, name=name, uri=str(uri), run_id="r", sink=DiagnosticsCollector()
+        ).registered
+    gone = open_snapshot(str(tmp_path / "b"), version=1)
+    (folder,) = link_files(gone, gone.files)
+    os.unlink(folder.links[0][0])  # as if a symbolic link's file had been vacuumed
     with pytest.raises(PlanError, match="are gone"):
-        run(ctx, {"t": registration.registered}, "SELECT sum(x) AS s FROM t")
+        run(ctx, tables, "SELECT count(*) AS n FROM a CROSS JOIN b WHERE a.x > 5")
+    assert ctx.sql("SELECT sum(x) AS s FROM a").to_pylist() == [{"s": 33}]
 
 
 def test_vacuum_protocol_check_is_read_and_pruned(tmp_path: Path) -> None:
@@ -530,3 +547,22 @@ def test_a_failed_plan_restores_its_tables_and_odd_names_bind(tmp_path: Path) ->
     with pytest.raises(PlanError):
         run(ctx, tables, f"SELECT x / (x - x) AS boom FROM {quoted} WHERE x > 5")
     assert ctx.sql(f"SELECT sum(x) AS s FROM {quoted}").to_pylist() == [{"s": 33}]
+
+
+def test_link_farms_of_ended_processes_are_removed(tmp_path: Path) -> None:
+    base = Path(tempfile.gettempdir())
+    orphan = base / f"{FARM_PREFIX}orphan-test"
+    alive = base / f"{FARM_PREFIX}alive-test"
+    for farm in (orphan, alive):
+        farm.mkdir(exist_ok=True)
+        (farm / ".owner").write_text("")
+    with open(alive / ".owner") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a live process holds its farm's lock
+        write_deltalake(tmp_path / "t", pa.table({"x": [1]}))
+        snapshot = open_snapshot(str(tmp_path / "t"), version=0)
+        folder = LinkFarm().folder(snapshot, snapshot.files)  # a new farm starts: it cleans up first
+        assert not orphan.exists()
+        assert alive.exists()
+    shutil.rmtree(alive)
+    assert [os.path.basename(link) for link, _ in folder.links] == ["000000.parquet"]
+    assert folder.hard  # same filesystem here: a hard link keeps the file readable at this version

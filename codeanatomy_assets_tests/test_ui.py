@@ -17,7 +17,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Final
 
 import pytest
 
@@ -25,7 +25,14 @@ from codeanatomy_assets.defs.factory import EXTRACT_ASSET, REPORT_ASSET
 from codeanatomy_assets.runner import BuildRequest, run_build
 from codeanatomy_assets_tests.servers import dagster_webserver, ensure_debian_package
 
+if TYPE_CHECKING:
+    from playwright.sync_api import Locator, Page
+
 pytestmark = pytest.mark.slow
+sync_api = pytest.importorskip(
+    "playwright.sync_api", reason="pip install playwright (part of the test extra)"
+)
+expect = sync_api.expect
 
 REPO_ROOT: Final = Path(__file__).resolve().parent.parent
 FIXTURE: Final = Path(__file__).parent / "fixtures" / "sample_tree"
@@ -41,14 +48,14 @@ CHROMIUM_ARGS: Final = [
     "--disable-sync",
     "--no-first-run",
     "--disable-quic",
+    "--no-proxy-server",
 ]
 RUNS: Final = ("00000000-0000-4000-8000-0000000000c1", "00000000-0000-4000-8000-0000000000c2")
 DATASETS: Final = ("source_files", "symbols", "imports", "calls")
 PLANS: Final = ("module_dependencies", "call_edges", "module_metrics", "package_hotspots")
 TIMEOUT_MS: Final = 30_000
-# Tall enough for the whole lineage graph: the graph does not render nodes outside the viewport.
-VIEWPORT: Final = {"width": 1280, "height": 1080}
-CONTENT: Final = {"x": 240, "y": 0, "width": 1040, "height": 1080}
+VIEWPORT: Final = {"width": 1280, "height": 900}
+CONTENT: Final = {"x": 240, "y": 0, "width": 1040, "height": 900}
 """The page right of Dagster's navigation column: what the screenshots keep."""
 
 
@@ -57,14 +64,14 @@ class UI:
     """The webserver's base URL, one browser page, and where screenshots go."""
 
     base: str
-    page: Any
+    page: Page
     shots: Path
 
-    def open(self, path: str) -> Any:
+    def open(self, path: str) -> Page:
         self.page.goto(f"{self.base}{path}")
         return self.page
 
-    def screenshot(self, name: str, target: Any = None) -> Path:
+    def screenshot(self, name: str, target: Locator | None = None) -> Path:
         """A PNG of the visible part of ``target`` (a locator), or of the page right of the navigation.
 
         Copied to docs/screenshots when ``CODEANATOMY_UPDATE_SCREENSHOTS=1``.
@@ -77,8 +84,9 @@ class UI:
         return path
 
 
-def _visible_box(target: Any) -> dict[str, float]:
+def _visible_box(target: Locator) -> dict[str, float]:
     box = target.bounding_box()
+    assert box is not None, "the element to photograph is not on the page"
     top, left = max(box["y"], 0.0), max(box["x"], 0.0)
     bottom = min(box["y"] + box["height"], float(VIEWPORT["height"]))
     right = min(box["x"] + box["width"], float(VIEWPORT["width"]))
@@ -102,9 +110,6 @@ def _webserver_env(home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
-    sync_api = pytest.importorskip(
-        "playwright.sync_api", reason="pip install playwright (part of the test extra)"
-    )
     ensure_debian_package("chromium", CHROMIUM.exists)
     root = tmp_path_factory.mktemp("ui")
     home = root / "home"
@@ -125,16 +130,10 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UI]:
             browser.close()
 
 
-def _skip_community_dialog(page: Any) -> None:
+def _skip_community_dialog(page: Page) -> None:
     """Press "Skip" on the "Join the Dagster community" dialog whenever it covers the page."""
     dialog = page.get_by_role("dialog").filter(has_text="Join the Dagster community")
     page.add_locator_handler(dialog, lambda found: found.get_by_role("button", name="Skip").click())
-
-
-def _expect() -> Any:
-    from playwright.sync_api import expect
-
-    return expect
 
 
 def _shown(name: str, labels: list[str]) -> bool:
@@ -147,11 +146,11 @@ def _shown(name: str, labels: list[str]) -> bool:
 
 
 def test_the_lineage_runs_from_extraction_through_datasets_and_plans_to_the_report(ui: UI) -> None:
-    expect = _expect()
     page = ui.open(f"/assets/{REPORT_ASSET}?view=lineage&lineageScope=upstream")
+    page.get_by_role("button", name="All", exact=True).click()  # every level upstream, not only the nearest
     nodes = page.locator("[class*=assetName]")
     expect(nodes).to_have_count(2 + len(DATASETS) + len(PLANS))
-    materialized = page.locator("[class*=AssetNodeBox][style*=green]")  # green: materialized, last run ok
+    materialized = page.locator("[class*=AssetNodeBox][style*=green]")  # green: materialized, run succeeded
     expect(materialized).to_have_count(2 + len(DATASETS) + len(PLANS))
     labels = nodes.all_inner_texts()
     for name in (EXTRACT_ASSET, *DATASETS, *PLANS, REPORT_ASSET):
@@ -168,7 +167,6 @@ def test_the_lineage_runs_from_extraction_through_datasets_and_plans_to_the_repo
 
 
 def test_the_checks_show_the_warning_on_extraction_and_the_passing_dataset_checks(ui: UI) -> None:
-    expect = _expect()
     page = ui.open(f"/assets/{EXTRACT_ASSET}?view=checks")
     check = page.locator("[title=all_files_parsed]").locator("xpath=../..")
     expect(check).to_contain_text("Failed")
@@ -178,14 +176,11 @@ def test_the_checks_show_the_warning_on_extraction_and_the_passing_dataset_check
     page = ui.open("/assets/calls?view=checks")
     for name in ("provider_mode", "delta_protocol_compatible", "delta_log_checkpoint"):
         expect(page.locator(f"[title={name}]").locator("xpath=../..")).to_contain_text("Succeeded")
-    page.locator("[title=delta_protocol_compatible]").click()
-    expect(
-        page.get_by_text("This is a blocking asset check.")
-    ).to_be_visible()  # the ERROR check that keeps plans off an unreadable table
+    page.locator("[title=delta_protocol_compatible]").click()  # the ERROR check that guards the plans
+    expect(page.get_by_text("This is a blocking asset check.")).to_be_visible()
 
 
 def test_the_report_markdown_is_in_the_report_assets_metadata(ui: UI) -> None:
-    expect = _expect()
     page = ui.open(f"/assets/{REPORT_ASSET}")
     page.get_by_text("[Show Markdown]").first.click()
     dialog = page.get_by_role("dialog")
@@ -205,7 +200,6 @@ def test_the_report_markdown_is_in_the_report_assets_metadata(ui: UI) -> None:
 
 
 def test_a_plans_phase_timing_is_plotted_across_both_runs(ui: UI) -> None:
-    expect = _expect()
     page = ui.open("/assets/module_metrics?view=events")
     entries = page.locator("[data-index]").filter(has=page.get_by_role("img", name="run_success"))
     expect(entries).to_have_count(len(RUNS))
@@ -224,7 +218,7 @@ def test_a_plans_phase_timing_is_plotted_across_both_runs(ui: UI) -> None:
     ui.screenshot("plot", chart)
 
 
-def _drawn_pixels(canvas: Any) -> int:
+def _drawn_pixels(canvas: Locator) -> int:
     return int(
         canvas.evaluate(
             """(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;

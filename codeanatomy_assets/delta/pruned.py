@@ -154,7 +154,7 @@ def _files_with_deletion_vectors(table: DeltaTable) -> int:
     return pa.table(table.deletion_vectors()).num_rows
 
 
-def _load_snapshot(uri: str, version: int | None, options: tuple[tuple[str, str], ...]) -> PinnedSnapshot:
+def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...]) -> PinnedSnapshot:
     table = DeltaTable(uri, version=version, storage_options=dict(options) or None)
     partition_columns = tuple(table.metadata().partition_columns)
     uris = tuple(table.file_uris())
@@ -192,8 +192,7 @@ def open_snapshot(
     """
     options = tuple(sorted((storage_options or {}).items()))
     if version is None:
-        latest = _load_snapshot(uri, None, options)
-        return _pinned(uri, latest.version, options)
+        version = DeltaTable(uri, storage_options=dict(options) or None).version()
     return _pinned(uri, version, options)
 
 

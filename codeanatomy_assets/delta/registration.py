@@ -1007,4 +1007,5 @@ __all__ = [
     "register_dataset",
     "register_for_plan",
     "register_object_store",
+    "register_pruned_parquet",
 ]

@@ -470,7 +470,14 @@ def bind_pruned_tables(
         reason = f"planning failed: {type(exc).__name__}: {_first_line(exc)}"
         return tuple(_whole(t, started, reason) for t in own.values())
     predicates = pruning_predicates(plan, own)
-    return tuple(_bind_table(ctx, own[name], predicate, started) for name, predicate in predicates.items())
+    bound: list[TablePruning] = []
+    try:
+        for name, predicate in predicates.items():
+            bound.append(_bind_table(ctx, own[name], predicate, started))
+    except BaseException:  # tables bound before the failure are registered whole again, then it propagates
+        restore_pruned_tables(ctx, bound, tables)
+        raise
+    return tuple(bound)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -501,14 +508,15 @@ def _bind_table(
         return _whole(table, started, f"Delta file pruning failed: {type(exc).__name__}: {_first_line(exc)}")
     # A table registered without a version is bound at the snapshot pinned now, whatever it prunes.
     rebound = len(files) < len(snapshot.files) or table.version is None
-    folders = register_files(ctx, table.dataset, snapshot, files) if rebound else link_files(snapshot, files)
-    missing = missing_links(folders)
+    missing = missing_links(link_files(snapshot, files))
     if missing:
         raise DatasetError(
             f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
             dataset=table.dataset,
             uri=table.uri,
         )
+    if rebound:
+        register_files(ctx, table.dataset, snapshot, files)
     return TablePruning(
         dataset=table.dataset,
         version=snapshot.version,

@@ -44,6 +44,7 @@ def external(
         env = {
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_EXPORTER_OTLP_HEADERS": f"x-api-key={CANARY}",
+            "OTEL_RESOURCE_ATTRIBUTES": f"deployment.environment=ci,api_token={CANARY}",
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_LOGS_EXPORTER": "otlp",
         }
@@ -99,6 +100,8 @@ def test_no_secret_in_home_metadata_or_exported_telemetry(
     home, _, receiver = external
     assert receiver.spans and receiver.logs, "telemetry was not exported"
     assert CANARY not in repr(receiver.spans) + repr(receiver.logs)
+    assert receiver.spans[0].resource["api_token"] == "***REDACTED***"  # said to be redacted, not dropped
+    assert receiver.spans[0].resource["deployment.environment"] == "ci"
     # The header did reach the endpoint it is meant for (so the secret was really in play) ...
     assert any(
         {k.lower(): v for k, v in headers.items()}.get("x-api-key") == CANARY

@@ -82,7 +82,7 @@ def test_sigkill_mid_build_leaves_readable_tables_a_failed_record_and_a_working_
     _no_duplicate_events(home)
 
     following = _cli("build", "--source", str(FIXTURE), home=home)
-    out, err = following.communicate(timeout=300)
+    _out, err = following.communicate(timeout=300)
     assert following.returncode == 0, err[-3000:]
     store = DeltaDiagnosticsStore(home / "lake" / "_diagnostics")
     (run,) = store.read_runs(killed)

@@ -439,7 +439,8 @@ def bootstrap_telemetry(
             logger_provider=NoOpLoggerProvider(),
             tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         )
-    resource = Resource(config.resource())
+    # Secret-looking resource attributes (api keys, tokens) would travel with every span and log: redact.
+    resource = Resource(redact_mapping(config.resource()))
     tally = ExportTally()
     sdk_tracer_provider = SdkTracerProvider(resource=resource)
     for kind in config.traces_exporters:

@@ -12,6 +12,7 @@ import dagster as dg
 
 from codeanatomy_assets import pipeline, report
 from codeanatomy_assets.defs import translate
+from codeanatomy_assets.defs.envelope import record_envelope_if_missing
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import DatasetError
@@ -153,6 +154,7 @@ def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefin
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
         home = codeanatomy.project_home()
+        record_envelope_if_missing(context, codeanatomy, spec.label)
         with codeanatomy.step(context) as step:
             rendered = report.write_run_report(home, step.run_id, label=spec.label)
         return dg.MaterializeResult(

@@ -114,12 +114,17 @@ def start_run(
     sink: DiagnosticsSink,
     metadata: Mapping[str, Any] | None = None,
     run_id: str | None = None,
+    start_time_unix_ms: int | None = None,
 ) -> DataFusionRun:
-    """Open a run (a new uuid4 hex id unless ``run_id`` is given) and record ``datafusion_run_started_v1``."""
+    """Open a run (a new uuid4 hex id unless ``run_id`` is given) and record ``datafusion_run_started_v1``.
+
+    ``start_time_unix_ms`` defaults to now; a run recorded after the fact (launched from the Dagster UI)
+    passes its real start.
+    """
     run = DataFusionRun(
         run_id=run_id or uuid.uuid4().hex,
         label=label,
-        start_time_unix_ms=now_unix_ms(),
+        start_time_unix_ms=start_time_unix_ms if start_time_unix_ms is not None else now_unix_ms(),
         metadata=redact_mapping(metadata or {}),
     )
     _record(run, name=RUN_STARTED_EVENT, sink=sink, severity=Severity.INFO, message=f"run {label!r} started")

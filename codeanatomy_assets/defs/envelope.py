@@ -1,0 +1,76 @@
+"""Runs launched from the Dagster UI get the same record as ``codeanatomy build`` runs.
+
+The CLI brackets its runs with the run envelope itself. A run launched from the UI (or a schedule) has no
+such wrapper: its report asset records the envelope when it finds none, and when such a run fails before
+its report, this sensor (run by the daemon that ``dagster dev`` starts) records the failure and writes
+the report saying where the run stopped.
+"""
+
+import dagster as dg
+
+from codeanatomy_assets.defs.resources import CodeAnatomyResource, diagnostics_run_id
+from codeanatomy_assets.diagnostics.runs import DataFusionRun, finish_run, start_run
+from codeanatomy_assets.report import write_run_report
+
+FAILED_RUN_SENSOR = "codeanatomy_failed_run_report"
+
+
+class RunFailed(Exception):  # noqa: N818 - the name is the error.type users read in the report
+    """A Dagster run failed; the message names the failed step and its error."""
+
+
+def failed_run_sensor(job: object, label: str) -> dg.SensorDefinition:
+    """The run-failure sensor for ``job`` (the asset job of the spec)."""
+    @dg.run_failure_sensor(
+        name=FAILED_RUN_SENSOR,
+        monitored_jobs=[job],  # type: ignore[list-item]
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Records a failed run in the diagnostics store and writes its report",
+    )
+    def codeanatomy_failed_run_report(
+        context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource
+    ) -> None:
+        run_id = diagnostics_run_id(context.dagster_run)
+        home = codeanatomy.project_home()
+        store = home.diagnostics_store()
+        rows = store.read_runs(run_id)
+        if rows and rows[-1]["status"] != "running":
+            return  # the CLI that ran it recorded its end already
+        started = rows[-1]["start_time_unix_ms"] if rows else _start_ms(context)
+        run = DataFusionRun(run_id=run_id, label=label, start_time_unix_ms=started)
+        finish_run(run, sink=store, error=RunFailed(context.failure_event.message or "run failed"))
+        store.flush()
+        write_run_report(home, run_id, label=label)
+
+    return codeanatomy_failed_run_report
+
+
+def _start_ms(context: dg.RunFailureSensorContext) -> int:
+    record = context.instance.get_run_record_by_id(context.dagster_run.run_id)
+    start = record.start_time if record is not None and record.start_time else None
+    return int(start * 1000) if start else 0
+
+
+def record_envelope_if_missing(
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, label: str
+) -> None:
+    """For a run launched from the UI: record its start and completion before its report is rendered.
+
+    The report asset is the run's last step and runs only when everything upstream succeeded, so the run is
+    complete when it gets here. Runs of ``codeanatomy build`` already have their envelope: nothing to do.
+    """
+    run_id = diagnostics_run_id(context.run)
+    store = codeanatomy.project_home().diagnostics_store()
+    if store.read_runs(run_id):
+        return
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = int(record.start_time * 1000) if record is not None and record.start_time else None
+    run = start_run(
+        label=label,
+        sink=store,
+        run_id=run_id,
+        metadata={"launched_by": "dagster"},
+        start_time_unix_ms=started,
+    )
+    finish_run(run, sink=store)
+    store.flush()

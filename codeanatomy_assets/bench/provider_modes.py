@@ -81,7 +81,8 @@ class ProviderModeSettings:
     files_per_table: int = 24
     repeats: int = 5
     queries: tuple[str, ...] = QUERY_NAMES
-    cache_dir: str = str(Path("~/.cache/codeanatomy-bench").expanduser())
+    cache_dir: str = "~/.cache/codeanatomy-bench"
+    """Expanded when used (:func:`cached_tpch`), not at import."""
     modes: tuple[str, ...] = MODES
 
     @classmethod

@@ -80,7 +80,8 @@ def run_extract(
 def run_dataset(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, name: str) -> DatasetOutcome:
     """Register one dataset with probes: provider mode, log health and protocol compatibility.
 
-    Raises :class:`ProtocolIncompatibleError` when no provider reads the table correctly (after recording why).
+    Raises :class:`ProtocolIncompatibleError` when no provider reads the table correctly (after recording
+    why).
     """
     uri, options = dataset_uri(spec, home, name)
     ctx = SessionContext()

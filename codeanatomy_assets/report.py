@@ -80,7 +80,8 @@ GATES: Final = (
     ),
     Gate(
         name="cli_errors_carry_telemetry_context",
-        description="Every CLI parse error recorded in the store carries the telemetry configuration snapshot",
+        description="Every CLI parse error recorded in the store carries the telemetry configuration "
+        "snapshot",
     ),
 )
 
@@ -381,8 +382,8 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
     ]
     lines += ["", "## Datasets", "", _table(data["datasets"], ["dataset", "rows", "files", "version", "uri"])]
     lines += ["", "## Plans", "", _table(data["plans"], ["plan", "rows", "files", "version", "write_ms"])]
-    lines += ["", "## Plan-phase timings", ""] + _phase_section(data["plan_phases"])
-    lines += ["", "## Scan pruning", ""] + _scan_section(data["scan_units"])
+    lines += ["", "## Plan-phase timings", "", *_phase_section(data["plan_phases"])]
+    lines += ["", "## Scan pruning", "", *_scan_section(data["scan_units"])]
     lines += [
         "",
         "## Warnings and errors by category",

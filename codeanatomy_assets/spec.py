@@ -305,7 +305,8 @@ def _parse_plan(name: str, body: Any, source: str, base_dir: Path | None, known:
 def sql_references(sql: str, known: set[str]) -> tuple[str, ...]:
     """Names from ``known`` that appear as identifiers in ``sql`` (string literals and comments skipped).
 
-    >>> sql_references("select * from calls c join symbols s on s.x = 'imports'", {"calls", "symbols", "imports"})
+    >>> known = {"calls", "symbols", "imports"}
+    >>> sql_references("select * from calls c join symbols s on s.x = 'imports'", known)
     ('calls', 'symbols')
     """
     found: set[str] = set()

@@ -171,12 +171,9 @@ def test_run_envelope_completed_with_duration(built: Built) -> None:
 
 
 def test_every_plan_has_four_phases_with_hash_duration_and_span(built: Built) -> None:
-    phases = [
-        e
-        for e in built.store.read_events(
-            "00000000-0000-4000-8000-0000000e2e01", names=["datafusion_plan_phase_v1"]
-        )
-    ]
+    phases = list(
+        built.store.read_events("00000000-0000-4000-8000-0000000e2e01", names=["datafusion_plan_phase_v1"])
+    )
     by_plan: dict[str, set[str]] = {}
     for e in phases:
         assert e.payload["plan_hash"] and e.payload["span_id"] and e.payload["duration_ms"] >= 0

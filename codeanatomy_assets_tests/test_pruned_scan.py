@@ -566,3 +566,39 @@ def test_link_farms_of_ended_processes_are_removed(tmp_path: Path) -> None:
     shutil.rmtree(alive)
     assert [os.path.basename(link) for link, _ in folder.links] == ["000000.parquet"]
     assert folder.hard  # same filesystem here: a hard link keeps the file readable at this version
+
+
+def test_nested_binary_and_decimal_columns(tmp_path: Path) -> None:
+    uri = tmp_path / "nested"
+    table = pa.table(
+        {
+            "id": [1, 2, 3],
+            "s": pa.array(
+                [{"a": 1, "b": "x"}, None, {"a": None, "b": "z"}],
+                pa.struct([("a", pa.int64()), ("b", pa.string())]),
+            ),
+            "l": pa.array([[1, 2], [], None], pa.list_(pa.int32())),
+            "m": pa.array([[("k", 1)], None, [("q", 2), ("r", None)]], pa.map_(pa.string(), pa.int64())),
+            "bin": pa.array([b"\x00\x01", None, b""], pa.binary()),
+            "dec": pa.array([None, decimal.Decimal("1.5"), decimal.Decimal("-2.25")], pa.decimal128(10, 3)),
+        }
+    )
+    write_deltalake(uri, table)
+    write_deltalake(uri, table.slice(0, 1), mode="append")
+    _, ctx = register(uri, policy=ONLY_PRUNED)
+
+    def rows(result: pa.Table) -> list[dict[str, Any]]:  # struct fields: string vs string_view
+        return sorted(result.to_pylist(), key=repr)
+
+    assert rows(ctx.sql("SELECT * FROM t").to_arrow_table()) == rows(deltalake_rows(uri))
+
+
+def test_statements_run_once(tmp_path: Path) -> None:
+    """Binding plans queries only: DDL, which ``ctx.sql`` runs at once, is left to the logical phase."""
+    write_deltalake(tmp_path / "t", pa.table({"x": [1, 2]}))
+    registration, ctx = register(tmp_path / "t")
+    result, _ = run(ctx, {"t": registration.registered}, "CREATE VIEW big AS SELECT x FROM t WHERE x > 1")
+    (bound,) = result.delta_pruning
+    assert bound.reason is not None
+    assert bound.reason.startswith("not planned as a query")
+    assert ctx.sql("SELECT x FROM big").to_pylist() == [{"x": 2}]

@@ -18,7 +18,7 @@ from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.report import build_report, evaluate_gates, collect_report, to_json
+from codeanatomy_assets.report import build_report, collect_report, evaluate_gates, to_json
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN = "11111111-2222-4333-8444-555555555555"
@@ -279,7 +279,8 @@ def test_gates_fail_when_a_fallback_is_not_a_warning(tmp_path: Path) -> None:
 
 
 def test_gates_fail_on_missing_sections_and_untyped_cli_errors(tmp_path: Path) -> None:
-    events = _run_rows() + [
+    events = [
+        *_run_rows(),
         _event(
             "cli_parse_error_v1",
             Severity.ERROR,

@@ -92,7 +92,7 @@ class CliInvocation:
     hook_ran: bool = False
 
     def hook(self, apps: Any, commands: tuple[str, ...], arguments: Iterable[Any]) -> None:
-        """cyclopts ``App.config`` entry: collect telemetry flags, ``--config`` and ``--home`` before validation."""
+        """cyclopts ``App.config`` entry: read telemetry flags, --config and --home before validation."""
         self.hook_ran = True
         self.commands = tuple(commands)
         for argument in arguments:
@@ -139,7 +139,7 @@ def resolve_cli_telemetry(
 
 
 def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
-    """Record ``cli_parse_error_v1`` in the store of the home and the configured exporters; return the run id."""
+    """Record ``cli_parse_error_v1`` in the home's store and the configured exporters; return the run id."""
     from codeanatomy_assets.diagnostics.events import DiagnosticEvent
     from codeanatomy_assets.diagnostics.otel import OTelLogSink, bootstrap_telemetry
     from codeanatomy_assets.diagnostics.redact import redact_mapping

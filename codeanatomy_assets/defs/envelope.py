@@ -21,6 +21,7 @@ class RunFailed(Exception):  # noqa: N818 - the name is the error.type users rea
 
 def failed_run_sensor(job: object, label: str) -> dg.SensorDefinition:
     """The run-failure sensor for ``job`` (the asset job of the spec)."""
+
     @dg.run_failure_sensor(
         name=FAILED_RUN_SENSOR,
         monitored_jobs=[job],  # type: ignore[list-item]

@@ -23,7 +23,7 @@ class Severity(StrEnum):
 
     @property
     def otel_severity_number(self) -> int:
-        """The OpenTelemetry ``SeverityNumber`` value for this severity (DEBUG=5, INFO=9, WARN=13, ERROR=17)."""
+        """The OpenTelemetry ``SeverityNumber`` of this severity (DEBUG=5, INFO=9, WARN=13, ERROR=17)."""
         return _OTEL_SEVERITY_NUMBER[self]
 
 
@@ -47,7 +47,7 @@ class Category(StrEnum):
 
 
 class EventKind(StrEnum):
-    """``artifact``: a structured record of a thing (a plan, a registration); ``event``: something happened."""
+    """``artifact``: a structured record of a thing (a plan, a registration); ``event``: a happening."""
 
     ARTIFACT = "artifact"
     EVENT = "event"

@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import datafusion.expr as dfx
 import pyarrow as pa
-from datafusion import SessionContext
+from datafusion import SessionContext, SQLOptions
 from datafusion.plan import ExecutionPlan, LogicalPlan, Metric
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -79,6 +79,7 @@ _PRUNING_RE: Final = re.compile(
     r"(?:\s*->\s*[\d.]+\s*[A-Za-z]*\s*fully matched)?\s*$"
 )
 _INT_RE: Final = re.compile(r"^\s*\d+\s*$")
+_QUERIES_ONLY: Final = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -426,6 +427,7 @@ class TablePruning:
     rebound: bool
     """Re-registered over ``files`` for this plan (and over every live file again afterwards)."""
     ms: float
+    """Since binding started (the planning pass that reads the predicates included)."""
     reason: str | None = None
     """Why every live file was bound, when ``predicate`` is ``None`` or pruning failed."""
 
@@ -465,9 +467,10 @@ def bind_pruned_tables(
         return ()
     started = time.perf_counter()
     try:
-        plan = ctx.sql(sql).optimized_logical_plan()
+        # Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
+        plan = ctx.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan()
     except Exception as exc:  # the logical phase plans again and records this failure as the plan's
-        reason = f"planning failed: {type(exc).__name__}: {_first_line(exc)}"
+        reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
         return tuple(_whole(t, started, reason) for t in own.values())
     predicates = pruning_predicates(plan, own)
     bound: list[TablePruning] = []

@@ -31,6 +31,7 @@ from typing import Any
 import dagster as dg
 
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
+from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
 from codeanatomy_assets.defs.factory import REPORT_ASSET
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
@@ -285,7 +286,11 @@ def _execute_in_process(
 ) -> dg.ExecuteInProcessResult:
     job = build_definitions(request.spec, request.resource(progress=progress)).resolve_job_def(JOB_NAME)
     return job.execute_in_process(
-        instance=instance, run_id=run_id, raise_on_error=False, run_config=_QUIET_LOGS
+        instance=instance,
+        run_id=run_id,
+        raise_on_error=False,
+        run_config=_QUIET_LOGS,
+        tags={LAUNCHED_BY_TAG: "codeanatomy"},
     )
 
 
@@ -301,7 +306,12 @@ def _execute_multiprocess(
     if max_concurrent is not None:
         multiprocess["max_concurrent"] = max_concurrent
     run_config = {**_QUIET_LOGS, "execution": {"config": {"multiprocess": multiprocess}}}
-    with dg.execute_job(job, instance=instance, run_config=run_config, tags={RUN_ID_TAG: run_id}) as result:
+    with dg.execute_job(
+        job,
+        instance=instance,
+        run_config=run_config,
+        tags={RUN_ID_TAG: run_id, LAUNCHED_BY_TAG: "codeanatomy"},
+    ) as result:
         return result
 
 

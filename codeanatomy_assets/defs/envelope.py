@@ -13,6 +13,8 @@ from codeanatomy_assets.diagnostics.runs import DataFusionRun, finish_run, start
 from codeanatomy_assets.report import write_run_report
 
 FAILED_RUN_SENSOR = "codeanatomy_failed_run_report"
+LAUNCHED_BY_TAG = "codeanatomy/launched_by"
+"""Set to ``codeanatomy`` on runs of ``codeanatomy build``, which record their own envelope."""
 
 
 class RunFailed(Exception):  # noqa: N818 - the name is the error.type users read in the report
@@ -60,18 +62,23 @@ def record_envelope_if_missing(
     The report asset is the run's last step and runs only when everything upstream succeeded, so the run is
     complete when it gets here. Runs of ``codeanatomy build`` already have their envelope: nothing to do.
     """
+    if context.run.tags.get(LAUNCHED_BY_TAG) == "codeanatomy":
+        return
     run_id = diagnostics_run_id(context.run)
     store = codeanatomy.project_home().diagnostics_store()
-    if store.read_runs(run_id):
-        return
-    record = context.instance.get_run_record_by_id(context.run.run_id)
-    started = int(record.start_time * 1000) if record is not None and record.start_time else None
-    run = start_run(
-        label=label,
-        sink=store,
-        run_id=run_id,
-        metadata={"launched_by": "dagster"},
-        start_time_unix_ms=started,
-    )
-    finish_run(run, sink=store)
-    store.flush()
+    try:
+        if store.read_runs(run_id):
+            return
+        record = context.instance.get_run_record_by_id(context.run.run_id)
+        started = int(record.start_time * 1000) if record is not None and record.start_time else None
+        run = start_run(
+            label=label,
+            sink=store,
+            run_id=run_id,
+            metadata={"launched_by": "dagster"},
+            start_time_unix_ms=started,
+        )
+        finish_run(run, sink=store)
+        store.flush()
+    except Exception as exc:  # the step's own diagnostics flush reports a failing store as a sink failure
+        context.log.warning(f"could not record the run envelope in the diagnostics store: {exc}")

@@ -279,9 +279,7 @@ def evaluate_gates(data: Mapping[str, Any]) -> tuple[GateResult, ...]:
     incompat = [
         e
         for e in events
-        if e.name == "delta_protocol_compatibility_v1"
-        and e.payload.get("compatible") is False
-        and e.payload.get("chosen", True)
+        if e.name == "delta_protocol_compatibility_v1" and e.payload.get("protocol_compatible") is False
     ]
     not_error = [e.dataset for e in incompat if e.severity is not Severity.ERROR]
     results.append(

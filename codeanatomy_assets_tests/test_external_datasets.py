@@ -89,6 +89,8 @@ def test_report_says_why(external: tuple[Path, BuildOutcome, OtlpReceiver]) -> N
     assert "| failed |" in text
     assert "delta_protocol" in text
     assert "blahabl" in text  # the unknown reader feature of simple_table_features
+    # The gate saw both unreadable tables (unsupported protocol, damaged) and found them at error.
+    assert "| protocol_incompatibilities_are_errors | yes | 2 incompatibility record(s), all error |" in text
     store = DeltaDiagnosticsStore(home / "lake" / "_diagnostics")
     errors = [e for e in store.read_events(RUN) if e.dataset == "features" and e.severity is Severity.ERROR]
     assert Category.DELTA_PROTOCOL in {e.category for e in errors}

@@ -146,8 +146,8 @@ def _facts(*, fallback_severity: Severity = Severity.WARN) -> list[DiagnosticEve
             message="features_table: unsupported reader feature blahabl",
             payload={
                 "mode": "delta_table_provider",
-                "compatible": False,
-                "chosen": True,
+                "provider_mode": "none",
+                "protocol_compatible": False,
                 "unsupported": ["blahabl"],
             },
         )
@@ -305,7 +305,7 @@ def test_incompatibility_recorded_below_error_fails_its_gate(tmp_path: Path) -> 
             Category.DELTA_PROTOCOL,
             31,
             dataset="features_table",
-            payload={"compatible": False, "chosen": True},
+            payload={"provider_mode": "none", "protocol_compatible": False},
         )
     )
     gates = {g.name: g for g in evaluate_gates(collect_report(_store(tmp_path, events), RUN))}

@@ -1,0 +1,114 @@
+"""CodeAnatomy Assets: run and understand Delta Lake + DataFusion pipelines, orchestrated by Dagster.
+
+The public API, declared once in ``__all__`` (a test keeps it honest). Names load on first use (PEP 562),
+so ``import codeanatomy_assets`` and ``codeanatomy --help`` stay cheap.
+
+>>> from codeanatomy_assets import Severity
+>>> Severity.WARN.rank > Severity.INFO.rank
+True
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.defs.definitions import build_definitions
+    from codeanatomy_assets.delta.doctor import diagnose
+    from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+    from codeanatomy_assets.delta.registration import register_dataset
+    from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+    from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector, DiagnosticsSink
+    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+    from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
+    from codeanatomy_assets.errors import (
+        CodeAnatomyError,
+        ConfigError,
+        DatasetError,
+        DiagnosticsError,
+        PlanError,
+        ProtocolIncompatibleError,
+        SourceTreeError,
+    )
+    from codeanatomy_assets.home import ProjectHome
+    from codeanatomy_assets.report import build_report
+    from codeanatomy_assets.runner import BuildOutcome, BuildRequest, Executor, run_build
+    from codeanatomy_assets.spec import PipelineSpec, load_spec
+
+_MODULE_OF: Final[dict[str, str]] = {
+    "BuildOutcome": "runner",
+    "BuildRequest": "runner",
+    "Category": "diagnostics.taxonomy",
+    "CodeAnatomyError": "errors",
+    "CompileOptions": "engine.plan",
+    "ConfigError": "errors",
+    "DatasetError": "errors",
+    "DeltaDiagnosticsStore": "diagnostics.store",
+    "DiagnosticEvent": "diagnostics.events",
+    "DiagnosticsCollector": "diagnostics.sinks",
+    "DiagnosticsError": "errors",
+    "DiagnosticsSink": "diagnostics.sinks",
+    "Executor": "runner",
+    "PipelineSpec": "spec",
+    "PlanError": "errors",
+    "ProjectHome": "home",
+    "ProtocolIncompatibleError": "errors",
+    "ProviderMode": "delta.provider",
+    "RegisteredTable": "delta.provider",
+    "Severity": "diagnostics.taxonomy",
+    "SourceTreeError": "errors",
+    "build_definitions": "defs.definitions",
+    "build_report": "report",
+    "diagnose": "delta.doctor",
+    "execute_plan": "engine.plan",
+    "load_spec": "spec",
+    "register_dataset": "delta.registration",
+    "run_build": "runner",
+}
+
+__all__ = [
+    "BuildOutcome",
+    "BuildRequest",
+    "Category",
+    "CodeAnatomyError",
+    "CompileOptions",
+    "ConfigError",
+    "DatasetError",
+    "DeltaDiagnosticsStore",
+    "DiagnosticEvent",
+    "DiagnosticsCollector",
+    "DiagnosticsError",
+    "DiagnosticsSink",
+    "Executor",
+    "PipelineSpec",
+    "PlanError",
+    "ProjectHome",
+    "ProtocolIncompatibleError",
+    "ProviderMode",
+    "RegisteredTable",
+    "Severity",
+    "SourceTreeError",
+    "build_definitions",
+    "build_report",
+    "diagnose",
+    "execute_plan",
+    "load_spec",
+    "register_dataset",
+    "run_build",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name from its module on first access."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

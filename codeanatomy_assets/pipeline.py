@@ -96,7 +96,7 @@ def run_dataset(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, na
         dataset=name,
         payload={
             "rows": row_count,
-            "files": _live_files(uri, options),
+            **_live_files(uri, options),
             "version": registration.registered.version,
             "uri": uri,
             "provider_mode": registration.registered.provider_mode.value,
@@ -152,7 +152,7 @@ def run_plan(
         plan=name,
         payload={
             "rows": execution.table.num_rows,
-            "files": _live_files(uri, storage or {}),
+            **_live_files(uri, storage or {}),
             "version": version,
             "uri": uri,
             "write_ms": round(write_ms, 3),
@@ -218,11 +218,12 @@ def recorded_provider_modes(home: ProjectHome, run_id: str) -> dict[str, Registe
     return chosen
 
 
-def _live_files(uri: str, options: Mapping[str, str]) -> int | None:
+def _live_files(uri: str, options: Mapping[str, str]) -> dict[str, object]:
+    """``{"files": n}``, or ``{"files": None, "files_error": ...}``: a failed count is said, not hidden."""
     try:
-        return len(DeltaTable(uri, storage_options=dict(options) or None).file_uris())
-    except Exception:  # the file count is informative; registration already diagnosed the table's log
-        return None
+        return {"files": len(DeltaTable(uri, storage_options=dict(options) or None).file_uris())}
+    except Exception as exc:  # recorded in the event's payload; registration diagnoses the log itself
+        return {"files": None, "files_error": f"{type(exc).__name__}: {exc}"}
 
 
 def _count_and_schema(ctx: SessionContext, name: str) -> tuple[int | None, pa.Schema | None]:

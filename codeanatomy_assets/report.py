@@ -335,7 +335,7 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
     lines = [
         f"# Run diagnostics report: {run['label'] or 'run'}",
         "",
-        _table([run], ["run_id", "label", "status", "start", "duration_ms", "trace_id", "events"]),
+        markdown_table([run], ["run_id", "label", "status", "start", "duration_ms", "trace_id", "events"]),
     ]
     if run.get("error_type"):
         lines += ["", f"**Failed:** `{run['error_type']}`: {run['error_message']}"]
@@ -343,7 +343,7 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         "",
         "## Acceptance gates",
         "",
-        _table(
+        markdown_table(
             [
                 {"gate": g.name, "passed": "yes" if g.passed else "**NO**", "explanation": g.explanation}
                 for g in gates
@@ -355,7 +355,7 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         "",
         "## Provider modes",
         "",
-        _table(
+        markdown_table(
             data["provider_modes"],
             ["dataset", "provider_mode", "provider_class", "fallback_reason", "filter_pushdown", "probe_ok"],
         ),
@@ -364,7 +364,7 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         "",
         "## Delta log health",
         "",
-        _table(
+        markdown_table(
             data["delta_log_health"],
             [
                 "dataset",
@@ -378,15 +378,25 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
             ],
         ),
     ]
-    lines += ["", "## Datasets", "", _table(data["datasets"], ["dataset", "rows", "files", "version", "uri"])]
-    lines += ["", "## Plans", "", _table(data["plans"], ["plan", "rows", "files", "version", "write_ms"])]
+    lines += [
+        "",
+        "## Datasets",
+        "",
+        markdown_table(data["datasets"], ["dataset", "rows", "files", "version", "uri"]),
+    ]
+    lines += [
+        "",
+        "## Plans",
+        "",
+        markdown_table(data["plans"], ["plan", "rows", "files", "version", "write_ms"]),
+    ]
     lines += ["", "## Plan-phase timings", "", *_phase_section(data["plan_phases"])]
     lines += ["", "## Scan pruning", "", *_scan_section(data["scan_units"])]
     lines += [
         "",
         "## Warnings and errors by category",
         "",
-        _table(
+        markdown_table(
             [
                 {**r, "first_messages": " / ".join(r["first_messages"])}
                 for r in data["diagnostics_by_category"]
@@ -412,15 +422,15 @@ def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     ]
     slowest = sorted(rows, key=lambda r: -(r["duration_ms"] or 0))[:10]
     return [
-        _table(rows, ["plan", "phase", "duration_ms", "plan_hash", "status", "trace_id", "span_id"]),
+        markdown_table(rows, ["plan", "phase", "duration_ms", "plan_hash", "status", "trace_id", "span_id"]),
         "",
         "Totals per plan (slowest first):",
         "",
-        _table(total_rows, ["plan", "total_ms"]),
+        markdown_table(total_rows, ["plan", "total_ms"]),
         "",
         "Slowest phases:",
         "",
-        _table(slowest, ["plan", "phase", "duration_ms"]),
+        markdown_table(slowest, ["plan", "phase", "duration_ms"]),
     ]
 
 
@@ -446,7 +456,7 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     )
     lost = [r for r in rows if r["pruning_lost"]]
     return [
-        _table(
+        markdown_table(
             rows,
             [
                 "plan",
@@ -463,11 +473,11 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         "",
         "Datasets by pruning ratio (files skipped / live files over all scans):",
         "",
-        _table(top, ["dataset", "files_scanned_live", "pruned", "pruning_ratio", "delta_could_skip"]),
+        markdown_table(top, ["dataset", "files_scanned_live", "pruned", "pruning_ratio", "delta_could_skip"]),
         "",
         "Pruning lost (Delta's statistics could skip files the scan read):",
         "",
-        _table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files", "predicate"]),
+        markdown_table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files", "predicate"]),
     ]
 
 
@@ -478,10 +488,11 @@ def _telemetry_table(config: Mapping[str, Any]) -> str:
             rows.append({"setting": key, "value": value["value"], "source": value.get("source")})
         else:
             rows.append({"setting": key, "value": value, "source": None})
-    return _table(rows, ["setting", "value", "source"])
+    return markdown_table(rows, ["setting", "value", "source"])
 
 
-def _table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+def markdown_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
+    """A markdown table of ``rows`` (cells escaped, lists joined, floats to 3 places)."""
     if not rows:
         return "_none recorded_"
     head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns)

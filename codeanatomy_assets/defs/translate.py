@@ -15,6 +15,7 @@ import pyarrow.compute
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.engine.scan import render_scan_units_markdown
+from codeanatomy_assets.report import markdown_table
 from codeanatomy_assets.step import StepDiagnostics
 
 
@@ -54,21 +55,6 @@ def check(
         description=explanation,
         metadata={"explanation": explanation, **(metadata or {})},
     )
-
-
-def markdown_table(rows: list[Mapping[str, Any]], columns: list[str]) -> str:
-    """A small markdown table (Dagster renders markdown metadata as tables)."""
-    if not rows:
-        return "_none_"
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    body = "".join("| " + " | ".join(_cell(r.get(c)) for c in columns) + " |\n" for r in rows)
-    return head + body
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(value).replace("|", "\\|").replace("\n", " ")
 
 
 # --- extract -------------------------------------------------------------------------------------------

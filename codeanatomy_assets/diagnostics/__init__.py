@@ -9,8 +9,9 @@ See ``docs/architecture/diagnostics_policy.md`` for severities, categories and t
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
+
+from codeanatomy_assets.exports import lazy_exports
 
 if TYPE_CHECKING:
     from codeanatomy_assets.diagnostics.events import EVENT_SCHEMA_VERSION, DiagnosticEvent, now_unix_ms
@@ -152,15 +153,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    """Load a public name from its module on first access."""
-    module = _MODULE_OF.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULE_OF)

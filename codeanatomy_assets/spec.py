@@ -18,12 +18,15 @@ user's ``codeanatomy.toml`` (or ``--config FILE``) replaces it. Example::
     sql_file = "sql/top_days.sql"   # relative to the spec file
 
 A plan's inputs are the datasets and plans its SQL names (found by identifier tokens outside string
-literals and comments); ``inputs = [...]`` states them explicitly instead. Every error names the file and the
-key that is wrong.
+literals and comments, read as DataFusion reads them: unquoted identifiers fold to lower case, quoted ones
+keep their case); ``inputs = [...]`` states them explicitly instead. Dataset and plan names are lower case,
+so every declared name can be referenced unquoted. A relative dataset ``uri`` is relative to the spec file,
+like ``sql_file``. Every error names the file and the key that is wrong.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import sysconfig
@@ -80,10 +83,18 @@ _SQL_KEYWORDS: Final = frozenset(
         "distinct",
     ]
 )
+# SQL tokens as DataFusion's parser reads them: string literals, comments and numbers (skipped), delimited
+# identifiers ("x" and `x`: case kept), words (unquoted identifiers and keywords: folded to lower case), and
+# the punctuation that delimits scopes and qualified names.
 _TOKEN_RE: Final = re.compile(
-    r"""(?P<skip>'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/)|"(?P<quoted>(?:[^"]|"")+)"|(?P<word>[A-Za-z_][A-Za-z0-9_]*)""",
+    r"(?P<skip>'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/|[0-9][A-Za-z0-9_.]*)"
+    r'|"(?P<quoted>(?:[^"]|"")+)"'
+    r"|`(?P<backquoted>(?:[^`]|``)+)`"
+    r"|(?P<word>[A-Za-z_][A-Za-z0-9_$]*)"
+    r"|(?P<punct>[().,;])",
     re.DOTALL,
 )
+_URI_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://|file:)")
 _TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline", "telemetry"})
 _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
@@ -210,7 +221,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
     extract = _parse_extract(doc, source)
     datasets = [DatasetSpec(name=n) for n in EXTRACT_DATASETS] if extract else []
     for name, body in _table(doc, "datasets", source).items():
-        datasets.append(_parse_dataset(name, body, source, extract is not None))
+        datasets.append(_parse_dataset(name, body, source, extract is not None, base_dir))
     names = {d.name for d in datasets}
     raw_plans = _table(doc, "plans", source)
     plan_names = set(raw_plans)
@@ -244,7 +255,9 @@ def _parse_extract(doc: Mapping[str, Any], source: str) -> ExtractSpec | None:
     return ExtractSpec(source=_opt_str(body, "source", source, "extract") or STDLIB_SOURCE, workers=workers)
 
 
-def _parse_dataset(name: str, body: Any, source: str, has_extract: bool) -> DatasetSpec:
+def _parse_dataset(
+    name: str, body: Any, source: str, has_extract: bool, base_dir: Path | None
+) -> DatasetSpec:
     key = f"datasets.{name}"
     _check_name(name, source, key)
     if has_extract and name in EXTRACT_DATASETS:
@@ -262,10 +275,27 @@ def _parse_dataset(name: str, body: Any, source: str, has_extract: bool) -> Data
         raise ConfigError("must be a table of string values", source=source, key=f"{key}.storage_options")
     return DatasetSpec(
         name=name,
-        uri=uri,
+        uri=resolve_dataset_uri(uri, base_dir),
         storage_options=dict(options),
         description=_opt_str(body, "description", source, key) or "",
     )
+
+
+def resolve_dataset_uri(uri: str, base_dir: Path | None) -> str:
+    """A dataset ``uri`` as the build opens it: a URI with a scheme as given, a path with ``~`` expanded and,
+    when relative, resolved against ``base_dir`` (the spec file's folder; ``None``: the working directory).
+
+    >>> resolve_dataset_uri("data/trips", Path("/cfg"))
+    '/cfg/data/trips'
+    >>> resolve_dataset_uri("s3://bucket/trips", Path("/cfg"))
+    's3://bucket/trips'
+    """
+    if _URI_SCHEME_RE.match(uri):
+        return uri
+    path = os.path.expanduser(uri)
+    if base_dir is not None and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(base_dir, path))
+    return path
 
 
 def _parse_plan(name: str, body: Any, source: str, base_dir: Path | None, known: set[str]) -> PlanSpec:
@@ -294,8 +324,14 @@ def _parse_plan(name: str, body: Any, source: str, base_dir: Path | None, known:
             raise ConfigError(f"unknown inputs {unknown}", source=source, key=f"{key}.inputs")
         inputs = tuple(sorted(set(inputs_raw)))
     if not inputs:
+        misses = quoted_near_misses(sql, known)
+        hint = ""
+        if misses:
+            hint = f"; quoted identifiers keep their case ({', '.join(misses)}): write them unquoted"
         raise ConfigError(
-            f"the SQL names no declared dataset or plan (known: {sorted(known)})", source=source, key=key
+            f"the SQL names no declared dataset or plan (known: {sorted(known)}){hint}",
+            source=source,
+            key=key,
         )
     return PlanSpec(
         name=name, sql=sql, inputs=inputs, description=_opt_str(body, "description", source, key) or ""
@@ -303,25 +339,157 @@ def _parse_plan(name: str, body: Any, source: str, base_dir: Path | None, known:
 
 
 def sql_references(sql: str, known: set[str]) -> tuple[str, ...]:
-    """Names from ``known`` that appear as identifiers in ``sql`` (string literals and comments skipped).
+    """Names from ``known`` that ``sql`` reads as tables, as DataFusion resolves identifiers.
+
+    Unquoted identifiers fold to lower case, quoted ones (``"x"``, ```x```) keep their case; string
+    literals and comments are skipped; a schema-qualified name (``datafusion.public.x``) counts by its last
+    part. A name is not counted where it cannot be a table: after ``AS`` (an alias), before ``(`` (a
+    function), or where a CTE of that name shadows it (a CTE's own body still reads the table, unless it is
+    ``RECURSIVE``; a qualified name is never a CTE). Other appearances (a column named like a dataset) are
+    counted: a plan may get an input it does not need, never miss one.
 
     >>> known = {"calls", "symbols", "imports"}
-    >>> sql_references("select * from calls c join symbols s on s.x = 'imports'", known)
+    >>> sql_references("select * from CALLS c join symbols s on s.x = 'imports'", known)
     ('calls', 'symbols')
+    >>> sql_references('with calls as (select * from "Symbols") select * from calls', known)
+    ()
     """
+    tokens = _sql_tokens(sql)
+    shadowed = _cte_scopes(tokens)
     found: set[str] = set()
-    for match in _TOKEN_RE.finditer(sql):
-        word = match.group("word") or match.group("quoted")
-        if word and word in known:
-            found.add(word)
+    for index, token in enumerate(tokens):
+        if token.kind != "ident" or token.value not in known or index in shadowed.definitions:
+            continue
+        before = tokens[index - 1] if index else None
+        after = tokens[index + 1] if index + 1 < len(tokens) else None
+        if before is not None and before.is_word("as"):
+            continue  # an alias (of a table, a column or a CTE), or a type in CAST(... AS x)
+        if after is not None and after.value == "(" and after.kind == "punct" and not token.quoted:
+            continue  # a function call
+        qualified = before is not None and before.kind == "punct" and before.value == "."
+        if not qualified and shadowed.covers(token.value, index):
+            continue
+        found.add(token.value)
     return tuple(sorted(found))
+
+
+def quoted_near_misses(sql: str, known: set[str]) -> tuple[str, ...]:
+    """Quoted identifiers of ``sql`` that name a known name only when folded (``"COVID"`` for ``covid``).
+
+    >>> quoted_near_misses('select * from "Calls"', {"calls"})
+    ('"Calls"',)
+    """
+    misses = {
+        f'"{t.value}"'
+        for t in _sql_tokens(sql)
+        if t.kind == "ident" and t.quoted and t.value not in known and t.value.lower() in known
+    }
+    return tuple(sorted(misses))
+
+
+@dataclass(frozen=True, slots=True)
+class _Token:
+    kind: str  # "ident" or "punct"
+    value: str  # identifiers folded as DataFusion folds them
+    quoted: bool = False
+
+    def is_word(self, word: str) -> bool:
+        return self.kind == "ident" and not self.quoted and self.value == word
+
+
+def _sql_tokens(sql: str) -> list[_Token]:
+    tokens: list[_Token] = []
+    for match in _TOKEN_RE.finditer(sql):
+        if match.group("word"):
+            tokens.append(_Token("ident", match.group("word").lower()))
+        elif match.group("quoted"):
+            tokens.append(_Token("ident", match.group("quoted").replace('""', '"'), quoted=True))
+        elif match.group("backquoted"):
+            tokens.append(_Token("ident", match.group("backquoted").replace("``", "`"), quoted=True))
+        elif match.group("punct"):
+            tokens.append(_Token("punct", match.group("punct")))
+    return tokens
+
+
+@dataclass(slots=True)
+class _CteScopes:
+    """Where CTE names shadow tables: ``(name, first, end)`` token ranges, and the defining tokens."""
+
+    scopes: list[tuple[str, int, int]] = field(default_factory=list)
+    definitions: set[int] = field(default_factory=set)
+
+    def covers(self, name: str, index: int) -> bool:
+        return any(n == name and first <= index < end for n, first, end in self.scopes)
+
+
+def _cte_scopes(tokens: list[_Token]) -> _CteScopes:
+    """The scopes of the CTEs of every ``WITH`` (nested ones included); unparsable ones are ignored."""
+    partner: dict[int, int] = {}
+    stack: list[int] = []
+    for index, token in enumerate(tokens):
+        if token.kind == "punct" and token.value == "(":
+            stack.append(index)
+        elif token.kind == "punct" and token.value == ")" and stack:
+            partner[stack.pop()] = index
+    result = _CteScopes()
+    for index, token in enumerate(tokens):
+        if token.is_word("with"):
+            _parse_with(tokens, index, partner, result)
+    return result
+
+
+def _parse_with(tokens: list[_Token], start: int, partner: dict[int, int], result: _CteScopes) -> None:
+    end = _statement_end(tokens, start)
+    at = start + 1
+    recursive = at < len(tokens) and tokens[at].is_word("recursive")
+    at += int(recursive)
+    ctes: list[tuple[str, int, int, int]] = []  # name, defining token, body start, body end
+    while at < len(tokens) and tokens[at].kind == "ident":
+        name_at = at
+        at += 1
+        if at < len(tokens) and tokens[at].value == "(" and at in partner:  # a column list
+            at = partner[at] + 1
+        if not (at < len(tokens) and tokens[at].is_word("as")):
+            return
+        at += 1
+        while at < len(tokens) and (tokens[at].is_word("not") or tokens[at].is_word("materialized")):
+            at += 1
+        if not (at < len(tokens) and tokens[at].value == "(" and at in partner):
+            return
+        ctes.append((tokens[name_at].value, name_at, at, partner[at]))
+        at = partner[at] + 1
+        if not (at < len(tokens) and tokens[at].kind == "punct" and tokens[at].value == ","):
+            break
+        at += 1
+    for name, name_at, body_start, body_end in ctes:
+        result.definitions.add(name_at)
+        result.scopes.append((name, body_start if recursive else body_end + 1, end))
+
+
+def _statement_end(tokens: list[_Token], start: int) -> int:
+    """Where the (sub)query holding the token at ``start`` ends: its closing ``)``, its ``;``, or the end."""
+    depth = 0
+    for index in range(start, len(tokens)):
+        token = tokens[index]
+        if token.kind != "punct":
+            continue
+        if token.value == "(":
+            depth += 1
+        elif token.value == ")":
+            depth -= 1
+            if depth < 0:
+                return index
+        elif token.value == ";" and depth == 0:
+            return index
+    return len(tokens)
 
 
 def _read_sql_file(sql_file: str, base_dir: Path | None, source: str, key: str) -> str:
     if base_dir is None:
         path = Path(sql_file)
     else:
-        path = Path(sql_file) if Path(sql_file).is_absolute() else base_dir / sql_file
+        path = Path(sql_file).expanduser()
+        path = path if path.is_absolute() else base_dir / path
     try:
         return path.read_text("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -343,6 +511,12 @@ def _check_name(name: str, source: str, key: str) -> None:
         raise ConfigError(
             "names must start with a letter and hold only letters, digits and '_' (at most 63): "
             "they become Dagster asset keys, Delta folder names and SQL identifiers",
+            source=source,
+            key=key,
+        )
+    if name != name.lower():
+        raise ConfigError(
+            f"names must be lower case: unquoted SQL identifiers fold to lower case; use {name.lower()}",
             source=source,
             key=key,
         )

@@ -90,3 +90,115 @@ def test_with_source_needs_extract(tmp_path: Path) -> None:
         spec.with_source(str(tmp_path))
     builtin = load_builtin_spec().with_source(str(tmp_path))
     assert builtin.extract is not None and builtin.extract.source_path() == tmp_path.resolve()
+
+
+# --- identifiers as DataFusion reads them ------------------------------------------------------------------
+
+_KNOWN = {"covid", "http", "calls"}
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT * FROM COVID", ("covid",)),
+        ("select * from Covid c join HTTP h on c.x = h.x", ("covid", "http")),
+        ('select * from "covid"', ("covid",)),
+        ("select * from `covid`", ("covid",)),
+        ("select * from calls where x in (select x from (select x from Http) s)", ("calls", "http")),
+        ("select * from datafusion.public.COVID", ("covid",)),
+        ('select * from "datafusion"."public"."covid"', ("covid",)),
+        ("with covid as (select * from calls) select * from covid", ("calls",)),
+        ("with covid as (select x + 1 as x from covid) select * from covid", ("covid",)),
+        ("with c as (select * from covid), covid as (select 5 as x) select * from c", ("covid",)),
+        ("with covid as (select 1 as x) select * from datafusion.public.covid", ("covid",)),
+        ("select * from calls where x in (with covid as (select 7 as x) select x from covid)", ("calls",)),
+        (
+            "with recursive http as (select 1 as x union all select x + 1 from http where x < 3) select * from http",
+            (),
+        ),
+        ("select count(*) as covid from calls as http", ("calls",)),
+    ],
+)
+def test_sql_references_fold_unquoted_identifiers_like_datafusion(
+    sql: str, expected: tuple[str, ...]
+) -> None:
+    """The inputs found are the tables DataFusion needs for the same SQL: all of them, and no other."""
+    import datafusion
+    import pyarrow as pa
+
+    assert sql_references(sql, _KNOWN) == expected
+    only_inputs = datafusion.SessionContext()
+    for name in expected:
+        only_inputs.register_record_batches(name, [pa.table({"x": [1]}).to_batches()])
+    only_inputs.sql(sql).logical_plan()  # plans: no input is missing
+    every_name = datafusion.SessionContext()
+    for name in _KNOWN:
+        every_name.register_record_batches(name, [pa.table({"x": [1]}).to_batches()])
+    plan = every_name.sql(sql).logical_plan().display_indent()
+    if "RecursiveQuery" not in plan:  # a recursive CTE's own name is shown as a scan of its work table
+        scans = {
+            line.split("TableScan: ")[1].split()[0] for line in plan.splitlines() if "TableScan: " in line
+        }
+        assert {s.rsplit(".", 1)[-1] for s in scans} == set(expected)  # no input is needless
+
+
+def test_quoted_names_keep_their_case_and_the_error_says_so() -> None:
+    assert sql_references('select * from "COVID"', {"covid"}) == ()
+    with pytest.raises(ConfigError) as err:
+        parse_spec(
+            "[datasets.covid]\nuri='x'\n[plans.p]\nsql='select * from \"COVID\"'\n",
+            source="c.toml",
+            base_dir=None,
+        )
+    assert "plans.p: the SQL names no declared dataset or plan" in str(err.value)
+    assert 'quoted identifiers keep their case ("COVID")' in str(err.value)
+    spec = parse_spec(
+        "[datasets.covid]\nuri='x'\n[plans.p]\nsql='SELECT * FROM COVID'\n", source="c.toml", base_dir=None
+    )
+    assert spec.plan("p").inputs == ("covid",)
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lower"),
+    [
+        ("[datasets.Covid]\nuri='x'\n", "datasets.Covid", "covid"),
+        ("[datasets.d]\nuri='x'\n[plans.TopDays]\nsql='select * from d'\n", "plans.TopDays", "topdays"),
+    ],
+)
+def test_mixed_case_names_are_refused_with_the_lower_case_spelling(text: str, key: str, lower: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_spec(text, source="c.toml", base_dir=None)
+    assert str(err.value) == (
+        f"c.toml: {key}: names must be lower case: unquoted SQL identifiers fold to lower case; use {lower}"
+    )
+
+
+# --- dataset URIs ------------------------------------------------------------------------------------------
+
+
+def test_relative_dataset_uris_resolve_against_the_spec_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = tmp_path / "conf dir"
+    folder.mkdir()
+    config = folder / "codeanatomy.toml"
+    config.write_text(
+        "[datasets.rel]\nuri = 'tables/a b'\n"
+        "[datasets.up]\nuri = '../t?x'\n"
+        "[datasets.tilde]\nuri = '~/t'\n"
+        "[datasets.abs]\nuri = '/data/t'\n"
+        "[datasets.s3]\nuri = 's3://bucket/t'\n"
+        "[datasets.url]\nuri = 'file:///data/t%20x'\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(Path("conf dir") / "codeanatomy.toml")
+    uris = {d.name: d.uri for d in spec.datasets}
+    assert uris == {
+        "rel": str(folder / "tables" / "a b"),
+        "up": str(tmp_path / "t?x"),
+        "tilde": str(tmp_path / "home" / "t"),
+        "abs": "/data/t",
+        "s3": "s3://bucket/t",
+        "url": "file:///data/t%20x",
+    }

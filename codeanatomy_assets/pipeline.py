@@ -6,17 +6,29 @@ metadata and check results; the CLI and the tests can call them directly.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import os
+import re
+import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any, Final
 
 import pyarrow as pa
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
-from codeanatomy_assets.delta.log import is_object_store_uri
+from codeanatomy_assets.delta.log import is_object_store_uri, local_table_path
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.registration import Registration, redact, register_dataset, register_for_plan
+from codeanatomy_assets.delta.registration import (
+    Registration,
+    quote_ident,
+    redact,
+    register_dataset,
+    register_for_plan,
+)
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan
 from codeanatomy_assets.errors import DatasetError, PlanError
@@ -88,6 +100,7 @@ def run_dataset(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, na
     registration = register_dataset(
         ctx, name=name, uri=uri, storage_options=options, run_id=step.run_id, sink=step.sink, probe=True
     )
+    remember_decision(step.run_id, registration.registered)
     row_count, schema = _count_and_schema(ctx, name)
     step.emit(
         name="dataset_summary_v1",
@@ -124,13 +137,7 @@ def run_plan(
     uri, storage = home.dataset_uri(name), dict(home.storage_options) or None
     started = time.perf_counter()
     try:
-        write_deltalake(
-            uri,
-            normalize_for_delta(execution.table),
-            mode="overwrite",
-            schema_mode="overwrite",
-            storage_options=storage,
-        )
+        write_result(uri, execution.table, storage)
         version = DeltaTable(uri, storage_options=storage).version()
     except Exception as exc:
         error = redact(f"writing the result to {uri} failed: {exc}", storage)
@@ -161,6 +168,62 @@ def run_plan(
     return PlanOutcome(execution=execution, uri=uri, version=version, inputs=inputs, write_ms=write_ms)
 
 
+def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] | None) -> None:
+    """Overwrite the Delta table at ``uri`` with ``table`` (normalized for Delta), or leave it as it was.
+
+    A local folder that a failed write created is removed; one that existed keeps its files: what the
+    failed write added (data files never committed) is removed again. On an object store an uncommitted
+    write leaves at most unreferenced data files, which no reader sees.
+    """
+    local = None if is_object_store_uri(uri) else local_table_path(uri)
+    before = _folder_entries(local) if local is not None else None
+    try:
+        write_deltalake(
+            uri,
+            normalize_for_delta(table),
+            mode="overwrite",
+            schema_mode="overwrite",
+            storage_options=dict(storage_options) if storage_options else None,
+        )
+    except Exception:
+        if local is not None:
+            _undo_failed_write(local, before)
+        raise
+
+
+_COMMIT_RE: Final = re.compile(r"^_delta_log/\d{20}\.json$")
+
+
+def _folder_entries(path: str) -> set[str] | None:
+    """The files and folders under ``path`` (relative, ``/``-separated); ``None`` when it does not exist."""
+    if not os.path.lexists(path):
+        return None
+    entries: set[str] = set()
+    for folder, dirs, files in os.walk(path):
+        relative = os.path.relpath(folder, path)
+        prefix = "" if relative == "." else relative.replace(os.sep, "/") + "/"
+        entries.update(prefix + name for name in (*dirs, *files))
+    return entries
+
+
+def _undo_failed_write(path: str, before: set[str] | None) -> None:
+    """Remove what a failed write added under ``path`` (the folder, if it is new), unless it committed."""
+    after = _folder_entries(path) or set()
+    added = after - (before or set())
+    if any(_COMMIT_RE.match(entry) for entry in added):
+        return  # a version was committed after all: it is the table's, not debris
+    if before is None:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for entry in sorted(added, key=lambda e: e.count("/"), reverse=True):  # deepest first
+        full = os.path.join(path, *entry.split("/"))
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(full)
+
+
 def register_inputs(
     ctx: SessionContext,
     spec: PipelineSpec,
@@ -175,7 +238,8 @@ def register_inputs(
     which records its own provider-mode diagnostics. Such an input on an object store is probed: the Delta
     table provider registers there but cannot read (FACTS #8), so only a probe makes the policy fall back.
     """
-    decided = recorded_provider_modes(home, step.run_id)
+    declared = {d.name for d in spec.datasets}  # plan outputs have no dataset step: registered below
+    decided = decided_provider_modes(home, step.run_id, tuple(n for n in names if n in declared))
     tables: dict[str, RegisteredTable] = {}
     for input_name in names:
         uri, options = dataset_uri(spec, home, input_name)
@@ -196,6 +260,29 @@ def register_inputs(
         )
         tables[input_name] = registration.registered
     return tables
+
+
+_DECIDED: dict[str, dict[str, RegisteredTable]] = {}
+"""The provider modes dataset steps of this process decided, for the latest run only."""
+
+
+def remember_decision(run_id: str, registered: RegisteredTable) -> None:
+    """Keep a dataset step's decision in this process, so its plans need not read it back from the store."""
+    if run_id not in _DECIDED:
+        _DECIDED.clear()  # one run at a time per process: the decisions of earlier runs are never asked
+        _DECIDED[run_id] = {}
+    _DECIDED[run_id][registered.dataset] = registered
+
+
+def decided_provider_modes(
+    home: ProjectHome, run_id: str, names: tuple[str, ...]
+) -> dict[str, RegisteredTable]:
+    """The decisions of ``run_id``'s dataset steps for ``names``: from this process when its steps decided
+    all of them (the in-process executor), else read back from the store (a step in another process)."""
+    known = _DECIDED.get(run_id, {})
+    if all(name in known for name in names):
+        return {name: known[name] for name in names}
+    return recorded_provider_modes(home, run_id)
 
 
 def recorded_provider_modes(home: ProjectHome, run_id: str) -> dict[str, RegisteredTable]:
@@ -228,30 +315,138 @@ def _live_files(uri: str, options: Mapping[str, str]) -> dict[str, object]:
 
 def _count_and_schema(ctx: SessionContext, name: str) -> tuple[int | None, pa.Schema | None]:
     try:
-        df = ctx.table(name)
+        df = ctx.table(quote_ident(name))  # registered quoted: the name as declared, not folded
         schema = df.schema()
-        count = ctx.sql(f'SELECT count(*) AS n FROM "{name}"').to_pydict()["n"][0]
+        count = ctx.sql(f"SELECT count(*) AS n FROM {quote_ident(name)}").to_pydict()["n"][0]
     except Exception as exc:  # the registration already recorded whether reads work
         raise DatasetError(f"registered but not readable: {exc}", dataset=name) from exc
     return int(count), schema
 
 
 def normalize_for_delta(table: pa.Table) -> pa.Table:
-    """Cast Arrow types Delta cannot store (view types, unsigned ints) to ones it can."""
-    fields = [pa.field(f.name, _delta_type(f.type), f.nullable) for f in table.schema]
-    target = pa.schema(fields)
-    return table if target == table.schema else table.cast(target)
+    """``table`` with a schema Delta stores, at every nesting level.
+
+    - no field metadata (a column read from a column-mapped table carries ``delta.columnMapping.*``, and
+      deltalake refuses to create a table from such fields; Parquet field ids alike);
+    - view, large and dictionary types as their plain types; fixed-size and view lists as lists;
+      unsigned integers as ``int64``; ``float16`` as ``float32``; ``date64`` as ``date32``;
+      ``decimal256`` as ``decimal128`` (precision over 38: as text);
+    - types Delta has no counterpart for: times of day as text (``HH:MM:SS`` and the fraction of their
+      unit), durations as ``int64`` microseconds, intervals as
+      ``struct<months: int32, days: int32, nanoseconds: int64>``.
+
+    Raises ``pyarrow.ArrowInvalid`` when a value does not fit (an unsigned integer above ``int64``).
+    """
+    target = pa.schema([_delta_field(f) for f in table.schema])
+    if table.schema.equals(target, check_metadata=True):
+        return table
+    columns = [
+        _delta_column(table.column(index), source.type, field.type)
+        for index, (source, field) in enumerate(zip(table.schema, target, strict=True))
+    ]
+    return pa.Table.from_arrays(columns, schema=target)
+
+
+def _delta_field(source: pa.Field) -> pa.Field:
+    nullable = source.nullable or pa.types.is_null(source.type)
+    return pa.field(source.name, _delta_type(source.type), nullable)
 
 
 def _delta_type(dtype: pa.DataType) -> pa.DataType:
+    """The Delta-storable type for ``dtype``, nested fields rebuilt without metadata."""
+    if pa.types.is_dictionary(dtype):
+        return _delta_type(dtype.value_type)
     if pa.types.is_string_view(dtype) or pa.types.is_large_string(dtype):
         return pa.string()
-    if pa.types.is_binary_view(dtype) or pa.types.is_large_binary(dtype):
+    if (
+        pa.types.is_binary_view(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+    ):
         return pa.binary()
     if pa.types.is_unsigned_integer(dtype):
         return pa.int64()
-    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype) or pa.types.is_list_view(dtype):
-        return pa.list_(_delta_type(dtype.value_type))
+    if pa.types.is_float16(dtype):
+        return pa.float32()
+    if pa.types.is_date64(dtype):
+        return pa.date32()
+    if pa.types.is_decimal256(dtype):
+        return pa.decimal128(dtype.precision, dtype.scale) if dtype.precision <= 38 else pa.string()
+    if pa.types.is_time(dtype):
+        return pa.string()
+    if pa.types.is_duration(dtype):
+        return pa.int64()
+    if pa.types.is_interval(dtype):
+        return _INTERVAL
+    if _is_list_like(dtype):
+        return pa.list_(_delta_field(dtype.value_field))
+    if pa.types.is_map(dtype):
+        return pa.map_(_delta_field(dtype.key_field), _delta_field(dtype.item_field), dtype.keys_sorted)
     if pa.types.is_struct(dtype):
-        return pa.struct([pa.field(f.name, _delta_type(f.type), f.nullable) for f in dtype])
+        return pa.struct([_delta_field(dtype.field(i)) for i in range(dtype.num_fields)])
     return dtype
+
+
+_INTERVAL: Final = pa.struct(
+    [pa.field("months", pa.int32()), pa.field("days", pa.int32()), pa.field("nanoseconds", pa.int64())]
+)
+
+
+def _is_list_like(dtype: pa.DataType) -> bool:
+    return (
+        pa.types.is_list(dtype)
+        or pa.types.is_large_list(dtype)
+        or pa.types.is_fixed_size_list(dtype)
+        or pa.types.is_list_view(dtype)
+        or pa.types.is_large_list_view(dtype)
+    )
+
+
+def _contains(dtype: pa.DataType, predicate: Callable[[pa.DataType], bool]) -> bool:
+    if predicate(dtype):
+        return True
+    if pa.types.is_dictionary(dtype):
+        return _contains(dtype.value_type, predicate)
+    return any(_contains(dtype.field(i).type, predicate) for i in range(dtype.num_fields))
+
+
+def _microsecond_durations(dtype: pa.DataType) -> pa.DataType:
+    """``dtype`` with every duration in microseconds (the unit Delta's timestamps use)."""
+    if pa.types.is_duration(dtype):
+        return pa.duration("us")
+    if _is_list_like(dtype):
+        return pa.list_(dtype.value_field.with_type(_microsecond_durations(dtype.value_type)))
+    if pa.types.is_map(dtype):
+        key, item = dtype.key_field, dtype.item_field
+        return pa.map_(
+            key.with_type(_microsecond_durations(key.type)), item.with_type(_microsecond_durations(item.type))
+        )
+    if pa.types.is_struct(dtype):
+        return pa.struct([f.with_type(_microsecond_durations(f.type)) for f in dtype])
+    return dtype
+
+
+def _delta_column(column: pa.ChunkedArray, source: pa.DataType, target: pa.DataType) -> pa.ChunkedArray:
+    if _contains(source, pa.types.is_duration):
+        # Sub-microsecond parts are truncated, as deltalake truncates nanosecond timestamps.
+        column = column.cast(_microsecond_durations(source), safe=False)
+    if _contains(source, pa.types.is_interval):  # pyarrow casts no interval: rebuilt value by value
+        return pa.chunked_array(
+            [pa.array(_delta_value(c.to_pylist()), type=target) for c in column.chunks], type=target
+        )
+    return column.cast(target)
+
+
+def _delta_value(value: Any) -> Any:
+    """A Python value of an Arrow array as the Delta-storable type of :func:`_delta_type` takes it."""
+    if isinstance(value, pa.MonthDayNano):
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
+    if isinstance(value, datetime.timedelta):
+        return value // datetime.timedelta(microseconds=1)
+    if isinstance(value, datetime.time):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _delta_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_delta_value(v) for v in value)
+    return value

@@ -47,7 +47,7 @@ from datafusion import SessionContext
 from datafusion import substrait as df_substrait
 from datafusion import unparser as df_unparser
 from datafusion.dataframe import DataFrame
-from datafusion.plan import ExecutionPlan, LogicalPlan, Metric
+from datafusion.plan import ExecutionPlan, LogicalPlan
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
@@ -59,6 +59,7 @@ from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
+from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.scan import (
     ScanUnit,
     TablePruning,
@@ -69,7 +70,7 @@ from codeanatomy_assets.engine.scan import (
     restore_pruned_tables,
     variant_of,
 )
-from codeanatomy_assets.errors import PlanError
+from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
 
 PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"
 CAPTURE_ERROR_TYPE: Final = "plan_artifact_capture_unsupported"
@@ -348,7 +349,7 @@ def logical_joins(plan: LogicalPlan) -> list[dict[str, Any]]:
     return joins
 
 
-def _aggregate_metrics(metrics: Sequence[Metric]) -> tuple[dict[str, Any], tuple[str, ...]]:
+def _aggregate_metrics(metrics: Sequence[MetricReading]) -> tuple[dict[str, Any], tuple[str, ...]]:
     values: dict[str, Any] = {}
     texts: dict[str, list[str]] = {}
     inexact: set[str] = set()
@@ -362,7 +363,7 @@ def _aggregate_metrics(metrics: Sequence[Metric]) -> tuple[dict[str, Any], tuple
         if isinstance(value, int):
             values[name] = values.get(name, 0) + value
             continue
-        text = repr(metric)  # value None: a count, a pruning or a ratio, only in its text (FACTS #9)
+        text = metric.text or ""  # value None: a count, a pruning or a ratio, only in its text
         if text.isdigit():
             values[name] = values.get(name, 0) + int(text)
             continue
@@ -378,19 +379,18 @@ def _aggregate_metrics(metrics: Sequence[Metric]) -> tuple[dict[str, Any], tuple
     return values, tuple(sorted(inexact))
 
 
-def operator_metrics(plan: ExecutionPlan) -> tuple[OperatorMetrics, ...]:
-    """Every operator's metrics of an executed plan, top first (``collect_metrics()`` with depths)."""
+def operator_metrics(plan: ExecutionPlan | OperatorSnapshot) -> tuple[OperatorMetrics, ...]:
+    """Every operator's metrics of an executed plan, top first, with depths.
+
+    Takes the plan itself or its :func:`~codeanatomy_assets.engine.metrics.read_plan` copy (read once,
+    shared with the scan units).
+    """
+    snapshot = plan if isinstance(plan, OperatorSnapshot) else read_plan(plan)
     found: list[OperatorMetrics] = []
-    stack: list[tuple[ExecutionPlan, int]] = [(plan, 0)]
-    while stack:
-        node, depth = stack.pop()
-        metrics_set = node.metrics()
-        if metrics_set is not None:
-            values, inexact = _aggregate_metrics(metrics_set.metrics())
-            found.append(
-                OperatorMetrics(operator=node.display(), depth=depth, metrics=values, inexact=inexact)
-            )
-        stack.extend((child, depth + 1) for child in reversed(node.children()))
+    for node, depth in snapshot.walk():
+        if node.metrics is not None:
+            values, inexact = _aggregate_metrics(node.metrics)
+            found.append(OperatorMetrics(operator=node.display, depth=depth, metrics=values, inexact=inexact))
     return tuple(found)
 
 
@@ -453,9 +453,8 @@ def _span_ids(span: Span) -> tuple[str | None, str | None]:
 
 
 def _one_line(text: str, limit: int = 500) -> str:
-    """A multi-line DataFusion message (``... failed\\ncaused by\\n...``) as one line, shortened."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+    """A multi-line DataFusion message (``... failed\\ncaused by\\n...``) as one clean line, shortened."""
+    return clean_error_text(text, limit)
 
 
 @dataclass(slots=True)
@@ -497,6 +496,8 @@ class _PlanRun:
     optimized: LogicalPlan | None = None
     physical: ExecutionPlan | None = None
     metrics: tuple[OperatorMetrics, ...] = ()
+    executed: OperatorSnapshot | None = None
+    """The executed plan's metrics, read once (operator metrics and scan units share them)."""
     execute_ids: tuple[str | None, str | None] = (None, None)
     pruning: tuple[TablePruning, ...] = ()
 
@@ -553,7 +554,7 @@ class _PlanRun:
                 result = work()
             except Exception as exc:  # every failure of a phase is recorded, then re-raised as PlanError
                 duration = (time.perf_counter() - started) * 1000.0
-                kind, message = error_type(exc), str(exc).strip()
+                kind, message = error_type(exc), error_text(exc)
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, _one_line(message)))
                 span.set_attribute(attr.ERROR_TYPE, kind)
@@ -633,7 +634,7 @@ class _PlanRun:
             units = tuple(
                 collect_scan_units(
                     plan_name=self.name,
-                    executed=self.physical,
+                    executed=self.executed or read_plan(self.physical),
                     optimized=self.optimized,
                     tables=self.tables,
                     pruning=self.pruning,
@@ -651,7 +652,7 @@ class _PlanRun:
                     trace_id=trace_id,
                     span_id=span_id,
                     message=f"scan unit analysis failed: {error_type(exc)}: {_one_line(str(exc))}",
-                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: str(exc)},
+                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: error_text(exc)},
                 ),
             )
             return ()
@@ -812,7 +813,7 @@ class _PlanRun:
                     category=Category.TELEMETRY,
                     plan=self.name,
                     message=f"plan_artifacts_hook failed: {error_type(exc)}: {_one_line(str(exc))}",
-                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: str(exc)},
+                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: error_text(exc)},
                 ),
             )
 
@@ -893,5 +894,6 @@ def _run_phases(run: _PlanRun) -> pa.Table:
     run.physical = run.run_phase(PlanPhase.PHYSICAL, run.df.execution_plan, indent)
     table = run.run_phase(PlanPhase.EXECUTE, run.execute)
     if run.options.collects_metrics:
-        run.metrics = operator_metrics(run.physical)
+        run.executed = read_plan(run.physical)
+        run.metrics = operator_metrics(run.executed)
     return table

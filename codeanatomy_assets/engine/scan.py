@@ -44,12 +44,13 @@ from typing import Any, Final
 import datafusion.expr as dfx
 import pyarrow as pa
 from datafusion import SessionContext, SQLOptions
-from datafusion.plan import ExecutionPlan, LogicalPlan, Metric
+from datafusion.plan import ExecutionPlan, LogicalPlan
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import (
+    PinnedSnapshot,
     link_files,
     link_target,
     missing_links,
@@ -58,6 +59,7 @@ from codeanatomy_assets.delta.pruned import (
 )
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.engine.metrics import OperatorSnapshot, operator_name_of, read_plan
 from codeanatomy_assets.errors import DatasetError
 
 SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
@@ -114,35 +116,9 @@ def parse_pruning(text: str) -> PruningCount | None:
     return PruningCount(total=total, matched=matched, exact=units == ("", ""))
 
 
-def metric_int(metric: Metric) -> int | None:
-    """A metric's exact integer value: its ``value``, or its text when that is a plain integer."""
-    value = metric.value
-    if isinstance(value, int):
-        return value
-    if value is None and _INT_RE.match(text := repr(metric)):
-        return int(text)
-    return None
-
-
-def subtree_metrics(node: ExecutionPlan) -> list[Metric]:
-    """Every metric of ``node`` and of the operators below it."""
-    found: list[Metric] = []
-    stack = [node]
-    while stack:
-        current = stack.pop()
-        metrics_set = current.metrics()
-        if metrics_set is not None:
-            found.extend(metrics_set.metrics())
-        stack.extend(current.children())
-    return found
-
-
 def operator_name(node: ExecutionPlan) -> str:
     """The operator's type name (``HashJoinExec``), looking through DataFusion's FFI wrapper."""
-    head, _, rest = node.display().partition(":")
-    if head.strip() == "FFI_ExecutionPlan":
-        return rest.split(",", 1)[0].strip()
-    return head.strip()
+    return operator_name_of(node.display())
 
 
 # --------------------------------------------------------------------------------- logical predicates
@@ -692,9 +668,12 @@ class _Snapshot:
     files: tuple[str, ...] | None
     error: str | None
     prunable: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)
+    pinned: PinnedSnapshot | None = None
+    """The snapshot ``delta_pruned_parquet`` registration loaded: its candidates per predicate are cached,
+    so a predicate plan-time pruning already asked is not evaluated again."""
 
 
-def _physical_scans(plan: ExecutionPlan) -> list[_PhysicalScan]:
+def _physical_scans(plan: OperatorSnapshot) -> list[_PhysicalScan]:
     """Every scan of the physical plan, leftmost first.
 
     Scans reached from a ``UnionExec`` through single-input operators carry that union's number, so that
@@ -704,9 +683,9 @@ def _physical_scans(plan: ExecutionPlan) -> list[_PhysicalScan]:
     found: list[_PhysicalScan] = []
     unions = iter(range(1, 1 << 30))
 
-    def walk(node: ExecutionPlan, union: int | None) -> None:
-        name = operator_name(node)
-        children = node.children()
+    def walk(node: OperatorSnapshot, union: int | None) -> None:
+        name = node.name
+        children = node.children
         if name == _DELTA_SCAN or (not children and name not in _NON_SCAN_LEAVES):
             found.append(replace(_summarize_scan(node, name), union=union))
             return
@@ -763,29 +742,28 @@ def _combine(a: _PhysicalScan, b: _PhysicalScan) -> _PhysicalScan:
     )
 
 
-def _summarize_scan(node: ExecutionPlan, name: str) -> _PhysicalScan:
+def _summarize_scan(node: OperatorSnapshot, name: str) -> _PhysicalScan:
     """The exact counts of one scan from its metrics (and those of the operators inside it)."""
-    metrics = subtree_metrics(node)
+    metrics = node.subtree_metrics()
     labelled: set[str] = set()
     opened: set[str] = set()
     sums: Counter[str] = Counter()
     pruning: dict[str, list[PruningCount | None]] = {}
     for metric in metrics:
-        filename = metric.labels().get("filename")
+        filename = metric.labels.get("filename")
         if filename:
             labelled.add(filename)
         if metric.name in _PRUNING_METRICS:
-            count = parse_pruning(repr(metric))
+            count = parse_pruning(metric.text or "")
             pruning.setdefault(metric.name, []).append(count)
             if filename and count is not None and count.total > 0 and metric.name == _ROW_GROUPS:
                 opened.add(filename)
-        elif metric.name in _SUMMED_METRICS and (value := metric_int(metric)) is not None:
+        elif metric.name in _SUMMED_METRICS and (value := metric.exact_int) is not None:
             sums[metric.name] += value
             # A file whose metadata was loaded or whose bytes were read was opened; a file pruned by its
             # statistics before opening still gets labelled metrics, all zero.
             if filename and value > 0 and metric.name in {"bytes_scanned", "metadata_load_time"}:
                 opened.add(filename)
-    own = node.metrics()
     return _PhysicalScan(
         operator=name,
         filenames=frozenset(labelled),
@@ -794,7 +772,7 @@ def _summarize_scan(node: ExecutionPlan, name: str) -> _PhysicalScan:
         bytes_scanned=sums.get("bytes_scanned"),
         row_groups=_sum_pruning(pruning.get(_ROW_GROUPS)),
         file_ranges=_sum_pruning(pruning.get(_FILE_RANGES)),
-        output_rows=own.output_rows if own is not None else None,
+        output_rows=node.output_rows,
     )
 
 
@@ -820,6 +798,16 @@ def _path_key(uri: str) -> str:
 
 def _open_snapshot(registered: RegisteredTable) -> _Snapshot:
     options = tuple(sorted(registered.storage_options.items()))
+    if registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET and registered.version is not None:
+        try:
+            pinned = open_snapshot(
+                registered.uri, version=registered.version, storage_options=registered.storage_options
+            )
+        except (DeltaError, OSError, ValueError):
+            pass  # opened below as for any mode, which records the error
+        else:
+            files = tuple(f.uri for f in pinned.files)
+            return _Snapshot(table=pinned.table, files=files, error=None, pinned=pinned)
     try:
         if registered.version is None:  # "latest" may move: open it every time
             table, files = _load_snapshot(registered.uri, None, options)
@@ -851,10 +839,12 @@ def _delta_candidates(snapshot: _Snapshot, predicate: str) -> tuple[int | None, 
             snapshot.prunable[predicate] = (None, snapshot.error)
         else:
             try:
-                snapshot.prunable[predicate] = (
-                    len(snapshot.table.file_uris(file_pruning_predicate=predicate)),
-                    None,
+                kept = (
+                    snapshot.pinned.candidates(predicate)
+                    if snapshot.pinned is not None
+                    else snapshot.table.file_uris(file_pruning_predicate=predicate)
                 )
+                snapshot.prunable[predicate] = (len(kept), None)
             except (DeltaError, ValueError) as exc:
                 first = str(exc).splitlines()[0] if str(exc) else ""
                 snapshot.prunable[predicate] = (
@@ -867,7 +857,7 @@ def _delta_candidates(snapshot: _Snapshot, predicate: str) -> tuple[int | None, 
 def collect_scan_units(
     *,
     plan_name: str,
-    executed: ExecutionPlan,
+    executed: ExecutionPlan | OperatorSnapshot,
     optimized: LogicalPlan,
     tables: Mapping[str, RegisteredTable],
     pruning: Iterable[TablePruning] = (),
@@ -887,7 +877,7 @@ def collect_scan_units(
         for uri in snapshot.files or ():
             owner[_path_key(uri)] = name
 
-    physical = _physical_scans(executed)
+    physical = _physical_scans(executed if isinstance(executed, OperatorSnapshot) else read_plan(executed))
     attributed: list[tuple[_PhysicalScan, str | None, str]] = []
     remaining = Counter(scan.table for scan in scans)
     for scan in physical:

@@ -16,6 +16,7 @@ import deltalake
 import pyarrow as pa
 import pytest
 
+from codeanatomy_assets.delta.protocol import READ_MODES
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.registration import (
     DATASET_PROVIDER_MODE,
@@ -448,3 +449,44 @@ def test_pyarrow_dataset_mode_in_its_own_process(delta_corpus: Path) -> None:
             ).to_pylist()
         ),
     }
+
+
+# --- local paths deltalake percent-encodes -----------------------------------------------------------------
+
+ODD_FOLDER = "covid data #1 ?%[x]*"
+
+
+@pytest.fixture
+def odd_table(tmp_path: Path) -> Path:
+    """A partitioned table in a folder whose name holds a space, ``#``, ``?``, ``%`` and glob characters."""
+    written = tmp_path / "written"  # deltalake 1.6.6 panics writing to a path holding "[" (reading is fine)
+    deltalake.write_deltalake(written, pa.table({"x": [1, 2], "p": ["k v", "k%v"]}), partition_by=["p"])
+    deltalake.write_deltalake(written, pa.table({"x": [3], "p": ["z"]}), mode="append", partition_by=["p"])
+    uri = tmp_path / ODD_FOLDER
+    written.rename(uri)
+    return uri
+
+
+@pytest.mark.parametrize("mode", READ_MODES, ids=lambda m: m.value)
+def test_every_mode_reads_a_local_path_with_odd_characters(odd_table: Path, mode: ProviderMode) -> None:
+    for spelled in (str(odd_table), odd_table.as_uri()):
+        result, ctx = register(spelled, policy=RegistrationPolicy(modes=(mode,), allow_fallback=False))
+        assert result.registered.provider_mode is mode
+        assert result.health.severity is Severity.INFO, result.health.findings
+        assert rows(ctx.sql("SELECT * FROM t").to_arrow_table()) == expected_rows(odd_table)
+        del ctx  # a pyarrow dataset's session is dropped before exit (module docstring)
+
+
+def test_the_default_policy_serves_the_odd_path_without_a_fallback(odd_table: Path) -> None:
+    result, _ = register(odd_table)
+    assert result.registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
+    assert result.registered.fallback_reason is None
+    assert event(result, DATASET_PROVIDER_MODE).code == "provider_mode_default"
+
+
+def test_a_percent_escape_in_a_folder_name_is_explained(odd_table: Path) -> None:
+    """deltalake decodes "%20" in a local path and looks for "a b": the reason is said, not just "not found"."""
+    escaped = odd_table.rename(odd_table.parent / "a%20b")
+    with pytest.raises(DatasetError) as err:
+        register(escaped)
+    assert "deltalake decodes percent-escapes such as '%20'" in str(err.value)

@@ -66,10 +66,14 @@ class SnapshotFile:
     """One live data file of a snapshot with its typed partition values (in partition column order)."""
 
     uri: str
-    """As ``DeltaTable.file_uris()`` spells it."""
+    """As ``DeltaTable.file_uris()`` spells it: for a local table the table's folder percent-encoded (a space
+    as ``%20``, ``?``, ``#`` and ``%`` escaped) followed by the file's path inside it as it is on disk; not a
+    path to open (see :attr:`path`)."""
     size: int | None = None
     """Bytes, as the add action records them."""
     partition_values: tuple[Any, ...] = ()
+    path: str | None = None
+    """The local file to open, decoded from the log (``None`` on an object store)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -132,20 +136,42 @@ def to_view_types(schema: pa.Schema) -> pa.Schema:
 
 def _add_actions(
     table: DeltaTable, partition_columns: Sequence[str]
-) -> dict[str, tuple[int, tuple[Any, ...]]]:
-    """``{file key: (size, typed partition values)}`` from the add actions (``partition.<col>`` columns)."""
+) -> dict[str, tuple[int, tuple[Any, ...], str | None]]:
+    """``{file key: (size, typed partition values, local path)}`` from the add actions.
+
+    Typed partition values come from the ``partition.<col>`` columns. The key is spelled as
+    ``file_uris()`` spells a file (the table's URI path, still percent-encoded, then the action's path
+    decoded once); the local path is the table's folder decoded, then the action's path decoded once.
+    """
     adds = pa.table(table.get_add_actions(flatten=True))
     root = _file_key(table.table_uri).rstrip("/")
+    local_root = _local_root(table.table_uri)
     paths = adds.column("path").to_pylist()
     sizes = adds.column("size_bytes").to_pylist()
     columns = [adds.column(_PARTITION_PREFIX + name).to_pylist() for name in partition_columns]
-    actions: dict[str, tuple[int, tuple[Any, ...]]] = {}
+    actions: dict[str, tuple[int, tuple[Any, ...], str | None]] = {}
     for index, path in enumerate(paths):
         decoded = urllib.parse.unquote(path)  # the log holds paths URL-encoded; file_uris() decoded
         absolute = "://" in decoded or decoded.startswith("/")
         key = _file_key(decoded) if absolute else f"{root}/{decoded}"
-        actions[key] = (sizes[index], tuple(column[index] for column in columns))
+        if absolute:
+            local = decoded if decoded.startswith("/") else _local_root(path)
+        else:
+            local = None if local_root is None else f"{local_root}/{decoded}"
+        actions[key] = (sizes[index], tuple(column[index] for column in columns), local)
     return actions
+
+
+def _local_root(uri: str) -> str | None:
+    """The local path a ``file://`` URI names, percent-decoded (``None`` for any other scheme).
+
+    >>> _local_root("file:///data/a%20b%3Fc/")
+    '/data/a b?c'
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme != "file":
+        return None
+    return urllib.parse.unquote(parts.path).rstrip("/") or "/"
 
 
 def _files_with_deletion_vectors(table: DeltaTable) -> int:
@@ -163,8 +189,9 @@ def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...])
     if unmatched:
         raise ValueError(f"no add action matches {len(unmatched)} live file(s), e.g. {unmatched[0]}")
     files = tuple(
-        SnapshotFile(uri=u, size=actions[_file_key(u)][0], partition_values=actions[_file_key(u)][1])
+        SnapshotFile(uri=u, size=size, partition_values=values, path=local)
         for u in uris
+        for size, values, local in (actions[_file_key(u)],)
     )
     return PinnedSnapshot(
         uri=uri,
@@ -261,7 +288,8 @@ class LinkFarm:
         hard = True
         for index, file in enumerate(files):
             link = os.path.join(path, f"{index:06d}.parquet")
-            hard = _link(file.uri, os.path.join(staging, f"{index:06d}.parquet")) and hard
+            target = file.path or _local_path(file.uri)
+            hard = _link(target, os.path.join(staging, f"{index:06d}.parquet")) and hard
             links.append((link, file.uri))
         os.rename(staging, path)
         for link, uri in links:  # as given and resolved: DataFusion may print either spelling
@@ -274,9 +302,8 @@ class LinkFarm:
         return self._targets.get(_file_key(path))
 
 
-def _link(target_uri: str, link: str) -> bool:
-    """Link ``link`` to the file; a hard link when possible (true), else a symbolic one (false)."""
-    target = _local_path(target_uri)
+def _link(target: str, link: str) -> bool:
+    """Link ``link`` to the local file ``target``; a hard link when possible (true), else a symbolic one."""
     try:
         os.link(target, link)
     except OSError:  # another filesystem, or a file this user may not hard-link: a symbolic link then

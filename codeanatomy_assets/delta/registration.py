@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -238,6 +239,25 @@ def _known_cause(mode: ProviderMode, error: str | None) -> str:
     if mode is ProviderMode.DELTA_TABLE_PROVIDER and "CooperativeExec" in text:
         return " (known: the provider cannot scan deletion vectors without a filter; FACTS #4)"
     return ""
+
+
+_PERCENT_ESCAPE_RE: Final = re.compile(r"%[0-9A-Fa-f]{2}")
+
+
+def _percent_escape_cause(uri: str) -> str:
+    """Why deltalake cannot open a local folder whose name holds a percent-escape (``a%20b``), if it does.
+
+    deltalake decodes such a sequence in a path (and in a ``file://`` URI once more), so it looks for
+    another folder (``a b``). Measured with deltalake 1.6.6: ``%`` alone, spaces, ``?``, ``#`` and glob
+    characters are fine.
+    """
+    local = local_table_path(uri)
+    if local is None or not _PERCENT_ESCAPE_RE.search(local):
+        return ""
+    return (
+        " (known: deltalake decodes percent-escapes such as '%20' in a local path and looks for another "
+        "folder: rename the folder or a parent so that no '%' is followed by two hex digits)"
+    )
 
 
 def _datafusion_major() -> int | None:
@@ -450,11 +470,12 @@ def _damaged_files(snapshot: PinnedSnapshot) -> list[str]:
     """
     damaged: list[str] = []
     for file in snapshot.files:
-        path = local_table_path(file.uri) or file.uri
+        # file.uri keeps the table folder percent-encoded (a space as %20): open the decoded path.
+        path = file.path or local_table_path(file.uri) or file.uri
         if not os.path.isfile(path):
-            damaged.append(f"{file.uri} (missing)")
+            damaged.append(f"{path} (missing)")
         elif file.size is not None and os.path.getsize(path) != file.size:
-            damaged.append(f"{file.uri} ({os.path.getsize(path)} bytes, the log says {file.size})")
+            damaged.append(f"{path} ({os.path.getsize(path)} bytes, the log says {file.size})")
     return damaged
 
 
@@ -572,6 +593,7 @@ def decide_provider(
         table = _open_table(uri, storage_options)
     except Exception as exc:  # deltalake refusing the table is a probe failure of every mode
         open_error = f"deltalake could not open the table: {_error_text(exc, storage_options)}"
+        open_error += _percent_escape_cause(uri)
         open_error_type = _qualified_type(exc)
 
     chosen: ProviderMode = ProviderMode.NONE

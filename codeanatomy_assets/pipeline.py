@@ -31,6 +31,7 @@ from codeanatomy_assets.delta.registration import (
 )
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan
+from codeanatomy_assets.engine.session_pool import step_session
 from codeanatomy_assets.errors import DatasetError, PlanError
 from codeanatomy_assets.extract import ExtractResult, extract_tree, write_datasets
 from codeanatomy_assets.home import ProjectHome
@@ -38,6 +39,9 @@ from codeanatomy_assets.spec import PipelineSpec
 from codeanatomy_assets.step import StepDiagnostics
 
 PROVIDER_MODE_EVENT = "dataset_provider_mode_v1"
+_SESSION_KEY: Final = "build"
+"""Steps share the process's session (:mod:`codeanatomy_assets.engine.session_pool`): its caches of
+Parquet footers and listings stay warm from one step to the next."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,12 +100,12 @@ def run_dataset(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, na
     why).
     """
     uri, options = dataset_uri(spec, home, name)
-    ctx = SessionContext()
-    registration = register_dataset(
-        ctx, name=name, uri=uri, storage_options=options, run_id=step.run_id, sink=step.sink, probe=True
-    )
-    remember_decision(step.run_id, registration.registered)
-    row_count, schema = _count_and_schema(ctx, name)
+    with step_session(_SESSION_KEY, SessionContext) as ctx:
+        registration = register_dataset(
+            ctx, name=name, uri=uri, storage_options=options, run_id=step.run_id, sink=step.sink, probe=True
+        )
+        remember_decision(step.run_id, registration.registered)
+        row_count, schema = _count_and_schema(ctx, name)
     step.emit(
         name="dataset_summary_v1",
         severity=Severity.INFO,
@@ -129,11 +133,11 @@ def run_plan(
     """Register the plan's inputs, run its SQL once with phase telemetry, write the result as Delta."""
     plan = spec.plan(name)
     options = options or CompileOptions(run_id=step.run_id)
-    ctx = SessionContext()
-    inputs = register_inputs(ctx, spec, home, step, plan.inputs)
-    execution = execute_plan(
-        ctx, name=name, sql=plan.sql, options=options, sink=step.sink, tables=inputs, tracer=step.tracer
-    )
+    with step_session(_SESSION_KEY, SessionContext) as ctx:
+        inputs = register_inputs(ctx, spec, home, step, plan.inputs)
+        execution = execute_plan(
+            ctx, name=name, sql=plan.sql, options=options, sink=step.sink, tables=inputs, tracer=step.tracer
+        )
     uri, storage = home.dataset_uri(name), dict(home.storage_options) or None
     started = time.perf_counter()
     try:

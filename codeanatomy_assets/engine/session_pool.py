@@ -1,0 +1,99 @@
+"""One DataFusion session per process and engine settings, lent to one build step at a time.
+
+A build runs many steps over the same Delta tables. A ``SessionContext`` holds its runtime's caches:
+Parquet footers (``datafusion.runtime.metadata_cache_limit``), listings and file statistics. A fresh
+session per step reads every footer again during physical planning, which cost a plan step more than
+its whole query on small TPC-H queries (``docs/benchmarks.md``). The caches are safe to share across
+steps: the files a build reads never change under the same name (Delta data files are written once;
+``delta_pruned_parquet`` reads folders of links named by their content), and the metadata cache checks
+each file's size and modification time.
+
+So a step borrows the process's session for its settings (:func:`step_session`); what the step
+registered is deregistered when it returns the session, so no table leaks into the next step. A step
+that finds the session already lent (a second thread) gets a fresh one: correct, only colder.
+
+>>> from datafusion import SessionContext
+>>> pool = SessionPool()
+>>> with pool.lend("k", SessionContext) as ctx:
+...     ctx.register_view("t", ctx.sql("select 1 as x"))
+>>> with pool.lend("k", SessionContext) as again:
+...     again is ctx, again.table_exist("t")
+(True, False)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Final
+
+from datafusion import SessionContext
+
+_CATALOG: Final = "datafusion"
+_SCHEMA: Final = "public"
+
+
+class SessionPool:
+    """Sessions by key (the engine settings), each lent to one borrower at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sessions: dict[Hashable, SessionContext] = {}
+        self._lent: set[Hashable] = set()
+
+    @contextmanager
+    def lend(self, key: Hashable, factory: Callable[[], SessionContext]) -> Iterator[SessionContext]:
+        """The session for ``key`` (made by ``factory`` on first use), cleaned when it comes back."""
+        with self._lock:
+            shared = key not in self._lent
+            if shared:
+                self._lent.add(key)
+                if key not in self._sessions:
+                    self._sessions[key] = factory()
+                ctx = self._sessions[key]
+        if not shared:
+            yield factory()  # lent already (another thread): a session of its own
+            return
+        before = _table_names(ctx)
+        try:
+            yield ctx
+        finally:
+            try:
+                for name in _table_names(ctx) - before:
+                    ctx.deregister_table(_quoted(name))
+            except BaseException:
+                with self._lock:  # a session that could not be cleaned is not lent again
+                    self._sessions.pop(key, None)
+                raise
+            finally:
+                with self._lock:
+                    self._lent.discard(key)
+
+    def clear(self) -> None:
+        """Forget every session that is not lent (their caches go with them)."""
+        with self._lock:
+            for key in set(self._sessions) - self._lent:
+                del self._sessions[key]
+
+
+def _table_names(ctx: SessionContext) -> set[str]:
+    return set(ctx.catalog(_CATALOG).schema(_SCHEMA).names())
+
+
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+SESSIONS: Final = SessionPool()
+"""The process's sessions."""
+
+
+def step_session(
+    key: Hashable, factory: Callable[[], SessionContext]
+) -> AbstractContextManager[SessionContext]:
+    """Borrow the process's session for ``key`` for one step (a context manager)."""
+    return SESSIONS.lend(key, factory)
+
+
+__all__ = ["SESSIONS", "SessionPool", "step_session"]

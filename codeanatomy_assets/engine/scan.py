@@ -2,7 +2,7 @@
 
 A *scan unit* is one scan operator of the physical plan that ran (a ``DeltaScanExec`` with its inner
 ``DataSourceExec``, or a leaf such as a native Parquet ``DataSourceExec``). For each one this module
-records, exactly, from the metrics of that one execution (FACTS #9, #22):
+records, exactly, from the metrics of that one execution (nothing runs twice):
 
 - ``candidate_files``: the distinct files the scan opened: ``filename``-labelled metrics showing loaded
   metadata, considered row groups or scanned bytes. (A file pruned by statistics before opening still
@@ -20,7 +20,7 @@ records, exactly, from the metrics of that one execution (FACTS #9, #22):
   dropping a conjunct only widens the file set, so the count is a lower bound, never an overclaim.
 
 A scan whose predicate lets Delta skip files while the scan skipped none gets severity ``warn`` with
-code ``pruning_lost`` (FACTS #2: the Delta table provider receives no filters).
+code ``pruning_lost`` (the Delta table provider receives no filters from DataFusion 55).
 
 Plan-time file pruning (``delta_pruned_parquet``): :func:`bind_pruned_tables` takes the optimized plan's
 predicates on each table registered in that mode (:func:`pruning_predicates`, the same translation),
@@ -81,6 +81,14 @@ _PRUNING_RE: Final = re.compile(
     r"(?:\s*->\s*[\d.]+\s*[A-Za-z]*\s*fully matched)?\s*$"
 )
 _INT_RE: Final = re.compile(r"^\s*\d+\s*$")
+_COLUMN_REF_RE: Final = re.compile(r"\b([A-Za-z_]\w*)@(\d+)")
+_JOIN_ON_RE: Final = re.compile(r"\bon=\[(.*?)\](?:,|$)")
+_JOIN_PAIR_RE: Final = re.compile(r"\(([A-Za-z_]\w*)@(\d+), ([A-Za-z_]\w*)@(\d+)\)")
+_COLUMN_KEEPING: Final = frozenset(
+    {"RepartitionExec", "CoalesceBatchesExec", "CoalescePartitionsExec", "CooperativeExec", "SortExec",
+     "SortPreservingMergeExec"}
+)
+"""Operators whose output columns are their input's: references above them reach the scan below."""
 _QUERIES_ONLY: Final = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
 
 
@@ -96,6 +104,7 @@ class PruningCount:
     exact: bool
 
 
+@functools.lru_cache(maxsize=4096)  # a plan over many files repeats the same few texts thousands of times
 def parse_pruning(text: str) -> PruningCount | None:
     """Parse the text of a pruning metric; ``None`` when the text is not one.
 
@@ -558,7 +567,7 @@ class ScanUnit:
     row_groups_exact: bool
     file_ranges_total: int | None
     """File ranges DataFusion considered for pruning by statistics (a file split across partitions
-    counts once per range); the Delta provider gets no predicate, so it prunes none (FACTS #2)."""
+    counts once per range); the Delta provider gets no predicate, so it prunes none."""
     file_ranges_matched: int | None
     bytes_scanned: int | None
     output_rows: int | None
@@ -572,6 +581,20 @@ class ScanUnit:
     files_bound: int | None = None
     """``delta_pruned_parquet``: the files plan-time pruning bound for this plan (Delta's candidates, or
     every live file when the table was read whole); ``None`` for other modes."""
+    dataset_candidates: tuple[str, ...] = ()
+    """When ``dataset`` is ``None``: the tables the scan may belong to (in-memory scans name no file)."""
+
+    @property
+    def dataset_label(self) -> str:
+        """The dataset, or what is known of it: the tables it may be, or why it is none of them."""
+        if self.dataset is not None:
+            return self.dataset
+        if len(self.dataset_candidates) > 1:
+            how = "not told apart by files or columns" if self.files_opened is None else "not tied by files"
+            return f"one of {', '.join(self.dataset_candidates)} ({how})"
+        if self.files_opened is None and self.candidate_files is None:
+            return "(in-memory: no registered dataset)"
+        return "(files of no registered dataset)"
 
     @property
     def pruning_lost(self) -> bool:
@@ -617,6 +640,8 @@ class ScanUnit:
             "pruning_lost": self.pruning_lost,
             "errors": list(self.errors),
             "files_bound": self.files_bound,
+            "dataset_label": self.dataset_label,
+            "dataset_candidates": list(self.dataset_candidates),
         }
 
     def to_event(
@@ -658,6 +683,8 @@ class _PhysicalScan:
     output_rows: int | None
     union: int | None = None
     merged: int = 1
+    columns: frozenset[tuple[str, int]] = frozenset()
+    """``(name, index)`` of its output columns, as the operators above it reference them (``id@0``)."""
 
 
 @dataclass(slots=True)
@@ -683,21 +710,38 @@ def _physical_scans(plan: OperatorSnapshot) -> list[_PhysicalScan]:
     found: list[_PhysicalScan] = []
     unions = iter(range(1, 1 << 30))
 
-    def walk(node: OperatorSnapshot, union: int | None) -> None:
+    def walk(node: OperatorSnapshot, union: int | None, columns: frozenset[tuple[str, int]]) -> None:
         name = node.name
         children = node.children
         if name == _DELTA_SCAN or (not children and name not in _NON_SCAN_LEAVES):
-            found.append(replace(_summarize_scan(node, name), union=union))
+            found.append(replace(_summarize_scan(node, name), union=union, columns=columns))
             return
         if name == "UnionExec":
             union = next(unions)
         elif len(children) != 1:
             union = None
-        for child in children:
-            walk(child, union)
+        for index, child in enumerate(children):
+            walk(child, union, _child_columns(node, index, columns))
 
-    walk(plan, None)
+    walk(plan, None, frozenset())
     return found
+
+
+def _child_columns(
+    node: OperatorSnapshot, index: int, columns: frozenset[tuple[str, int]]
+) -> frozenset[tuple[str, int]]:
+    """The ``name@index`` references to child ``index``'s output that ``node`` (and, through operators that
+    keep their input's columns, the operators above it) shows: a join's keys, a filter's predicate, ..."""
+    name, text = node.name, node.display
+    if name.endswith("JoinExec"):
+        on = _JOIN_ON_RE.search(text)
+        pairs = _JOIN_PAIR_RE.findall(on.group(1)) if on else []
+        return frozenset((col, int(i)) for col, i in (pair[2 * index : 2 * index + 2] for pair in pairs))
+    if len(node.children) != 1:
+        return columns if name == "UnionExec" else frozenset()
+    own = frozenset((col, int(i)) for col, i in _COLUMN_REF_RE.findall(text))
+    keeps = name in _COLUMN_KEEPING or (name == "FilterExec" and "projection=" not in text)
+    return own | columns if keeps else own
 
 
 def _merge_union_scans(
@@ -861,10 +905,12 @@ def collect_scan_units(
     optimized: LogicalPlan,
     tables: Mapping[str, RegisteredTable],
     pruning: Iterable[TablePruning] = (),
+    sql: str | None = None,
 ) -> list[ScanUnit]:
     """Scan units of a plan that has run once (its metrics are read, nothing is re-executed).
 
-    ``pruning`` is what :func:`bind_pruned_tables` did for this plan (``files_bound``).
+    ``pruning`` is what :func:`bind_pruned_tables` did for this plan (``files_bound``). ``sql``, the plan's
+    query, lets predicates on partition columns be seen (:func:`_partition_predicates`).
     """
     bound = {p.dataset: p.files for p in pruning}
     scans = logical_scans(optimized)
@@ -872,6 +918,8 @@ def collect_scan_units(
     for scan in scans:
         by_table.setdefault(scan.table, []).append(scan)
     snapshots = {name: _open_snapshot(tables[name]) for name in by_table if name in tables}
+    if sql is not None:
+        by_table.update(_partition_predicates(sql, by_table, tables, snapshots))
     owner: dict[str, str] = {}
     for name, snapshot in snapshots.items():
         for uri in snapshot.files or ():
@@ -891,6 +939,9 @@ def collect_scan_units(
     if len(left) == 1 and len(unmatched) <= remaining[left[0]]:
         for i in unmatched:
             attributed[i] = (attributed[i][0], left[0], "only_scan")
+    else:
+        _attribute_by_columns(attributed, remaining, by_table)
+    candidates = tuple(sorted(name for name, count in remaining.items() if count > 0))
     return [
         _scan_unit(
             plan_name=plan_name,
@@ -901,9 +952,93 @@ def collect_scan_units(
             tables=tables,
             snapshots=snapshots,
             files_bound=bound.get(name or ""),
+            candidates=candidates if name is None else (),
         )
         for scan, name, how in _merge_union_scans(attributed)
     ]
+
+
+def _attribute_by_columns(
+    attributed: list[tuple[_PhysicalScan, str | None, str]],
+    remaining: Counter[str],
+    by_table: Mapping[str, Sequence[LogicalScan]],
+) -> None:
+    """Tie scans that read no file of a table (in-memory tables) by their columns: a scan whose column
+    references (``id@0``, :func:`_child_columns`) fit the projection of only one table still unmatched is
+    that table's. Repeated while it ties one more; ``remaining`` is updated."""
+    progress = True
+    while progress:
+        progress = False
+        for i, (scan, name, _) in enumerate(attributed):
+            if name is not None or not scan.columns:
+                continue
+            fits = [
+                table
+                for table, count in remaining.items()
+                if count > 0 and any(_columns_fit(scan.columns, s.projection) for s in by_table.get(table, ()))
+            ]
+            if len(fits) == 1:
+                attributed[i] = (scan, fits[0], "columns")
+                remaining[fits[0]] -= 1
+                progress = True
+
+
+def _columns_fit(columns: Iterable[tuple[str, int]], projection: Sequence[str]) -> bool:
+    return all(index < len(projection) and projection[index] == column for column, index in columns)
+
+
+def _partition_predicates(
+    sql: str,
+    by_table: Mapping[str, Sequence[LogicalScan]],
+    tables: Mapping[str, RegisteredTable],
+    snapshots: Mapping[str, _Snapshot],
+) -> dict[str, list[LogicalScan]]:
+    """The scans of partitioned ``delta_pruned_parquet`` tables with their predicates on partition columns.
+
+    Such a table is a view whose partition columns are literals (one listing per partition), so the
+    optimizer folds a predicate on them into ``true`` or ``false`` and drops the excluded partitions before
+    any scan sees it. Planned again over stand-ins (empty in-memory tables of the same schemas), the same
+    query keeps that predicate as a ``Filter`` above the table's scan: each scan gets the stand-in's
+    predicate (its own scan filters stay). A query the stand-ins cannot plan leaves the scans as they are.
+    """
+    views = [
+        name
+        for name, found in by_table.items()
+        if any(s.anonymous for s in found)
+        and (snapshot := snapshots.get(name)) is not None
+        and snapshot.pinned is not None
+        and snapshot.pinned.partition_columns
+    ]
+    if not views:
+        return {}
+    ctx = SessionContext()
+    try:
+        for name, registered in tables.items():
+            snapshot = snapshots.get(name) or _open_snapshot(registered)
+            schema = _table_schema(snapshot)
+            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+            ctx.register_record_batches(name, [[empty]])
+        planned = logical_scans(ctx.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan())
+    except Exception:  # DataFusion raises bare Exception: the partition predicates stay unknown, as before
+        return {}
+    found: dict[str, list[LogicalScan]] = {}
+    for name in views:
+        real = list(by_table[name])
+        stand_in = [s for s in planned if s.table == name]
+        if len(stand_in) == len(real):
+            found[name] = [replace(r, predicate=s.predicate, exprs=s.exprs) for r, s in zip(real, stand_in, strict=True)]
+        elif stand_in:  # partitions dropped whole scans: every stand-in predicate, as for a self-join
+            filters = tuple(dict.fromkeys(f for r in real for f in r.scan_filters))
+            found[name] = [replace(s, scan_filters=filters) for s in stand_in]
+    return found
+
+
+def _table_schema(snapshot: _Snapshot) -> pa.Schema:
+    if snapshot.pinned is not None:
+        return snapshot.pinned.schema
+    if snapshot.table is None:
+        raise ValueError(snapshot.error or "table not readable")
+    return pa.schema(snapshot.table.schema())
 
 
 def _unit_predicate(logical: Sequence[LogicalScan]) -> tuple[DeltaPredicate | None, str | None, str | None]:
@@ -955,12 +1090,16 @@ def _scan_unit(
     tables: Mapping[str, RegisteredTable],
     snapshots: Mapping[str, _Snapshot],
     files_bound: int | None = None,
+    candidates: tuple[str, ...] = (),
 ) -> ScanUnit:
     errors: list[str] = []
     registered = tables.get(name) if name else None
     snapshot = snapshots.get(name) if name else None
     if name is None:
-        errors.append("scan could not be tied to a registered table (no file of a known table was read)")
+        errors.append(
+            "scan could not be tied to a registered table (it read no file of one, and its columns fit "
+            + (f"{len(candidates)} tables)" if candidates else "none)")
+        )
     elif registered is None:
         errors.append(f"table {name!r} is not in the registered tables passed to the plan")
     if snapshot is not None and snapshot.error:
@@ -1016,6 +1155,7 @@ def _scan_unit(
         attribution=attribution,
         errors=tuple(errors),
         files_bound=files_bound,
+        dataset_candidates=candidates if len(candidates) > 1 else (),
     )
 
 
@@ -1051,7 +1191,7 @@ def render_scan_units_markdown(units: Sequence[ScanUnit]) -> str:
                 _cell(v)
                 for v in (
                     unit.plan,
-                    unit.dataset,
+                    unit.dataset_label,
                     unit.provider_mode.value if unit.provider_mode else None,
                     unit.total_files,
                     unit.candidate_files,

@@ -418,8 +418,8 @@ def _microsecond_durations(dtype: pa.DataType) -> pa.DataType:
     """``dtype`` with every duration in microseconds (the unit Delta's timestamps use)."""
     if pa.types.is_duration(dtype):
         return pa.duration("us")
-    if _is_list_like(dtype):
-        return pa.list_(dtype.value_field.with_type(_microsecond_durations(dtype.value_type)))
+    if _is_list_like(dtype):  # the same kind of list: pyarrow 26 casts list views to invalid lists
+        return _same_list(dtype, dtype.value_field.with_type(_microsecond_durations(dtype.value_type)))
     if pa.types.is_map(dtype):
         key, item = dtype.key_field, dtype.item_field
         return pa.map_(
@@ -430,11 +430,29 @@ def _microsecond_durations(dtype: pa.DataType) -> pa.DataType:
     return dtype
 
 
+def _same_list(dtype: pa.DataType, value_field: pa.Field) -> pa.DataType:
+    if pa.types.is_list_view(dtype):
+        return pa.list_view(value_field)
+    if pa.types.is_large_list_view(dtype):
+        return pa.large_list_view(value_field)
+    if pa.types.is_large_list(dtype):
+        return pa.large_list(value_field)
+    if pa.types.is_fixed_size_list(dtype):
+        return pa.list_(value_field, dtype.list_size)
+    return pa.list_(value_field)
+
+
+def _rebuilt_by_value(dtype: pa.DataType) -> bool:
+    """Types pyarrow cannot cast to their Delta type: intervals (no cast), list views (pyarrow 26 casts
+    them to lists whose offsets are invalid, without an error)."""
+    return pa.types.is_interval(dtype) or pa.types.is_list_view(dtype) or pa.types.is_large_list_view(dtype)
+
+
 def _delta_column(column: pa.ChunkedArray, source: pa.DataType, target: pa.DataType) -> pa.ChunkedArray:
     if _contains(source, pa.types.is_duration):
         # Sub-microsecond parts are truncated, as deltalake truncates nanosecond timestamps.
         column = column.cast(_microsecond_durations(source), safe=False)
-    if _contains(source, pa.types.is_interval):  # pyarrow casts no interval: rebuilt value by value
+    if _contains(source, _rebuilt_by_value):
         return pa.chunked_array(
             [pa.array(_delta_value(c.to_pylist()), type=target) for c in column.chunks], type=target
         )

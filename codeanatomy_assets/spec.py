@@ -26,6 +26,7 @@ like ``sql_file``. Every error names the file and the key that is wrong.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -522,6 +523,42 @@ def _check_name(name: str, source: str, key: str) -> None:
         )
     if name.lower() in _SQL_KEYWORDS:
         raise ConfigError("is an SQL keyword; choose another name", source=source, key=key)
+    unplannable = _unreferenceable(name)
+    if unplannable is not None:
+        raise ConfigError(
+            f"is read as an SQL keyword where a table name goes ({unplannable!r} does not plan); "
+            "choose another name",
+            source=source,
+            key=key,
+        )
+
+
+# Where a table name goes in a query: DataFusion's parser takes some keywords there but not others (measured:
+# `user`, `true`, `struct` are refused as qualifiers, `table`, `unnest`, `lateral` everywhere).
+_NAME_PROBES: Final = (
+    "SELECT * FROM {n}",
+    "SELECT {n}.x FROM {n}",
+    'SELECT * FROM {n} JOIN "other table" ON {n}.x = "other table".x',
+    'SELECT * FROM "other table" JOIN {n} ON "other table".x = {n}.x',
+)
+
+
+@functools.lru_cache(maxsize=1024)
+def _unreferenceable(name: str) -> str | None:
+    """The first probe query that does not plan with ``name`` as an unquoted table name (``None``: all do)."""
+    import datafusion
+    import pyarrow as pa
+
+    ctx = datafusion.SessionContext()
+    for table in (name, "other table"):  # no declared name holds a space
+        ctx.register_record_batches(f'"{table}"', [pa.table({"x": [1]}).to_batches()])
+    for probe in _NAME_PROBES:
+        query = probe.format(n=name)
+        try:
+            ctx.sql(query).logical_plan()
+        except Exception:  # parse or plan error: the name cannot be referenced this way
+            return query
+    return None
 
 
 def _check_keys(body: Mapping[str, Any], allowed: frozenset[str], source: str, where: str) -> None:

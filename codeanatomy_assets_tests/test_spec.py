@@ -173,6 +173,22 @@ def test_mixed_case_names_are_refused_with_the_lower_case_spelling(text: str, ke
     )
 
 
+@pytest.mark.parametrize(
+    ("name", "probe"), [("user", "SELECT user.x FROM user"), ("lateral", "SELECT * FROM lateral")]
+)
+def test_names_datafusion_reads_as_keywords_are_refused(name: str, probe: str) -> None:
+    """Every declared name can be referenced unquoted: as a table, as a qualifier, on either side of a join."""
+    with pytest.raises(ConfigError) as err:
+        parse_spec(f"[datasets.{name}]\nuri='x'\n", source="c.toml", base_dir=None)
+    assert (
+        f"datasets.{name}: is read as an SQL keyword where a table name goes ({probe!r} does not plan)"
+        in str(err.value)
+    )
+    assert (
+        parse_spec("[datasets.users]\nuri='x'\n", source="c.toml", base_dir=None).dataset("users").uri == "x"
+    )
+
+
 # --- dataset URIs ------------------------------------------------------------------------------------------
 
 

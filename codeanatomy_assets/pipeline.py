@@ -175,9 +175,10 @@ def run_plan(
 def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] | None) -> None:
     """Overwrite the Delta table at ``uri`` with ``table`` (normalized for Delta), or leave it as it was.
 
-    A local folder that a failed write created is removed; one that existed keeps its files: what the
-    failed write added (data files never committed) is removed again. On an object store an uncommitted
-    write leaves at most unreferenced data files, which no reader sees.
+    A local folder that a failed (or interrupted) write created is removed; one that existed keeps its
+    files: what the failed write added (data files never committed) is removed again. On an object store
+    an uncommitted write leaves at most unreferenced data files, which no reader sees. A panic of
+    deltalake's Rust code (a ``BaseException``) is raised as a ``RuntimeError`` saying so.
     """
     local = None if is_object_store_uri(uri) else local_table_path(uri)
     before = _folder_entries(local) if local is not None else None
@@ -189,9 +190,14 @@ def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] |
             schema_mode="overwrite",
             storage_options=dict(storage_options) if storage_options else None,
         )
-    except Exception:
+    except BaseException as exc:
         if local is not None:
             _undo_failed_write(local, before)
+        if type(exc).__name__ == "PanicException":  # pyo3's, not an Exception: a step would not catch it
+            known = ""
+            if local is not None and ("[" in local or "]" in local):
+                known = " (known: deltalake 1.6.6 cannot write to a local path holding '[' or ']')"
+            raise RuntimeError(f"deltalake panicked: {exc}{known}") from exc
         raise
 
 

@@ -299,3 +299,13 @@ def test_a_failed_write_of_a_new_table_removes_its_folder(tmp_path: Path) -> Non
         write_result(str(out), pa.table({"x": [1], "X": [2]}), None)
     assert not out.exists()
     assert os.listdir(tmp_path) == []
+
+
+def test_a_deltalake_panic_is_an_error_and_leaves_no_folder(tmp_path: Path) -> None:
+    """deltalake 1.6.6 panics writing under a folder named with "[": a plain error, said why, nothing left."""
+    out = tmp_path / "home [1]" / "lake" / "plan"
+    with pytest.raises(
+        RuntimeError, match=r"deltalake panicked: .*cannot write to a local path holding '\['"
+    ):
+        write_result(str(out), pa.table({"x": [1]}), None)
+    assert not out.exists()

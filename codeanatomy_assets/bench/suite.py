@@ -4,7 +4,7 @@ The document::
 
     {"commit": <git sha of HEAD or null>, "machine": {...}, "quick": bool, "settings": {...},
      "overhead": {...}, "provider_modes": {...}, "log_health": {...}, "orchestration": {...},
-     "extraction": {...}, "report_scaling": {...}, "goals": {...}, "seconds": float}
+     "extraction": {...}, "report_scaling": {...}, "engines": {...}, "goals": {...}, "seconds": float}
 
 A case that fails keeps its key, with ``error`` (``error.type``, message) in place of its figures; the
 other cases still run. Quick mode runs the same cases on smaller inputs with fewer repetitions.
@@ -22,6 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from codeanatomy_assets.bench.engines import (
+    ENGINES,
+    GOAL_CAPTURE,
+    GOAL_PRODUCT_GEOMEAN,
+    GOAL_PRODUCT_MAX,
+    EngineSettings,
+    measure_engines,
+)
 from codeanatomy_assets.bench.extraction_case import ExtractionSettings, measure_extraction_case
 from codeanatomy_assets.bench.harness import (
     DEFAULT_CACHE_DIR,
@@ -34,15 +42,23 @@ from codeanatomy_assets.bench.log_health import LogHealthSettings, measure_log_h
 from codeanatomy_assets.bench.orchestration import OrchestrationSettings, measure_orchestration
 from codeanatomy_assets.bench.overhead import OverheadSettings, measure_overhead
 from codeanatomy_assets.bench.provider_modes import (
+    BASELINE,
     MODES,
-    NATIVE,
     ProviderModeSettings,
     measure_provider_modes_isolated,
 )
 from codeanatomy_assets.bench.report_scaling import ReportScalingSettings, measure_report_scaling
 from codeanatomy_assets.bench.sources import MEDIUM_PACKAGES, QUICK_PACKAGES, TINY_PACKAGES, SourceSelection
 
-CASES: Final = ("overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling")
+CASES: Final = (
+    "overhead",
+    "provider_modes",
+    "log_health",
+    "orchestration",
+    "extraction",
+    "report_scaling",
+    "engines",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +73,7 @@ class BenchSettings:
     orchestration: OrchestrationSettings
     extraction: ExtractionSettings
     report_scaling: ReportScalingSettings
+    engines: EngineSettings
 
     @classmethod
     def full(cls, cache_dir: Path = DEFAULT_CACHE_DIR) -> BenchSettings:
@@ -71,6 +88,7 @@ class BenchSettings:
             orchestration=OrchestrationSettings(),
             extraction=ExtractionSettings(),
             report_scaling=ReportScalingSettings(),
+            engines=EngineSettings(cache_dir=str(cache)),
         )
 
     @classmethod
@@ -87,6 +105,7 @@ class BenchSettings:
             orchestration=OrchestrationSettings.quick(small),
             extraction=ExtractionSettings.quick(SourceSelection.subset(MEDIUM_PACKAGES)),
             report_scaling=ReportScalingSettings.quick(),
+            engines=EngineSettings.quick(cache),
         )
 
     @classmethod
@@ -102,6 +121,7 @@ class BenchSettings:
             orchestration=OrchestrationSettings.tiny(tiny),
             extraction=ExtractionSettings(source=tiny, workers=1, repeat=1),
             report_scaling=ReportScalingSettings.tiny(),
+            engines=EngineSettings.tiny(cache_dir),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,6 +137,7 @@ def _runners(settings: BenchSettings, work_dir: Path) -> dict[str, Callable[[], 
         "orchestration": lambda: measure_orchestration(work_dir, settings.orchestration),
         "extraction": lambda: measure_extraction_case(work_dir, settings.extraction),
         "report_scaling": lambda: measure_report_scaling(work_dir, settings.report_scaling),
+        "engines": lambda: measure_engines(settings.engines, work_dir),
     }
 
 
@@ -182,6 +203,9 @@ def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         "log_health_checkpoint"
     )
     report_flat = _get(document, "report_scaling", "flat_in_history")
+    product = _get(document, "engines", "product_geomean_ratio_to_native")
+    product_max = _get(document, "engines", "product_max_ratio_to_native")
+    capture = _get(document, "engines", "capture_over_no_capture")
     return {
         "overhead": _goal("<= 1.05x (plan and registration asset bodies, on/off)", overhead, overhead_met),
         "orchestration": _goal("< 10% of build wall time", share, None if share is None else share < 0.10),
@@ -194,6 +218,24 @@ def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             _get(document, "report_scaling", "report_growth_largest_over_smallest"),
             report_flat,
         ),
+        "engines_product_build": _goal(
+            f"<= {GOAL_PRODUCT_GEOMEAN}x native geomean (sum of plan phases, full capture), "
+            f"no query > {GOAL_PRODUCT_MAX}x",
+            {"geomean": product, "max": product_max},
+            None
+            if product is None or product_max is None
+            else product <= GOAL_PRODUCT_GEOMEAN and product_max <= GOAL_PRODUCT_MAX,
+        ),
+        "engines_capture_cost": _goal(
+            f"<= {GOAL_CAPTURE}x (capture on / --no-capture, geomean of plan phase sums)",
+            capture,
+            None if capture is None else capture <= GOAL_CAPTURE,
+        ),
+        "engines_results": _goal(
+            "every engine's row counts and row multisets (and the product's Delta outputs) equal native",
+            _get(document, "engines", "result_problems"),
+            _get(document, "engines", "results_equal_native"),
+        ),
     }
 
 
@@ -201,12 +243,24 @@ def headline(document: Mapping[str, Any]) -> list[str]:
     """A few lines for the terminal: the headline figure of every case and the goals."""
     lines = [f"commit {document.get('commit')}  quick={document.get('quick')}  {document.get('seconds')} s"]
     modes = document.get("provider_modes") or {}
-    for mode in (m for m in MODES if m != NATIVE):
+    for mode in (m for m in MODES if m != BASELINE):
         entry = modes.get(mode)
         if isinstance(entry, Mapping):
+            figure = entry.get("geomean_ratio_to_baseline")
+            lines.append(f"provider_modes.{mode}.geomean_ratio_to_{BASELINE} = {figure}")
+    engines = document.get("engines") or {}
+    for engine in ENGINES:
+        entry = (engines.get("engines") or {}).get(engine)
+        if isinstance(entry, Mapping):
             lines.append(
-                f"provider_modes.{mode}.geomean_ratio_to_native = {entry.get('geomean_ratio_to_native')}"
+                f"engines.{engine}.geomean_ratio_to_native = {entry.get('geomean_ratio_to_native')}"
+                f"  (total {entry.get('total_ms')} ms, failed {len(entry.get('queries_failed') or [])})"
             )
+            if "step_geomean_ratio_to_native" in entry:
+                lines.append(
+                    f"engines.{engine}.step_geomean_ratio_to_native = {entry['step_geomean_ratio_to_native']}"
+                    f"  (plan step wall time, step total {entry.get('step_total_ms')} ms)"
+                )
     for name in CASES:
         body = document.get(name)
         if isinstance(body, Mapping) and "error" in body:

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from cyclopts import Parameter
 
 CaseName = Literal[
-    "overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling"
+    "overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling", "engines"
 ]
 
 
@@ -26,7 +26,8 @@ def bench(
         list[CaseName] | None, Parameter(help="Run only these cases (repeatable; default: all).")
     ] = None,
 ) -> int:
-    """Measure diagnostics overhead, provider modes, log health, orchestration, extraction and report scaling.
+    """Measure diagnostics overhead, provider modes, log health, orchestration, extraction, report scaling
+    and TPC-H across engines (DataFusion native, peers, the product's build path).
 
     Progress goes to stderr; the headline figures and goals, then the path of the JSON file, to stdout.
     Exit codes: 0 every case ran, 1 a case failed (its error is in the JSON), 2 usage error.

@@ -246,7 +246,8 @@ def register_inputs(
     The choice is read back from the durable store (the dataset step may have run in another process);
     an input without a recorded choice (a plan output, or a plan materialized alone) is registered anew,
     which records its own provider-mode diagnostics. Such an input on an object store is probed: the Delta
-    table provider registers there but cannot read (FACTS #8), so only a probe makes the policy fall back.
+    table provider registers there but cannot read (it ignores the session's object stores), so only a
+    probe makes the policy fall back.
     """
     declared = {d.name for d in spec.datasets}  # plan outputs have no dataset step: registered below
     decided = decided_provider_modes(home, step.run_id, tuple(n for n in names if n in declared))

@@ -123,6 +123,7 @@ def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequenc
         "trace_id": row.get("trace_id") or metadata.get("trace_id") or (trace_ids[0] if trace_ids else None),
         "error_type": row.get("error_type"),
         "error_message": row.get("error_message"),
+        "failed_checks": list(metadata.get("failed_checks") or []),
         "events": len(events),
     }
 
@@ -204,7 +205,7 @@ def _scan_units(events: Sequence[DiagnosticEvent]) -> list[dict[str, Any]]:
         p = e.payload
         row = {
             "plan": e.plan,
-            "dataset": e.dataset or p.get("dataset"),
+            "dataset": e.dataset or p.get("dataset") or p.get("dataset_label"),
             "provider_mode": p.get("provider_mode"),
             "total_files": p.get("total_files"),
             "candidate_files": p.get("candidate_files"),
@@ -252,26 +253,39 @@ def evaluate_gates(data: Mapping[str, Any]) -> tuple[GateResult, ...]:
     """Evaluate every gate on a collected report."""
     events: list[DiagnosticEvent] = data["_events"]
     results = []
+    # A table no provider mode reads is not a fallback: it is diagnosed by its own error event.
+    unreadable = [
+        r["dataset"]
+        for r in data["provider_modes"]
+        if r["provider_mode"] == "none" and r["severity"] == Severity.ERROR.value
+    ]
     missing = [s for s in ("provider_modes", "delta_log_health", "plan_phases") if not data[s]]
+    excused = "plan_phases" in missing and bool(unreadable)  # its plans did not run
+    missing = [s for s in missing if not (excused and s == "plan_phases")]
+    present = "all present"
+    if excused:
+        present += f" (no plan ran: unreadable dataset(s) {', '.join(unreadable)}, each an error)"
     results.append(
         GateResult(
             name="report_sections_present",
             passed=not missing,
-            explanation="all present" if not missing else f"empty sections: {', '.join(missing)}",
+            explanation=present if not missing else f"empty sections: {', '.join(missing)}",
         )
     )
-    bad_fallbacks = [
-        r["dataset"]
+    fallbacks = [
+        r
         for r in data["provider_modes"]
-        if (r["fallback_reason"] or r["provider_mode"] in FALLBACK_MODES)
-        and r["severity"] != Severity.WARN.value
+        if (r["fallback_reason"] or r["provider_mode"] in FALLBACK_MODES) and r["dataset"] not in unreadable
     ]
-    fallbacks = [r for r in data["provider_modes"] if r["fallback_reason"]]
+    bad_fallbacks = [r["dataset"] for r in fallbacks if r["severity"] != Severity.WARN.value]
+    all_warn = f"{len(fallbacks)} fallback(s), all warn in datafusion_provider"
+    if unreadable:
+        all_warn += f"; {len(unreadable)} unreadable table(s) diagnosed as error, not fallbacks"
     results.append(
         GateResult(
             name="fallbacks_diagnosed_as_warn",
             passed=not bad_fallbacks,
-            explanation=f"{len(fallbacks)} fallback(s), all warn in datafusion_provider"
+            explanation=all_warn
             if not bad_fallbacks
             else f"fallbacks not diagnosed as warn: {bad_fallbacks}",
         )
@@ -339,6 +353,8 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
     ]
     if run.get("error_type"):
         lines += ["", f"**Failed:** `{run['error_type']}`: {run['error_message']}"]
+    if run.get("failed_checks"):
+        lines += ["", "**Failed checks:** " + ", ".join(f"`{c}`" for c in run["failed_checks"])]
     lines += [
         "",
         "## Acceptance gates",

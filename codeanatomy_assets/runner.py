@@ -23,10 +23,11 @@ absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import dagster as dg
 
@@ -40,6 +41,7 @@ from codeanatomy_assets.diagnostics.runs import finish_run, start_run
 from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
@@ -57,7 +59,14 @@ _DAGSTER_YAML = """\
 telemetry:
   enabled: false
 """
-_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Step failures are logged at ERROR with their stack traces: those stay in the Dagster event log (the UI),
+# and the terminal gets one line per failed step with its root cause (BuildOutcome.summary_lines).
+_QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+_CHECK_FAILED: Final = "DagsterAssetCheckFailedError"
+_PLAN_ERROR_RE: Final = re.compile(
+    r"^plan '(?:[^']|'')*' failed in phase (?P<phase>\w+): (?:datafusion\.\w+: )?"
+)
+_SQL_PARSER_RE: Final = re.compile(r'SQL error: (?:ParserError|TokenizerError)\("(?P<text>.*)"\)')
 
 JobResult = dg.ExecuteInProcessResult | dg.JobExecutionResult
 
@@ -130,6 +139,17 @@ def reconstruct_build_job(
     return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepFailure:
+    """A failed step of the job with its root cause in one line (full stack traces: the Dagster logs)."""
+
+    step: str
+    error_type: str
+    """The class name of the step's own error (``PlanError``), or ``DagsterAssetCheckFailedError`` when a
+    blocking check failed it."""
+    cause: str
+
+
 @dataclass(slots=True, kw_only=True)
 class BuildOutcome:
     run_id: str
@@ -137,6 +157,8 @@ class BuildOutcome:
     report_path: Path
     dagster_run_id: str | None = None
     failed_steps: list[str] = field(default_factory=list)
+    step_failures: list[StepFailure] = field(default_factory=list)
+    """The failed steps of ``failed_steps`` with their root causes."""
     failed_gates: list[str] = field(default_factory=list)
     failed_checks: list[str] = field(default_factory=list)
     duration_ms: int | None = None
@@ -148,7 +170,11 @@ class BuildOutcome:
 
     def summary_lines(self) -> list[str]:
         lines = [f"run {self.run_id}: {'completed' if self.success else 'failed'} in {self.duration_ms} ms"]
-        lines += [f"  failed step: {s}" for s in self.failed_steps]
+        causes = {f.step: f.cause for f in self.step_failures}
+        lines += [
+            f"  failed step: {s}: {causes[s]}" if s in causes else f"  failed step: {s}"
+            for s in self.failed_steps
+        ]
         lines += [f"  failed check: {c}" for c in self.failed_checks]
         lines += [f"  failed gate: {g}" for g in self.failed_gates]
         lines += [f"  diagnostics store failed: {f}" for f in self.store_failures]
@@ -211,12 +237,14 @@ def run_build(
         telemetry.force_flush()
         for event in _export_failure_events(run_id, telemetry, trace_id):
             emit(sink, event)
+        step_failures = _step_failures(result)
+        failed_checks = _failed_checks(result)
         run = finish_run(
             run,
             sink=sink,
             status="completed" if result.success else "failed",
-            metadata={"dagster_run_id": result.run_id},
-            error=_first_error(result),
+            metadata={"dagster_run_id": result.run_id, "failed_checks": failed_checks},
+            error=_run_error(step_failures, failed=not result.success),
         )
         _flush(store, store_failures)
         if not store_failures:
@@ -229,10 +257,11 @@ def run_build(
         dagster_run_id=result.run_id,
         success=result.success,
         report_path=report.path,
-        failed_steps=_failed_steps(result)
+        failed_steps=[f.step for f in step_failures]
         + ([] if reported else [f"{REPORT_ASSET} (not run: upstream failed)"]),
+        step_failures=step_failures,
         failed_gates=[g.name for g in report.gates if not g.passed],
-        failed_checks=_failed_checks(result),
+        failed_checks=failed_checks,
         duration_ms=run.payload().get("duration_ms"),
         store_failures=store_failures,
     )
@@ -342,10 +371,6 @@ def _telemetry_config_event(run_id: str, telemetry: Telemetry, trace_id: str) ->
     )
 
 
-def _failed_steps(result: JobResult) -> list[str]:
-    return sorted({e.step_key or "" for e in result.all_events if e.is_step_failure})
-
-
 def _failed_checks(result: JobResult) -> list[str]:
     failed = []
     for event in result.all_events:
@@ -357,22 +382,75 @@ def _failed_checks(result: JobResult) -> list[str]:
     return sorted(failed)
 
 
-def _first_error(result: JobResult) -> BaseException | None:
-    """The first failed step as an exception whose class name is the step's error class (``error.type``)."""
+def _step_failures(result: JobResult) -> list[StepFailure]:
+    """Each failed step (sorted) with the root cause of its failure in one line."""
+    blocking = _failed_blocking_checks(result)
+    failures: dict[str, StepFailure] = {}
     for event in result.all_events:
-        if event.is_step_failure:
-            info = event.step_failure_data.error
-            # Dagster wraps the asset's own error (DagsterExecutionStepExecutionError): report the user's.
-            while info is not None and info.cls_name.startswith("Dagster") and info.cause is not None:
-                info = info.cause
-            message = info.message.strip().splitlines()[0] if info and info.message else "step failed"
-            # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the
-            # run envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
-            error_class = type(
-                info.cls_name if info else "StepFailure", (Exception,), {"__module__": "builtins"}
-            )
-            return error_class(f"step {event.step_key}: {message}")
-    return None
+        step = event.step_key or ""
+        if not event.is_step_failure or step in failures:
+            continue
+        info = event.step_failure_data.error
+        # Dagster wraps the asset's own error (DagsterExecutionStepExecutionError): report the user's.
+        while info is not None and info.cls_name.startswith("Dagster") and info.cause is not None:
+            info = info.cause
+        error_type = info.cls_name if info is not None else "StepFailure"
+        if error_type == _CHECK_FAILED and blocking.get(step):
+            cause = "; ".join(blocking[step])
+        else:
+            cause = _root_cause(info.message if info is not None else "", error_type)
+        failures[step] = StepFailure(step=step, error_type=error_type, cause=cause or "step failed")
+    return [failures[s] for s in sorted(failures)]
+
+
+def _failed_blocking_checks(result: JobResult) -> dict[str, list[str]]:
+    """Per step: ``"<explanation> (check <name>)"`` of each blocking ERROR check that failed there."""
+    found: dict[str, list[str]] = {}
+    for event in result.all_events:
+        if event.event_type_value != "ASSET_CHECK_EVALUATION":
+            continue
+        evaluation = event.event_specific_data
+        if evaluation.passed or not evaluation.blocking or evaluation.severity != dg.AssetCheckSeverity.ERROR:
+            continue
+        explanation = clean_error_text(evaluation.description or "failed")
+        found.setdefault(event.step_key or "", []).append(f"{explanation} (check {evaluation.check_name})")
+    return found
+
+
+def _root_cause(message: str, error_type: str) -> str:
+    """A step error's message as its root cause: one line, without the class name Dagster puts first, and
+    for a plan, without the repeated plan name; a SQL parser error reads as the parser's own message.
+
+    >>> _root_cause("x.PlanError: plan 'p' failed in phase logical: datafusion.sql_error: SQL error: "
+    ...             'ParserError("Expected: an expression, found: EOF")', "PlanError")
+    'SQL syntax error (phase logical): Expected: an expression, found: EOF'
+    """
+    text = clean_error_text(message)
+    head, sep, rest = text.partition(": ")
+    if sep and head.rsplit(".", 1)[-1] == error_type:
+        text = rest
+    plan = _PLAN_ERROR_RE.match(text)
+    if plan is None:
+        return text
+    rest = text[plan.end() :]
+    parser = _SQL_PARSER_RE.fullmatch(rest)
+    if parser is not None:
+        unescaped = parser["text"].replace('\\"', '"')  # the parser's text is printed Rust-escaped
+        return f"SQL syntax error (phase {plan['phase']}): {unescaped}"
+    return f"failed in phase {plan['phase']}: {rest}"
+
+
+def _run_error(failures: list[StepFailure], *, failed: bool) -> BaseException | None:
+    """The run's error: named after the first failed step's error class (``error.type``), its message
+    naming every failed step with its root cause."""
+    if not failed:
+        return None
+    if not failures:
+        return RuntimeError("the run failed before any step failed")
+    # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the run
+    # envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
+    error_class = type(failures[0].error_type, (Exception,), {"__module__": "builtins"})
+    return error_class("; ".join(f"step {f.step}: {f.cause}" for f in failures))
 
 
 def _report_materialized(result: JobResult) -> bool:

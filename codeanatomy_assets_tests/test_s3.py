@@ -220,7 +220,7 @@ def test_every_table_fell_back_from_the_delta_table_provider_with_the_reason(any
         reason = event.payload["fallback_reason"]
         assert "delta_table_provider probe failed" in reason
         assert "No suitable object store found" in reason
-        assert "FACTS #8" in reason
+        assert "docs/architecture/scan_strategy.md, 'Object stores and the provider'" in reason
     assert sorted(any_build.failed_checks) == sorted(
         ["extract_sources:all_files_parsed (WARN)"] + [f"{name}:provider_mode (WARN)" for name in EXTRACTED]
     )

@@ -294,7 +294,8 @@ def test_markdown_escapes_and_marks_missing_values() -> None:
         errors=("no table",),
     )
     line = render_scan_units_markdown([unit]).splitlines()[-1]
-    assert line.startswith("| p\\|1 | - | - |")
+    # A scan tied to no table still says what it is (an in-memory scan of no registered dataset).
+    assert line.startswith("| p\\|1 | (in-memory: no registered dataset) | - |")
     assert line.endswith("| ok (no table) |")
 
 

@@ -15,8 +15,9 @@ Modes, each in its own ``SessionContext`` registered through the project's own c
   ``delta_table_provider``, ``pyarrow_dataset``, ``delta_scan_stream``):
   :func:`~codeanatomy_assets.delta.registration.register_dataset` restricted to that one mode (no
   fallback, no probe); ``pyarrow_dataset`` is ``register_dataset(dt.to_pyarrow_dataset())``, never
-  ``to_pyarrow_table`` (FACTS #24); ``delta_scan_stream`` materializes ``DeltaTable.scan()`` into memory
-  at registration, so its ``registration_ms`` is large and its queries read memory;
+  ``to_pyarrow_table`` (it aborts the process at exit); ``delta_scan_stream`` materializes
+  ``DeltaTable.scan()`` into memory at registration, so its ``registration_ms`` is large and its queries
+  read memory;
 - ``default_policy``: ``register_dataset`` with the default policy and probes, as a build's dataset
   steps do; ``chosen_modes`` says what it picked per table.
 
@@ -28,7 +29,7 @@ pruning of ``delta_pruned_parquet`` (done inside ``execute_plan``), execution. A
 mode is recorded with its error.
 
 The case runs in a child process (:func:`measure_provider_modes_isolated`): DataFusion queries over a
-pyarrow dataset can abort or hang the interpreter at exit (FACTS #24, ``delta/registration.py``), and the
+pyarrow dataset can abort or hang the interpreter at exit (``delta/registration.py``), and the
 child ends with ``os._exit`` after writing its JSON.
 """
 
@@ -343,7 +344,7 @@ def _child_main(argv: Sequence[str]) -> None:
     out.write_text(json.dumps(measure_provider_modes(settings), default=str), encoding="utf-8")
     sys.stdout.flush()
     sys.stderr.flush()
-    # Skip interpreter finalization: it may abort after pyarrow-dataset queries (FACTS #24).
+    # Skip interpreter finalization: it may abort after pyarrow-dataset queries.
     os._exit(0)
 
 

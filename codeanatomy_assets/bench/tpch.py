@@ -2,7 +2,7 @@
 
 - :func:`generate_tpch_delta` writes the eight TPC-H tables as Delta tables of several files each, with
   ``lineitem`` clustered by ``l_shipdate`` and ``orders`` by ``o_orderdate`` so that min/max file
-  statistics can prune date ranges (FACTS #2, #21).
+  statistics can prune date ranges.
 - ``queries/q1.sql`` .. ``q22.sql`` are the TPC-H queries with the specification's validation
   parameters, one statement each (Q15's view is a common table expression), accepted by DataFusion 55.
 - :func:`register_delta_tables` registers tables through the Delta table provider (the pipeline's
@@ -48,7 +48,8 @@ def tpchgen_executable() -> str:
 
 
 def _plain_schema(schema: pa.Schema) -> pa.Schema:
-    """The schema with ``string_view`` as ``string`` (FACTS #19) and without Parquet field-id metadata."""
+    """The schema with ``string_view`` (``tpchgen-cli`` writes them) as ``string``, without Parquet field-id
+    metadata."""
     return pa.schema(
         [
             pa.field(f.name, pa.string() if f.type == pa.string_view() else f.type, nullable=f.nullable)
@@ -150,8 +151,8 @@ def native_parquet_register(
     """Register the Delta table's live Parquet files with DataFusion's native reader, as view ``name``.
 
     The files come from the Delta log (``DeltaTable.file_uris()``), never from listing the folder, so
-    removed files are not read (FACTS #3). With ``file_pruning_predicate`` only Delta's candidate files
-    are registered (FACTS #21). Exact only where the protocol lets the Parquet files be read as they are:
+    removed files are not read. With ``file_pruning_predicate`` only Delta's candidate files
+    are registered. Exact only where the protocol lets the Parquet files be read as they are:
     no deletion vectors, no column mapping, and no partition columns (those live in the log, not in the
     files), which raises ``ValueError``. Returns the registered file URIs.
     """

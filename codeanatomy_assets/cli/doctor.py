@@ -1,6 +1,6 @@
 """``codeanatomy doctor URI``: diagnose one Delta table without a build.
 
-Exit codes: 0 no diagnostic at error severity, 1 errors found, 2 usage error (e.g. a malformed
+Exit codes: 0 no diagnostic at error severity, 1 errors found, 2 usage error (an empty URI, a malformed
 ``--storage-option``). Heavy imports happen inside the command so ``codeanatomy --help`` stays fast.
 """
 
@@ -50,6 +50,12 @@ def doctor(
     format
         Output format: Markdown (md) or JSON (json).
     """
+    if not uri.strip():
+        print(
+            "codeanatomy doctor: the table URI is empty; pass a path or URI, e.g. ./data/trips",
+            file=sys.stderr,
+        )
+        return 2
     try:
         options = parse_storage_options(storage_option)
     except ValueError as exc:

@@ -15,6 +15,7 @@ import pyarrow.compute
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.engine.scan import render_scan_units_markdown
+from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.report import markdown_table
 from codeanatomy_assets.step import StepDiagnostics
 
@@ -178,8 +179,8 @@ def dataset_checks(facts: Mapping[str, Any], error: Exception | None = None) -> 
     compatible = error is None and bool(mode) and not facts["protocol_errors"] and provider != "none"
     problems = facts["log_problems"]
     reasons = [str(r.get("message") or r.get("code")) for r in facts["protocol_errors"]]
-    if error is not None:
-        reasons.append(str(error))
+    if error is not None:  # the root cause: the events above are in the report
+        reasons = [clean_error_text(getattr(error, "reason", None) or str(error))]
     return [
         check(
             "provider_mode",
@@ -194,7 +195,7 @@ def dataset_checks(facts: Mapping[str, Any], error: Exception | None = None) -> 
             severity=Severity.ERROR,
             explanation="a provider reads this table's protocol correctly"
             if compatible
-            else "no provider reads this table correctly: " + ("; ".join(reasons) or "registration failed"),
+            else "; ".join(reasons) or "no provider reads this table correctly: registration failed",
         ),
         check(
             "delta_log_checkpoint",

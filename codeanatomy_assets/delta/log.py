@@ -40,6 +40,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.errors import error_text
 
 DEFAULT_CHECKPOINT_INTERVAL: Final = 100
 """``delta.checkpointInterval`` when the table does not set it."""
@@ -308,6 +309,15 @@ class LogHealth:
         return self.checkpoint.version if self.checkpoint else None
 
     @property
+    def unreadable_reason(self) -> str | None:
+        """Why the log gave no protocol, in one line (its first error finding, e.g. ``not a Delta table: no
+        _delta_log at URI``); ``None`` when it gave one. No provider mode can be chosen without it."""
+        if self.min_reader_version is not None:
+            return None
+        errors = [f.message for f in self.findings if f.severity is Severity.ERROR]
+        return errors[0] if errors else "the log holds no readable protocol action"
+
+    @property
     def severity(self) -> Severity:
         """The highest severity among the findings (info when there are none)."""
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.INFO)
@@ -485,17 +495,8 @@ def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
     )
 
 
-_ANSI_RE: Final = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def clean_error_text(text: str) -> str:
-    """One line, without the ANSI colour codes some engines put in their messages."""
-    return " ".join(_ANSI_RE.sub("", text).split())
-
-
 def _exception_text(exc: BaseException) -> str:
-    text = clean_error_text(str(exc))
-    return f"{type(exc).__name__}: {text[:400]}"
+    return f"{type(exc).__name__}: {error_text(exc, 400)}"
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -694,7 +695,7 @@ def read_log_health(
             builder.find(
                 LogFindingCode.DELTA_LOG_MISSING,
                 Severity.ERROR,
-                f"no _delta_log directory at {log_dir}: not a Delta table",
+                f"not a Delta table: no _delta_log at {uri}",
             )
             return builder.build(LogSource.DIRECT, present=False)
         listing = _list_log(fs, log_dir)
@@ -705,7 +706,7 @@ def read_log_health(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
             f"could not list {log_dir}: {_exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return builder.build(LogSource.NONE, present=False)
     limit = data_file_check_limit
@@ -735,7 +736,7 @@ def _health_from_deltalake(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
             f"deltalake could not open the table either: {_exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return builder.build(LogSource.NONE, present=False)
     readers, writers = effective_features(
@@ -821,7 +822,7 @@ def _analyse(
                 f"checkpoint {candidate.version} ({candidate.kind.value}) unreadable: {_exception_text(exc)}",
                 version=candidate.version,
                 files=list(candidate.files),
-                **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+                **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
             )
             continue
         is_v2 = any("checkpointMetadata" in a for a in actions)
@@ -852,7 +853,7 @@ def _analyse(
                 Severity.ERROR,
                 f"a sidecar of checkpoint {candidate.version} is unreadable: {_exception_text(exc)}",
                 version=candidate.version,
-                **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+                **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
             )
             continue
         for action in [*actions, *sidecar_actions]:
@@ -1107,7 +1108,7 @@ def _replay_commit(
             Severity.ERROR,
             f"commit {version} is unreadable: {_exception_text(exc)}",
             version=version,
-            **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return
     actions, errors = _parse_commit(text)
@@ -1294,7 +1295,7 @@ def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _Stat
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,
             f"data files could not be checked: {_exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": str(exc)[:400]},
+            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return
     missing = [p for (p, _), ok in zip(checkable, exists, strict=True) if not ok]

@@ -3,7 +3,8 @@
 A static rule set: given a table's effective protocol (versions, features, reading-relevant properties) it
 says, for each :class:`~codeanatomy_assets.delta.provider.ProviderMode`, whether that reader returns correct
 data. The rules come from the Delta protocol specification and from measurements of the installed stack
-(deltalake 1.6.6, datafusion 55; ``/work/shared/FACTS.md`` #5, #6, #7 and this module's tests):
+(deltalake 1.6.6, datafusion 55; "Known limits of the readers" in ``docs/architecture/scan_strategy.md``,
+and this module's tests):
 
 - every mode: reader version above 3, unknown reader features, and malformed protocol actions are
   unsupported;
@@ -101,7 +102,7 @@ PRUNED_PARQUET_READER_FEATURES: Final = frozenset(
 )
 """Reader features ``delta_pruned_parquet`` accepts: ``deletionVectors`` only while none is in use;
 ``vacuumProtocolCheck`` only asks readers to acknowledge it (spec), and deltalake lists and prunes such a
-table's files although its provider refuses the table (measured; FACTS #6)."""
+table's files although its provider refuses the table (measured)."""
 
 OBJECT_STORE_LOCATION: Final = "object_store_location"
 """``unsupported`` token: ``delta_pruned_parquet`` reads local tables only."""
@@ -277,7 +278,8 @@ READ_MODES: Final = (
     ProviderMode.DELTA_SCAN_STREAM,
 )
 """The modes that can serve a table, in the default policy order (the pruned Parquet reader first: it is
-the fastest where it is exact; the Delta table provider reads every protocol it supports, FACTS #2)."""
+the fastest where it is exact; the Delta table provider reads every protocol it supports, but gets no
+filters)."""
 
 
 def check_all(

@@ -1,9 +1,10 @@
 """The ``delta_pruned_parquet`` reader: a pinned Delta snapshot's files read by DataFusion's Parquet reader.
 
-The Delta table provider receives no filters across DataFusion's FFI and reads every live file (FACTS #2);
+The Delta table provider receives no filters across DataFusion's FFI and reads every live file;
 reading only the files Delta's log statistics keep, with DataFusion's own Parquet reader, is near native
-speed (FACTS #21). This module is that reader, and it keeps Delta's semantics where the protocol lets the
-Parquet files be read as they are (:mod:`codeanatomy_assets.delta.protocol` decides where):
+speed (measured: ``docs/architecture/scan_strategy.md``). This module is that reader, and it keeps Delta's
+semantics where the protocol lets the Parquet files be read as they are
+(:mod:`codeanatomy_assets.delta.protocol` decides where):
 
 - **one snapshot**: :func:`open_snapshot` opens the table at one version (the version registration
   recorded) and every file set is taken from that snapshot, so planning and scanning never mix versions;

@@ -44,7 +44,6 @@ import pyarrow as pa
 
 from codeanatomy_assets.delta.log import (
     LogHealth,
-    clean_error_text,
     is_object_store_uri,
     local_table_path,
     read_log_health,
@@ -62,7 +61,7 @@ from codeanatomy_assets.diagnostics.attributes import ERROR_TYPE, EXCEPTION_MESS
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.errors import DatasetError, ProtocolIncompatibleError
+from codeanatomy_assets.errors import DatasetError, ProtocolIncompatibleError, clean_error_text
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -74,7 +73,8 @@ DELTA_PROTOCOL_COMPATIBILITY: Final = "delta_protocol_compatibility_v1"
 DATASET_PROVIDER_PROBE: Final = "dataset_provider_probe_v1"
 
 DELTALAKE_DATAFUSION_MAJOR: Final = 55
-"""The datafusion major deltalake 1.6.6's FFI table provider was built against (FACTS #1)."""
+"""The datafusion major deltalake 1.6.6's FFI table provider was built against (registering it in a session
+of another major raises)."""
 
 _PROVIDER_CLASS_SCAN_STREAM: Final = "datafusion MemTable <- deltalake.DeltaTable.scan"
 
@@ -233,11 +233,14 @@ def _known_cause(mode: ProviderMode, error: str | None) -> str:
     text = error or ""
     if mode is ProviderMode.DELTA_TABLE_PROVIDER and "No suitable object store found" in text:
         return (
-            " (known: deltalake 1.6.6's FFI provider does not use the session's object stores, "
-            "also after register_object_store; FACTS #8)"
+            " (known: deltalake 1.6.6's FFI provider does not use the session's object stores, also after "
+            "register_object_store; see docs/architecture/scan_strategy.md, 'Object stores and the provider')"
         )
     if mode is ProviderMode.DELTA_TABLE_PROVIDER and "CooperativeExec" in text:
-        return " (known: the provider cannot scan deletion vectors without a filter; FACTS #4)"
+        return (
+            " (known: the provider cannot scan deletion vectors without a filter; "
+            "see docs/architecture/scan_strategy.md, 'Deletion vectors through the provider')"
+        )
     return ""
 
 
@@ -400,7 +403,7 @@ def main():
         from codeanatomy_assets.delta.registration import _child_dataset_probe
         result = {"ok": True, "rows": _child_dataset_probe(args)}
     except BaseException as exc:
-        result = {"ok": False, "error_type": type(exc).__name__, "error": " ".join(str(exc).split())[:600]}
+        result = {"ok": False, "error_type": type(exc).__name__, "error": str(exc)[:8000]}
     sys.stdout.write("PROBE_RESULT " + json.dumps(result) + "\\n")
     sys.stdout.flush()
     # Skip interpreter finalization: the pyarrow-dataset path may abort there (see the module docstring).
@@ -442,7 +445,7 @@ def _probe_dataset_isolated(
             if result.get("ok"):
                 return int(result["rows"]), None, None
             error = redact(
-                clean_error_text(f"{result.get('error_type')}: {result.get('error')}"), storage_options
+                clean_error_text(f"{result.get('error_type')}: {result.get('error')}", 600), storage_options
             )
             return None, str(result.get("error_type")), error
     tail = redact(clean_error_text(done.stderr)[-400:], storage_options)
@@ -612,7 +615,8 @@ def decide_provider(
                 ProbeResult(mode=mode, ok=False, ms=0.0, error=open_error, error_type=open_error_type)
             )
             attempts.compatibility[mode] = verdict.with_probe_error(open_error)
-            attempts.reasons.append(f"{mode.value}: {open_error}")
+            if open_error not in attempts.reasons:  # the same for every mode: said once
+                attempts.reasons.append(open_error)
             continue
         result, cls, has_ffi = _try_mode(
             ctx,
@@ -652,6 +656,8 @@ def decide_provider(
     elif health.latest_version is not None:
         version = health.latest_version
     default = modes[0] if modes else ProviderMode.NONE
+    if chosen is ProviderMode.NONE and health.unreadable_reason is not None:
+        attempts.reasons = [health.unreadable_reason]  # no protocol: every mode said protocol_unknown
     fallback_reason = (
         "; ".join(attempts.reasons) if (chosen is not default or chosen is ProviderMode.NONE) else None
     )
@@ -809,12 +815,14 @@ def build_events(
                 dataset=dataset,
             )
         )
-    events.append(_compatibility_event(run_id, dataset, decision))
+    events.append(_compatibility_event(run_id, dataset, decision, health.unreadable_reason))
     events.append(_provider_mode_event(run_id, dataset, decision))
     return tuple(events)
 
 
-def _compatibility_event(run_id: str, dataset: str, decision: ProviderDecision) -> DiagnosticEvent:
+def _compatibility_event(
+    run_id: str, dataset: str, decision: ProviderDecision, unreadable: str | None = None
+) -> DiagnosticEvent:
     verdicts = decision.compatibility
     statically_readable = any(not c.unsupported for c in verdicts.values())
     chosen_ok = decision.protocol_compatible
@@ -824,7 +832,8 @@ def _compatibility_event(run_id: str, dataset: str, decision: ProviderDecision) 
         code, message = "protocol_compatible", f"{dataset}: protocol readable by {decision.mode.value}"
     elif all(c.unsupported == ("protocol_unknown",) for c in verdicts.values()):
         code = "protocol_unknown"
-        message = f"{dataset}: the table's protocol could not be read, so no provider mode can be chosen"
+        reason = unreadable or "the table's protocol could not be read"
+        message = f"{dataset}: {reason} (so no provider mode can be chosen)"
     elif statically_readable:
         # The protocol is supported but every probe failed: a damaged table or an unreachable store.
         code = "no_mode_reads_table"
@@ -932,6 +941,8 @@ def register_dataset(
     events = build_events(run_id=run_id, dataset=name, health=health, decision=decision)
     emit(sink, *events)
     if decision.mode is ProviderMode.NONE:
+        if health.unreadable_reason is not None:  # no protocol at all: the log's reason is the root cause
+            raise DatasetError(health.unreadable_reason, dataset=name, uri=redact(uri, storage_options))
         # Refused by rules (protocol or snapshot), not by failed probes: the protocol is the reason.
         verdicts = [decision.compatibility.get(m) or check_all(None, (m,))[m] for m in policy.modes]
         if all(c.unsupported for c in verdicts):
@@ -942,8 +953,10 @@ def register_dataset(
                 uri=redact(uri, storage_options),
                 unsupported=unsupported,
             )
+        log_errors = [f.message for f in health.findings if f.severity is Severity.ERROR]
+        damage = f"Delta log: {log_errors[0]} ({len(log_errors)} error(s)); " if log_errors else ""
         raise DatasetError(
-            f"no provider mode could read the table: {decision.fallback_reason}",
+            f"{damage}no provider mode could read the table: {decision.fallback_reason}",
             dataset=name,
             uri=redact(uri, storage_options),
         )

@@ -17,8 +17,8 @@ exact min/max statistics of ``run_id`` (and of the table's time column) in the D
 run asks deltalake for the files whose ``run_id`` range can match (``DeltaTable.file_uris`` with a
 pruning predicate) and opens only those. The tables are written and read with plain Parquet because
 the store owns their protocol: append-only (``delta.appendOnly``), no deletion vectors, no column
-mapping. ``DeltaTable.to_pyarrow_table()`` is deliberately not used (it aborts the process at exit,
-FACTS #24). A checkpoint every :data:`CHECKPOINT_INTERVAL` commits (``delta.checkpointInterval``, written
+mapping. ``DeltaTable.to_pyarrow_table()`` is deliberately not used (it aborts the process at
+exit). A checkpoint every :data:`CHECKPOINT_INTERVAL` commits (``delta.checkpointInterval``, written
 by deltalake's post-commit hook) keeps log replay bounded however many runs accumulate.
 
 Concurrent writers, in threads or processes, are safe: appends never conflict, and deltalake retries a

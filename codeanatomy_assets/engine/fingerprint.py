@@ -9,7 +9,7 @@ What is hashed
 ``display_indent()``. Why that text:
 
 - ``display_indent()`` of logical, optimized and physical plans was identical across processes
-  (FACTS #11), while the alternatives are not usable: ``LogicalPlan.to_bytes()`` fails for Delta,
+  (measured), while the alternatives are not usable: ``LogicalPlan.to_bytes()`` fails for Delta,
   dataset and in-memory tables, and Substrait bytes differ from run to run.
 - The phase name is part of the hashed material: a trivial query can print the same text in two phases.
 
@@ -25,7 +25,7 @@ Normalization removes what changes between runs but is not the plan:
 - Trailing whitespace and blank lines are dropped.
 
 Not normalized, on purpose: table names, column names, literals, partition counts (a physical plan
-really differs with ``target_partitions``, FACTS #11, which is why plan events record it), and the data
+really differs with ``target_partitions``, which is why plan events record it), and the data
 itself: a hash names a plan, not a table version (scan units record versions and file counts).
 
 Known limits: a query calling ``now()`` folds the current time into the optimized plan as a literal, so

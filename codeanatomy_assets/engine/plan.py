@@ -12,9 +12,9 @@
     ``DataFrame.optimized_logical_plan()``: the optimizer; constant folding errors surface here.
 ``physical``
     ``DataFrame.execution_plan()``: analysis, optimization and physical planning (the Delta provider
-    lists its files here, FACTS #10).
+    lists its files here).
 ``execute``
-    ``ctx.execute(plan, i)`` for every output partition of *that* physical plan, once (FACTS #22), the
+    ``ctx.execute(plan, i)`` for every output partition of *that* physical plan, once, the
     partitions drained concurrently (one thread per core at most); the batches become the result table
     in partition order, and afterwards the same plan holds every operator's metrics.
 
@@ -638,6 +638,7 @@ class _PlanRun:
                     optimized=self.optimized,
                     tables=self.tables,
                     pruning=self.pruning,
+                    sql=self.sql,
                 )
             )
         except Exception as exc:  # the plan succeeded; a diagnostics failure must not hide it, nor be hidden
@@ -696,7 +697,7 @@ class _PlanRun:
         unparsed = _capture(
             opts.capture_unparsed_sql,
             logical is not None,
-            # From the unoptimized plan: the optimized one can unparse to invalid SQL (FACTS #11).
+            # From the unoptimized plan: the optimized one can unparse to invalid SQL (measured).
             lambda: df_unparser.Unparser(df_unparser.Dialect.default()).plan_to_sql(logical),
         )
         reparsed = _capture(

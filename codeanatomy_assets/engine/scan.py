@@ -85,8 +85,14 @@ _COLUMN_REF_RE: Final = re.compile(r"\b([A-Za-z_]\w*)@(\d+)")
 _JOIN_ON_RE: Final = re.compile(r"\bon=\[(.*?)\](?:,|$)")
 _JOIN_PAIR_RE: Final = re.compile(r"\(([A-Za-z_]\w*)@(\d+), ([A-Za-z_]\w*)@(\d+)\)")
 _COLUMN_KEEPING: Final = frozenset(
-    {"RepartitionExec", "CoalesceBatchesExec", "CoalescePartitionsExec", "CooperativeExec", "SortExec",
-     "SortPreservingMergeExec"}
+    {
+        "RepartitionExec",
+        "CoalesceBatchesExec",
+        "CoalescePartitionsExec",
+        "CooperativeExec",
+        "SortExec",
+        "SortPreservingMergeExec",
+    }
 )
 """Operators whose output columns are their input's: references above them reach the scan below."""
 _QUERIES_ONLY: Final = SQLOptions().with_allow_ddl(False).with_allow_dml(False).with_allow_statements(False)
@@ -941,7 +947,7 @@ def collect_scan_units(
             attributed[i] = (attributed[i][0], left[0], "only_scan")
     else:
         _attribute_by_columns(attributed, remaining, by_table)
-    candidates = tuple(sorted(name for name, count in remaining.items() if count > 0))
+    untied = tuple(sorted(name for name, count in remaining.items() if count > 0))
     return [
         _scan_unit(
             plan_name=plan_name,
@@ -952,7 +958,7 @@ def collect_scan_units(
             tables=tables,
             snapshots=snapshots,
             files_bound=bound.get(name or ""),
-            candidates=candidates if name is None else (),
+            possible=untied if name is None else (),
         )
         for scan, name, how in _merge_union_scans(attributed)
     ]
@@ -975,7 +981,8 @@ def _attribute_by_columns(
             fits = [
                 table
                 for table, count in remaining.items()
-                if count > 0 and any(_columns_fit(scan.columns, s.projection) for s in by_table.get(table, ()))
+                if count > 0
+                and any(_columns_fit(scan.columns, s.projection) for s in by_table.get(table, ()))
             ]
             if len(fits) == 1:
                 attributed[i] = (scan, fits[0], "columns")
@@ -1026,7 +1033,9 @@ def _partition_predicates(
         real = list(by_table[name])
         stand_in = [s for s in planned if s.table == name]
         if len(stand_in) == len(real):
-            found[name] = [replace(r, predicate=s.predicate, exprs=s.exprs) for r, s in zip(real, stand_in, strict=True)]
+            found[name] = [
+                replace(r, predicate=s.predicate, exprs=s.exprs) for r, s in zip(real, stand_in, strict=True)
+            ]
         elif stand_in:  # partitions dropped whole scans: every stand-in predicate, as for a self-join
             filters = tuple(dict.fromkeys(f for r in real for f in r.scan_filters))
             found[name] = [replace(s, scan_filters=filters) for s in stand_in]
@@ -1090,7 +1099,7 @@ def _scan_unit(
     tables: Mapping[str, RegisteredTable],
     snapshots: Mapping[str, _Snapshot],
     files_bound: int | None = None,
-    candidates: tuple[str, ...] = (),
+    possible: tuple[str, ...] = (),
 ) -> ScanUnit:
     errors: list[str] = []
     registered = tables.get(name) if name else None
@@ -1098,7 +1107,7 @@ def _scan_unit(
     if name is None:
         errors.append(
             "scan could not be tied to a registered table (it read no file of one, and its columns fit "
-            + (f"{len(candidates)} tables)" if candidates else "none)")
+            + (f"{len(possible)} tables)" if possible else "none)")
         )
     elif registered is None:
         errors.append(f"table {name!r} is not in the registered tables passed to the plan")
@@ -1155,7 +1164,7 @@ def _scan_unit(
         attribution=attribution,
         errors=tuple(errors),
         files_bound=files_bound,
-        dataset_candidates=candidates if len(candidates) > 1 else (),
+        dataset_candidates=possible if len(possible) > 1 else (),
     )
 
 

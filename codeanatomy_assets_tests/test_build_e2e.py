@@ -138,8 +138,11 @@ def test_module_metrics_and_selective_plan(built: Built) -> None:
     }
     assert (metrics["shop.models"]["fan_in"], metrics["shop.models"]["fan_out"]) == (4, 0)
     assert metrics["shop.cart"]["symbol_count"] == 6
-    # The built-in hotspots plan looks at stdlib packages (email, json, asyncio): none in the fixture.
-    assert built.table("package_hotspots").num_rows == 0
+    # The built-in hotspots plan ranks the tree's packages by symbol count: shop (16), util (2), app (1);
+    # its rows are their functions and methods (the 3 classes, all in shop, are left out).
+    hotspots = built.table("package_hotspots").to_pylist()
+    assert {r["package"] for r in hotspots} == {"shop", "util", "app"}
+    assert len(hotspots) == sum(EXPECTED["rows_by_package"]["symbols"].values()) - 3
 
 
 def test_every_stored_event_has_run_id_severity_and_category(built: Built) -> None:

@@ -2,8 +2,7 @@
 
 A build analyses a tree in place, so a subset is a real directory: the chosen standard-library packages
 are copied under a work directory (``__pycache__`` and ``site-packages`` left out). The built-in spec's
-``package_hotspots`` plan filters on ``email``, ``json`` and ``asyncio``: every subset keeps them, so
-that plan is selective on the subset too.
+``package_hotspots`` plan ranks the tree's packages, so it has rows on every subset.
 
 >>> SourceSelection.subset(("json",)).describe()
 'stdlib packages: json'

@@ -33,6 +33,7 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
+from codeanatomy_assets.report import evaluate_gates
 from codeanatomy_assets_tests.conftest import CORPUS, REPO_ROOT
 
 CLI = Path(sys.executable).with_name("codeanatomy")
@@ -179,6 +180,26 @@ def test_no_backtrace_frames_in_messages(build: Build) -> None:
     assert [t[:300] for t in texts if FRAME.search(t)] == []
     corrupt = [e.message or "" for e in build.events if e.dataset == "corrupt"]
     assert any("Json error" in m for m in corrupt)
+
+
+def test_gates_excuse_only_what_a_diagnosed_unreadable_table_explains() -> None:
+    """Its plans did not run and it is no fallback: no gate fails for it, as long as it is an error."""
+
+    def gates(severity: str) -> dict[str, bool]:
+        reason = "not a Delta table: no _delta_log at /x"
+        mode = {
+            "dataset": "missing",
+            "provider_mode": "none",
+            "fallback_reason": reason,
+            "severity": severity,
+        }
+        data = {"provider_modes": [mode], "delta_log_health": [{"dataset": "missing"}], "plan_phases": []}
+        return {g.name: g.passed for g in evaluate_gates({**data, "_events": []})}
+
+    assert all(gates("error").values())
+    undiagnosed = gates("info")
+    assert not undiagnosed["fallbacks_diagnosed_as_warn"]
+    assert not undiagnosed["report_sections_present"]
 
 
 def test_in_memory_scans_are_told_apart_by_their_columns(tmp_path: Path) -> None:

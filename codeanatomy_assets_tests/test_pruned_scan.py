@@ -629,3 +629,24 @@ def test_local_paths_deltalake_encodes_are_served_by_the_mode(tmp_path: Path, fo
         result, _ = run(ctx, {"t": registration.registered}, "SELECT sum(x) AS s FROM t WHERE x > 2")
         assert result.table.to_pylist() == [{"s": 3}]
         assert [(p.dataset, p.files) for p in result.delta_pruning] == [("t", 1)]
+
+
+def test_a_partition_predicate_binds_only_that_partitions_files(tmp_path: Path) -> None:
+    uri = tmp_path / "parted"
+    for part in ("a", "b", "c"):
+        for i in range(2):  # two files per partition
+            batch = pa.table({"x": [i * 10 + j for j in range(5)], "part": [part] * 5})
+            write_deltalake(uri, batch, mode="append", partition_by=["part"])
+    registration, ctx = register(uri)
+    tables = {"t": registration.registered}
+    assert registration.registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
+    sql = "select part, count(*) as n, sum(x) as s from t where part = 'b' group by part"
+    result, rows = run(ctx, tables, sql)
+    (bound,) = result.delta_pruning
+    assert (bound.rebound, bound.files, bound.live_files) == (True, 2, 6)
+    assert "part" in (bound.predicate or "")
+    assert result.table.to_pylist() == [{"part": "b", "n": 10, "s": 70}]
+    payload = json.loads(rows[0]["payload"])
+    assert (payload["files_bound"], payload["delta_prunable_files"]) == (2, 4)
+    # The table is whole again afterwards: a query of every partition reads every row.
+    assert ctx.sql("select count(*) as n from t").to_pylist() == [{"n": 30}]

@@ -458,8 +458,7 @@ def bind_pruned_tables(
         return ()
     started = time.perf_counter()
     try:
-        # Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
-        plan = ctx.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan()
+        plan = _predicate_plan(ctx, sql, tables, own)
     except Exception as exc:  # the logical phase plans again and records this failure as the plan's
         reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
         return tuple(_whole(t, started, reason) for t in own.values())
@@ -472,6 +471,38 @@ def bind_pruned_tables(
         restore_pruned_tables(ctx, bound, tables)
         raise
     return tuple(bound)
+
+
+def _predicate_plan(
+    ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable], own: Mapping[str, RegisteredTable]
+) -> LogicalPlan:
+    """The optimized plan of ``sql`` whose scans carry each table's predicates.
+
+    A partitioned ``delta_pruned_parquet`` table is a view whose partition columns are literals (one
+    listing per partition): the optimizer folds a predicate on them away and its scans have no name. Then
+    the query is planned over stand-ins (empty in-memory tables with the same names and schemas), where the
+    predicate stays a ``Filter`` above the table's named scan, so Delta can prune partitions too.
+    Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
+    """
+    if not any(_partitioned(table) for table in own.values()):
+        return ctx.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan()
+    stand_ins = SessionContext()
+    for name in tables:
+        quoted = '"' + name.replace('"', '""') + '"'
+        schema = ctx.table(quoted).schema()
+        empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
+        stand_ins.register_record_batches(quoted, [[empty]])
+    return stand_ins.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan()
+
+
+def _partitioned(table: RegisteredTable) -> bool:
+    if table.version is None:
+        return False  # bound whole at the snapshot pinned now (see _bind_table)
+    try:
+        snapshot = open_snapshot(table.uri, version=table.version, storage_options=table.storage_options)
+    except (DeltaError, OSError, ValueError):
+        return False  # binding fails alike and says why
+    return bool(snapshot.partition_columns)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -984,6 +984,13 @@ def register_for_plan(ctx: datafusion.SessionContext, table: RegisteredTable) ->
         )
     options = dict(table.storage_options) or None
     try:
+        if table.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET and table.version is not None:
+            # The pinned snapshot is loaded once per process: opening the table again (a log replay per
+            # input per plan) is not needed to read its files.
+            register_pruned_parquet(
+                ctx, table.dataset, table.uri, version=table.version, storage_options=options
+            )
+            return
         register_object_store(ctx, table.uri, options)
         delta_table = _open_table(table.uri, options, version=table.version)
         _register_mode(

@@ -18,11 +18,12 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from codeanatomy_assets.cancel import Cancelled
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink
 from codeanatomy_assets.errors import CodeAnatomyError
 from codeanatomy_assets.home import ProjectHome
@@ -60,8 +61,14 @@ class RunMarker:
 
 
 @contextlib.contextmanager
-def build_lock(home: ProjectHome, *, timeout_s: float = 3600.0) -> Iterator[float]:
-    """Hold the home's build lock; yields the seconds spent waiting for it."""
+def build_lock(
+    home: ProjectHome, *, timeout_s: float = 3600.0, cancelled: Callable[[], bool] | None = None
+) -> Iterator[float]:
+    """Hold the home's build lock; yields the seconds spent waiting for it.
+
+    ``cancelled`` is asked while waiting: when it answers true, :class:`~codeanatomy_assets.cancel.Cancelled`
+    is raised (a build interrupted while it waits for another stops at once).
+    """
     home.root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(home.root / LOCK_FILE, "a+") as handle:
@@ -70,6 +77,8 @@ def build_lock(home: ProjectHome, *, timeout_s: float = 3600.0) -> Iterator[floa
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if cancelled is not None and cancelled():
+                    raise Cancelled("cancelled while waiting for the build lock") from None
                 if time.monotonic() - started > timeout_s:
                     raise BuildLockTimeoutError(
                         f"{home.root}: another build has held the home's lock for over {timeout_s:.0f} s"

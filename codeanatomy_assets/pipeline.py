@@ -13,13 +13,16 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any, Final
 
 import pyarrow as pa
 from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
+from codeanatomy_assets.cancel import CANCEL
 from codeanatomy_assets.delta.log import is_object_store_uri, local_table_path
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.registration import (
@@ -30,7 +33,15 @@ from codeanatomy_assets.delta.registration import (
     register_for_plan,
 )
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
 from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan
+from codeanatomy_assets.engine.session import (
+    EngineSettings,
+    format_size,
+    memory_exhausted,
+    new_session,
+    result_limit,
+)
 from codeanatomy_assets.engine.session_pool import step_session
 from codeanatomy_assets.errors import DatasetError, PlanError
 from codeanatomy_assets.extract import ExtractResult, extract_tree, write_datasets
@@ -39,9 +50,15 @@ from codeanatomy_assets.spec import PipelineSpec
 from codeanatomy_assets.step import StepDiagnostics
 
 PROVIDER_MODE_EVENT = "dataset_provider_mode_v1"
-_SESSION_KEY: Final = "build"
-"""Steps share the process's session (:mod:`codeanatomy_assets.engine.session_pool`): its caches of
-Parquet footers and listings stay warm from one step to the next."""
+PLAN_LIMIT_EVENT: Final = "plan_limit_exceeded_v1"
+PLAN_CANCELLED_EVENT: Final = "plan_cancelled_v1"
+
+
+def _session(engine: EngineSettings) -> AbstractContextManager[SessionContext]:
+    """The process's session for ``engine`` (:mod:`codeanatomy_assets.engine.session_pool`): its caches
+    of Parquet footers and listings stay warm from one step to the next; keyed by the settings, so a
+    session always has the memory pool and options its step asks for."""
+    return step_session(engine, partial(new_session, engine))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,14 +110,21 @@ def run_extract(
     return ExtractOutcome(result=result, uris=uris, seconds=time.perf_counter() - started)
 
 
-def run_dataset(spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, name: str) -> DatasetOutcome:
+def run_dataset(
+    spec: PipelineSpec,
+    home: ProjectHome,
+    step: StepDiagnostics,
+    name: str,
+    *,
+    engine: EngineSettings | None = None,
+) -> DatasetOutcome:
     """Register one dataset with probes: provider mode, log health and protocol compatibility.
 
     Raises :class:`ProtocolIncompatibleError` when no provider reads the table correctly (after recording
     why).
     """
     uri, options = dataset_uri(spec, home, name)
-    with step_session(_SESSION_KEY, SessionContext) as ctx:
+    with _session(engine or spec.engine) as ctx:
         registration = register_dataset(
             ctx, name=name, uri=uri, storage_options=options, run_id=step.run_id, sink=step.sink, probe=True
         )
@@ -129,15 +153,43 @@ def run_plan(
     name: str,
     *,
     options: CompileOptions | None = None,
+    engine: EngineSettings | None = None,
 ) -> PlanOutcome:
-    """Register the plan's inputs, run its SQL once with phase telemetry, write the result as Delta."""
+    """Register the plan's inputs, run its SQL once with phase telemetry, write the result as Delta.
+
+    The plan runs within ``engine``'s memory limit and its ``timeout_s``; past either it fails with a
+    ``plan_limit_exceeded_v1`` error saying which. A cancelled build stops it (``plan_cancelled_v1``).
+    Either way nothing is written: the result is written only once the plan has run to its end.
+    """
     plan = spec.plan(name)
     options = options or CompileOptions(run_id=step.run_id)
-    with step_session(_SESSION_KEY, SessionContext) as ctx:
-        inputs = register_inputs(ctx, spec, home, step, plan.inputs)
-        execution = execute_plan(
-            ctx, name=name, sql=plan.sql, options=options, sink=step.sink, tables=inputs, tracer=step.tracer
-        )
+    engine = engine or spec.engine
+    started = time.monotonic()
+    limits = DrainLimits(
+        deadline=started + plan.timeout_s if plan.timeout_s is not None else None,
+        timeout_s=plan.timeout_s,
+        result_bytes=result_limit(engine),
+    )
+    try:
+        with _session(engine) as ctx:
+            inputs = register_inputs(ctx, spec, home, step, plan.inputs)
+            execution = execute_plan(
+                ctx,
+                name=name,
+                sql=plan.sql,
+                options=options,
+                sink=step.sink,
+                tables=inputs,
+                tracer=step.tracer,
+                target_partitions=engine.target_partitions,
+                limits=limits,
+            )
+    except PlanError as exc:
+        raise _limit_exceeded(step, name, engine, limits, exc) from exc
+    except BaseException as exc:
+        if not isinstance(exc, Exception):  # an interrupt: the build was cancelled
+            _record_cancelled(step, name, exc, time.monotonic() - started)
+        raise
     uri, storage = home.dataset_uri(name), dict(home.storage_options) or None
     started = time.perf_counter()
     try:
@@ -167,9 +219,64 @@ def run_plan(
             "version": version,
             "uri": uri,
             "write_ms": round(write_ms, 3),
+            **(execution.memory.to_payload() if execution.memory is not None else {}),
+            "memory_limit_bytes": engine.resolved_memory_limit(),
         },
     )
     return PlanOutcome(execution=execution, uri=uri, version=version, inputs=inputs, write_ms=write_ms)
+
+
+def _limit_exceeded(
+    step: StepDiagnostics, name: str, engine: EngineSettings, limits: DrainLimits, error: PlanError
+) -> PlanError:
+    """``error``, or the clear error of the limit the plan hit (recorded as ``plan_limit_exceeded_v1``)."""
+    if memory_exhausted(error):
+        limit = engine.resolved_memory_limit()
+        message = (
+            f"plan {name} needs more than {format_size(limit)} of memory; "
+            "raise [engine] memory_limit or --memory-limit"
+        )
+        held_by = "result" if _caused_by(error, ResultMemoryError) else "operators"
+        code, payload = "memory_limit_exceeded", {"memory_limit_bytes": limit, "exhausted_by": held_by}
+    elif _caused_by(error, PlanTimeoutError):
+        message = (
+            f"plan {name} ran longer than its timeout_s ({limits.timeout_s:g} s) and was stopped; "
+            f"raise [plans.{name}] timeout_s"
+        )
+        code, payload = "timeout", {"timeout_s": limits.timeout_s}
+    else:
+        return error
+    step.emit(
+        name=PLAN_LIMIT_EVENT,
+        severity=Severity.ERROR,
+        category=Category.PLAN_PHASE,
+        plan=name,
+        code=code,
+        message=message,
+        payload={"phase": error.phase, **payload, "error": str(error)},
+    )
+    return PlanError(message.removeprefix(f"plan {name} "), plan=name, phase=error.phase)
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = error
+    while seen is not None and not isinstance(seen, kind):
+        seen = seen.__cause__
+    return seen is not None
+
+
+def _record_cancelled(step: StepDiagnostics, name: str, interrupt: BaseException, seconds: float) -> None:
+    # Dagster's handler raises the interrupt at once; the watcher that names the signal runs a moment later.
+    reason = CANCEL.reason if CANCEL.wait(0.25) else type(interrupt).__name__
+    step.emit(
+        name=PLAN_CANCELLED_EVENT,
+        severity=Severity.WARN,
+        category=Category.PLAN_PHASE,
+        plan=name,
+        code="cancelled",
+        message=f"plan {name} was cancelled ({reason}) after {seconds:.1f} s; nothing was written",
+        payload={"reason": reason, "seconds": round(seconds, 3)},
+    )
 
 
 def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] | None) -> None:

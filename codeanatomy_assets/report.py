@@ -125,6 +125,8 @@ def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequenc
         "error_message": row.get("error_message"),
         "failed_checks": list(metadata.get("failed_checks") or []),
         "events": len(events),
+        "cancelled_by": metadata.get("cancelled_by"),
+        "engine": dict(metadata.get("engine") or {}),
     }
 
 
@@ -355,6 +357,12 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         lines += ["", f"**Failed:** `{run['error_type']}`: {run['error_message']}"]
     if run.get("failed_checks"):
         lines += ["", "**Failed checks:** " + ", ".join(f"`{c}`" for c in run["failed_checks"])]
+    if run.get("cancelled_by"):
+        lines += [
+            "",
+            f"**Cancelled** by {run['cancelled_by']} after {run['duration_ms']} ms: "
+            "a plan stopped on the way wrote nothing.",
+        ]
     lines += [
         "",
         "## Acceptance gates",
@@ -404,8 +412,22 @@ def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str
         "",
         "## Plans",
         "",
-        markdown_table(data["plans"], ["plan", "rows", "files", "version", "write_ms"]),
+        markdown_table(
+            data["plans"],
+            [
+                "plan",
+                "rows",
+                "files",
+                "version",
+                "write_ms",
+                "peak_mem_bytes",
+                "spill_count",
+                "spilled_bytes",
+                "result_bytes",
+            ],
+        ),
     ]
+    lines += ["", "## Engine", "", _engine_table(run["engine"])]
     lines += ["", "## Plan-phase timings", "", *_phase_section(data["plan_phases"])]
     lines += ["", "## Scan pruning", "", *_scan_section(data["scan_units"])]
     lines += [
@@ -495,6 +517,14 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         "",
         markdown_table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files", "predicate"]),
     ]
+
+
+def _engine_table(engine: Mapping[str, Any]) -> str:
+    """The effective engine settings of the run (memory limit, spill folder, DataFusion options)."""
+    if not engine:
+        return "(not recorded)"
+    rows = [{"setting": key, "value": value} for key, value in sorted(engine.items())]
+    return markdown_table(rows, ["setting", "value"])
 
 
 def _telemetry_table(config: Mapping[str, Any]) -> str:

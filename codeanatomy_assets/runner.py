@@ -23,6 +23,7 @@ absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -31,16 +32,24 @@ from typing import Any, Final
 
 import dagster as dg
 
+from codeanatomy_assets.cancel import CANCEL, CancelScope, watch_signals
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
 from codeanatomy_assets.defs.factory import REPORT_ASSET
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, TelemetryConfig, bootstrap_telemetry
-from codeanatomy_assets.diagnostics.runs import finish_run, start_run
+from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus, finish_run, start_run
 from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.engine.session import (
+    SPILL_FOLDER,
+    EngineSettings,
+    effective_settings,
+    parse_size,
+    sweep_spill,
+)
 from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
@@ -85,6 +94,8 @@ class BuildRequest:
     spec: PipelineSpec
     home: ProjectHome
     capture: bool = True
+    memory_limit: int | None = None
+    """Bytes one plan may hold (``--memory-limit``), over the spec's ``[engine] memory_limit``."""
 
     @classmethod
     def resolve(
@@ -95,16 +106,19 @@ class BuildRequest:
         home: Path | None = None,
         lake: str | None = None,
         capture: bool = True,
+        memory_limit: str | int | None = None,
     ) -> BuildRequest:
         """Load and validate everything a build needs before anything is written.
 
         ``lake`` (else ``CODEANATOMY_LAKE_URI``) moves the datasets and the diagnostics store, e.g. to
         ``s3://bucket/prefix``; :mod:`codeanatomy_assets.home` says where its storage options come from.
+        ``memory_limit`` (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``.
         """
+        limit = None if memory_limit is None else parse_size(memory_limit, source="--memory-limit")
         spec = load_spec(config).with_source(str(source) if source is not None else None)
         if spec.extract is not None:
             discover(spec.extract.source_path())  # raises SourceTreeError before anything is written
-        return cls(spec=spec, home=ProjectHome.resolve(home, lake=lake), capture=capture)
+        return cls(spec=spec, home=ProjectHome.resolve(home, lake=lake), capture=capture, memory_limit=limit)
 
     def resource(self, *, progress: bool = False) -> CodeAnatomyResource:
         """The resource of this build's steps (paths and switches only: no credentials)."""
@@ -113,6 +127,15 @@ class BuildRequest:
             lake=self.home.lake_uri or "",
             capture_diagnostics=self.capture,
             progress=progress,
+            memory_limit=self.memory_limit or 0,
+        )
+
+    def engine(self) -> EngineSettings:
+        """The engine settings of this build's sessions (what each step's resource computes too)."""
+        return dataclasses.replace(
+            self.spec.engine,
+            memory_limit=self.memory_limit or self.spec.engine.memory_limit,
+            spill_dir=self.home.root / SPILL_FOLDER,
         )
 
     def job_kwargs(self) -> dict[str, Any]:
@@ -124,18 +147,21 @@ class BuildRequest:
             "home": str(self.home.root),
             "lake": self.home.lake_uri or "",
             "capture": self.capture,
+            "memory_limit": self.memory_limit or 0,
         }
 
 
 def reconstruct_build_job(
-    *, spec: str, source: str | None, home: str, lake: str, capture: bool
+    *, spec: str, source: str | None, home: str, lake: str, capture: bool, memory_limit: int = 0
 ) -> dg.JobDefinition:
     """The build job of a spec (``builtin:codeanatomy`` or a spec file), rebuilt in a step process.
 
     Module level so that Dagster can import it (``dagster.build_reconstructable_job``).
     """
     loaded = load_builtin_spec() if spec == BUILTIN_SPEC_NAME else load_spec(spec)
-    resource = CodeAnatomyResource(home=home, lake=lake, capture_diagnostics=capture)
+    resource = CodeAnatomyResource(
+        home=home, lake=lake, capture_diagnostics=capture, memory_limit=memory_limit
+    )
     return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
 
 
@@ -163,12 +189,25 @@ class BuildOutcome:
     failed_checks: list[str] = field(default_factory=list)
     duration_ms: int | None = None
     store_failures: list[str] = field(default_factory=list)
+    cancelled_by: str | None = None
+    """``SIGINT``, ``SIGTERM`` or ``the Dagster UI`` when the run was cancelled."""
+    cancel_signal: int | None = None
 
     @property
     def exit_code(self) -> int:
+        """0 success; 128 + the signal's number when a signal cancelled it (130, 143); else 1."""
+        if self.cancel_signal is not None:
+            return 128 + self.cancel_signal
+        if self.cancelled_by is not None:
+            return 1
         return 0 if self.success and not self.failed_gates and not self.store_failures else 1
 
     def summary_lines(self) -> list[str]:
+        if self.cancelled_by is not None:  # one line: the run stopped because it was asked to
+            return [
+                f"run {self.run_id}: cancelled by {self.cancelled_by} after {self.duration_ms} ms; "
+                f"report: {self.report_path}"
+            ]
         lines = [f"run {self.run_id}: {'completed' if self.success else 'failed'} in {self.duration_ms} ms"]
         causes = {f.step: f.cause for f in self.step_failures}
         lines += [
@@ -216,24 +255,33 @@ def run_build(
     store = home.diagnostics_store()
     sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
     store_failures: list[str] = []
+    dagster = _DagsterRunWatch(run_id=run_id)
     with (
-        build_lock(home) as waited_s,
+        watch_signals(on_cancel=dagster.mark_canceling, poll=dagster.cancel_requested) as cancel,
+        build_lock(home, cancelled=cancel.is_set) as waited_s,
         telemetry.tracer.start_as_current_span(
             "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
         ) as span,
     ):
         _close_abandoned_runs(home, sink, store, store_failures)
+        sweep_spill(home.root / SPILL_FOLDER)  # what killed or cancelled builds' sessions left
         trace_id = format(span.get_span_context().trace_id, "032x")
         metadata = {**_run_metadata(request, trace_id, executor), "waited_for_lock_s": round(waited_s, 3)}
+        metadata["engine"] = effective_settings(request.engine())
         run = start_run(label=request.spec.label, sink=sink, run_id=run_id, metadata=metadata)
         write_marker(home, run_id=run_id, label=run.label, start_time_unix_ms=run.start_time_unix_ms)
         emit(sink, _telemetry_config_event(run_id, telemetry, trace_id))
         _flush(store, store_failures)
         instance = instance_for(home)
+        dagster.instance = instance
+        if cancel.is_set():  # signalled before the job started: do not start it
+            return _cancelled_before_job(request, run, sink, store, cancel)
         if executor is Executor.MULTIPROCESS:
             result: JobResult = _execute_multiprocess(request, run_id, instance, max_concurrent)
         else:
             result = _execute_in_process(request, run_id, instance, progress=progress)
+        if cancel.is_set():
+            dagster.settle_cancelled(cancel)
         telemetry.force_flush()
         for event in _export_failure_events(run_id, telemetry, trace_id):
             emit(sink, event)
@@ -242,9 +290,15 @@ def run_build(
         run = finish_run(
             run,
             sink=sink,
-            status="completed" if result.success else "failed",
-            metadata={"dagster_run_id": result.run_id, "failed_checks": failed_checks},
-            error=_run_error(step_failures, failed=not result.success),
+            status=RunStatus.CANCELLED
+            if cancel.is_set()
+            else (RunStatus.COMPLETED if result.success else RunStatus.FAILED),
+            metadata={
+                "dagster_run_id": result.run_id,
+                "failed_checks": failed_checks,
+                **({"cancelled_by": cancel.reason} if cancel.is_set() else {}),
+            },
+            error=None if cancel.is_set() else _run_error(step_failures, failed=not result.success),
         )
         _flush(store, store_failures)
         if not store_failures:
@@ -264,7 +318,75 @@ def run_build(
         failed_checks=failed_checks,
         duration_ms=run.payload().get("duration_ms"),
         store_failures=store_failures,
+        cancelled_by=cancel.reason,
+        cancel_signal=cancel.signum,
     )
+
+
+def _cancelled_before_job(
+    request: BuildRequest,
+    run: DataFusionRun,
+    sink: FanoutSink,
+    store: DeltaDiagnosticsStore,
+    cancel: CancelScope,
+) -> BuildOutcome:
+    """The outcome of a build cancelled after its run was opened but before its job started."""
+    run = finish_run(run, sink=sink, status=RunStatus.CANCELLED, metadata={"cancelled_by": cancel.reason})
+    failures: list[str] = []
+    _flush(store, failures)
+    if not failures:
+        clear_marker(request.home, run.run_id)
+    report = write_run_report(request.home, run.run_id, label=request.spec.label)
+    return BuildOutcome(
+        run_id=run.run_id,
+        success=False,
+        report_path=report.path,
+        duration_ms=run.duration_ms,
+        store_failures=failures,
+        cancelled_by=cancel.reason,
+        cancel_signal=cancel.signum,
+    )
+
+
+@dataclass(slots=True, kw_only=True)
+class _DagsterRunWatch:
+    """The Dagster side of cancelling a build: Terminate in the UI, and the run's status in the instance.
+
+    Terminate on a run that ``codeanatomy build`` executes marks it CANCELING (the default run launcher
+    has no process of its own to stop); :meth:`cancel_requested` sees that. On a signal,
+    :meth:`mark_canceling` marks the run CANCELING at once, so that Dagster ends it as CANCELED when the
+    interrupt unwinds the job; :meth:`settle_cancelled` makes sure it did (the job may have finished
+    first).
+    """
+
+    run_id: str
+    instance: dg.DagsterInstance | None = None
+
+    def _run(self) -> dg.DagsterRun | None:
+        if self.instance is None:
+            return None
+        run = self.instance.get_run_by_id(self.run_id)
+        if run is None:  # the multiprocess executor's run carries our run id as a tag
+            found = self.instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: self.run_id}), limit=1)
+            run = found[0] if found else None
+        return run
+
+    def cancel_requested(self) -> str | None:
+        run = self._run()
+        canceling = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
+        return "the Dagster UI" if run is not None and run.status in canceling else None
+
+    def mark_canceling(self) -> None:
+        run = self._run()
+        if self.instance is None or run is None or run.is_finished:
+            return
+        if run.status is not dg.DagsterRunStatus.CANCELING:
+            self.instance.report_run_canceling(run, message=f"codeanatomy build: {CANCEL.reason}")
+
+    def settle_cancelled(self, cancel: CancelScope) -> None:
+        run = self._run()
+        if self.instance is not None and run is not None and run.status is not dg.DagsterRunStatus.CANCELED:
+            self.instance.report_run_canceled(run, message=f"codeanatomy build cancelled by {cancel.reason}")
 
 
 def _flush(store: DeltaDiagnosticsStore, failures: list[str]) -> None:

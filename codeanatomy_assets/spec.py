@@ -16,6 +16,12 @@ user's ``codeanatomy.toml`` (or ``--config FILE``) replaces it. Example::
 
     [plans.top_days]
     sql_file = "sql/top_days.sql"   # relative to the spec file
+    timeout_s = 600                 # optional: stop the plan (an error) when it runs longer
+
+    [engine]                        # optional: DataFusion sessions (engine/session.py)
+    memory_limit = "4GB"            # bytes one plan may hold (2GB, 512MiB, 70%); default: half the memory
+    target_partitions = 4
+    options = { "datafusion.execution.parquet.pushdown_filters" = true }
 
 A plan's inputs are the datasets and plans its SQL names (found by identifier tokens outside string
 literals and comments, read as DataFusion reads them: unquoted identifiers fold to lower case, quoted ones
@@ -39,6 +45,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from codeanatomy_assets.engine.session import EngineSettings, parse_size, validate_options
 from codeanatomy_assets.errors import ConfigError
 
 EXTRACT_DATASETS: Final = ("source_files", "symbols", "imports", "calls")
@@ -96,10 +103,11 @@ _TOKEN_RE: Final = re.compile(
     re.DOTALL,
 )
 _URI_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://|file:)")
-_TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline", "telemetry"})
+_TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline", "telemetry", "engine"})
 _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
-_PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs"})
+_PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs", "timeout_s"})
+_ENGINE_KEYS: Final = frozenset({"memory_limit", "target_partitions", "options"})
 _PIPELINE_KEYS: Final = frozenset({"label", "schedule"})
 _TELEMETRY_KEYS: Final = frozenset(
     {
@@ -150,6 +158,8 @@ class PlanSpec:
     sql: str
     inputs: tuple[str, ...]
     description: str = ""
+    timeout_s: float | None = None
+    """Seconds the plan may run; past them it is stopped and fails (``None``: no limit)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,6 +172,8 @@ class PipelineSpec:
     extract: ExtractSpec | None = None
     datasets: tuple[DatasetSpec, ...] = ()
     plans: tuple[PlanSpec, ...] = ()
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    """The ``[engine]`` table (no ``spill_dir``: a build spills under its home)."""
 
     def dataset(self, name: str) -> DatasetSpec:
         return next(d for d in self.datasets if d.name == name)
@@ -242,6 +254,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
         extract=extract,
         datasets=tuple(datasets),
         plans=_topological(plans, source),
+        engine=_parse_engine(doc, source),
     )
 
 
@@ -254,6 +267,29 @@ def _parse_extract(doc: Mapping[str, Any], source: str) -> ExtractSpec | None:
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ConfigError("must be a positive integer", source=source, key="extract.workers")
     return ExtractSpec(source=_opt_str(body, "source", source, "extract") or STDLIB_SOURCE, workers=workers)
+
+
+def _parse_engine(doc: Mapping[str, Any], source: str) -> EngineSettings:
+    body = _table(doc, "engine", source)
+    _check_keys(body, _ENGINE_KEYS, source, "engine")
+    limit = body.get("memory_limit")
+    partitions = body.get("target_partitions")
+    if partitions is not None and (
+        not isinstance(partitions, int) or isinstance(partitions, bool) or partitions < 1
+    ):
+        raise ConfigError("must be a positive integer", source=source, key="engine.target_partitions")
+    options = body.get("options", {})
+    if not isinstance(options, Mapping) or not all(
+        isinstance(v, str | int | float | bool) for v in options.values()
+    ):
+        raise ConfigError("must be a table of option values", source=source, key="engine.options")
+    # TOML has booleans and numbers; DataFusion takes text ("true", not "True").
+    text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in options.items()}
+    return EngineSettings(
+        memory_limit=None if limit is None else parse_size(limit, source=source, key="engine.memory_limit"),
+        target_partitions=partitions,
+        options=validate_options(text, source=source, key="engine.options"),
+    )
 
 
 def _parse_dataset(
@@ -334,8 +370,17 @@ def _parse_plan(name: str, body: Any, source: str, base_dir: Path | None, known:
             source=source,
             key=key,
         )
+    timeout = body.get("timeout_s")
+    if timeout is not None and (
+        not isinstance(timeout, int | float) or isinstance(timeout, bool) or not 0 < timeout < float("inf")
+    ):
+        raise ConfigError("must be a positive number of seconds", source=source, key=f"{key}.timeout_s")
     return PlanSpec(
-        name=name, sql=sql, inputs=inputs, description=_opt_str(body, "description", source, key) or ""
+        name=name,
+        sql=sql,
+        inputs=inputs,
+        description=_opt_str(body, "description", source, key) or "",
+        timeout_s=None if timeout is None else float(timeout),
     )
 
 

@@ -51,7 +51,10 @@ def _run_rows() -> list[DiagnosticEvent]:
         start_time_unix_ms=T0,
         end_time_unix_ms=T0 + 4321,
         status=RunStatus.COMPLETED,
-        metadata={"trace_id": "0af7651916cd43dd8448eb211c80319c"},
+        metadata={
+            "trace_id": "0af7651916cd43dd8448eb211c80319c",
+            "engine": {"memory_limit": "2147483648 (2.0 GiB)", "spill_dir": "/home/spill"},
+        },
     )
     return [
         _event(
@@ -189,7 +192,16 @@ def _facts(*, fallback_severity: Severity = Severity.WARN) -> list[DiagnosticEve
             Category.PLAN_PHASE,
             50,
             plan="call_edges",
-            payload={"rows": 1000, "files": 1, "version": 3, "write_ms": 12.5},
+            payload={
+                "rows": 1000,
+                "files": 1,
+                "version": 3,
+                "write_ms": 12.5,
+                "peak_mem_bytes": 10067865,
+                "spill_count": 2,
+                "spilled_bytes": 65536,
+                "result_bytes": 24000,
+            },
         )
     )
     events.append(

@@ -36,18 +36,27 @@ def build(
         Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
     ] = "in_process",
     capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
+    memory_limit: Annotated[
+        str | None,
+        Parameter(
+            help="Memory one plan may hold, e.g. 2GB, 512MiB or 70% (default: the spec's [engine] "
+            "memory_limit, else half the machine's memory). DataFusion spills to HOME/spill beyond it."
+        ),
+    ] = None,
     telemetry: TelemetryOptions | None = None,
 ) -> int:
     """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
 
     The last line printed is the path of the report. Exit codes: 0 success, 1 a gate or step failed,
-    2 usage error.
+    2 usage error, 130 / 143 cancelled by SIGINT / SIGTERM (one line is printed then, with the report).
     """
     from codeanatomy_assets.errors import ConfigError, SourceTreeError
     from codeanatomy_assets.runner import BuildRequest, Executor, run_build
 
     try:
-        request = BuildRequest.resolve(source=source, config=config, home=home, lake=lake, capture=capture)
+        request = BuildRequest.resolve(
+            source=source, config=config, home=home, lake=lake, capture=capture, memory_limit=memory_limit
+        )
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
@@ -64,5 +73,26 @@ def build(
     )
     for line in outcome.summary_lines():
         print(line)
+    if outcome.cancelled_by is not None:
+        return _exit_cancelled(outcome.exit_code)
     print(outcome.report_path)
     return outcome.exit_code
+
+
+def _exit_cancelled(code: int) -> int:
+    """End a cancelled build now if a plan's drain thread is still inside DataFusion.
+
+    Such a thread stops at the engine's next signal check (engine/drain.py); one that does not within
+    a second must not meet interpreter shutdown, which would wait on, or tear down under, native code.
+    Everything is recorded and flushed by now, so the process ends without finalization.
+    """
+    from codeanatomy_assets.engine.drain import drain_threads
+
+    stragglers = drain_threads()
+    for thread in stragglers:
+        thread.join(timeout=1.0)
+    if any(t.is_alive() for t in stragglers):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code

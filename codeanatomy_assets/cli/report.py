@@ -18,7 +18,7 @@ def report(
         Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
     ] = None,
 ) -> int:
-    """Print the run diagnostics report of one run. Exit 1 when a gate failed or the run failed."""
+    """Print the report of one run. Exit 1 when a gate failed, or the run failed or was cancelled."""
     from codeanatomy_assets.home import ProjectHome
     from codeanatomy_assets.report import build_report, to_json
 
@@ -39,5 +39,5 @@ def report(
         print(json.dumps(to_json(data, gates), indent=2, sort_keys=True, default=str))
     else:
         print(markdown, end="")
-    failed = data["run"]["status"] == "failed" or not all(g.passed for g in gates)
+    failed = data["run"]["status"] in ("failed", "cancelled") or not all(g.passed for g in gates)
     return 1 if failed else 0

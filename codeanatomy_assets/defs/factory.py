@@ -88,7 +88,9 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         with codeanatomy.step(context) as step:
             error: DatasetError | None = None
             try:
-                outcome = pipeline.run_dataset(spec, home, step, name)
+                outcome = pipeline.run_dataset(
+                    spec, home, step, name, engine=codeanatomy.engine_settings(spec.engine)
+                )
             except DatasetError as exc:  # materialize anyway: the blocking check stops the plans on it
                 context.log.error(str(exc))
                 outcome, error = None, exc
@@ -125,7 +127,12 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         home = codeanatomy.project_home()
         with codeanatomy.step(context) as step:
             outcome = pipeline.run_plan(
-                spec, home, step, name, options=codeanatomy.compile_options(step.run_id)
+                spec,
+                home,
+                step,
+                name,
+                options=codeanatomy.compile_options(step.run_id),
+                engine=codeanatomy.engine_settings(spec.engine),
             )
         previous = _previous_metadata(context, "plan_hash/optimized")
         return dg.MaterializeResult(

@@ -5,6 +5,7 @@ credentials. The storage options of an object-store lake are read from each step
 (:meth:`codeanatomy_assets.home.ProjectHome.resolve`).
 """
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,10 @@ from typing import Final
 
 import dagster as dg
 
+from codeanatomy_assets.cancel import release_inherited_block
 from codeanatomy_assets.diagnostics.otel import Telemetry, TelemetryConfig, bootstrap_telemetry
 from codeanatomy_assets.engine.plan import CompileOptions
+from codeanatomy_assets.engine.session import SPILL_FOLDER, EngineSettings
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.step import StepDiagnostics, step_diagnostics
 
@@ -33,9 +36,19 @@ class CodeAnatomyResource(dg.ConfigurableResource):
     """Capture plan artifacts, metrics and scan units (off: a build does only its real work)."""
     progress: bool = False
     """Show a progress bar while extracting (the CLI turns it on in a terminal)."""
+    memory_limit: int = 0
+    """Bytes one plan may hold (``--memory-limit``); 0 means the spec's ``[engine]``, else the default."""
 
     def project_home(self) -> ProjectHome:
         return ProjectHome.resolve(self.home or None, lake=self.lake or None).ensure()
+
+    def engine_settings(self, spec_engine: EngineSettings) -> EngineSettings:
+        """The spec's ``[engine]`` with this build's memory limit over it, spilling under the home."""
+        return dataclasses.replace(
+            spec_engine,
+            memory_limit=self.memory_limit or spec_engine.memory_limit,
+            spill_dir=self.project_home().root / SPILL_FOLDER,
+        )
 
     def compile_options(self, run_id: str) -> CompileOptions:
         return CompileOptions(run_id=run_id) if self.capture_diagnostics else CompileOptions.off(run_id)
@@ -43,6 +56,7 @@ class CodeAnatomyResource(dg.ConfigurableResource):
     @contextmanager
     def step(self, context: dg.AssetExecutionContext) -> Iterator[StepDiagnostics]:
         """The diagnostics of the running asset step (span, sinks, flush at the end)."""
+        release_inherited_block()  # a step process must stay interruptible by Dagster (cancel.py)
         asset_key = context.asset_key.to_user_string()
         with step_diagnostics(
             home=self.project_home(),

@@ -39,6 +39,8 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"
+    CANCELLED = "cancelled"
+    """Stopped on request (SIGINT, SIGTERM, Terminate in the UI); ``metadata.cancelled_by`` says which."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,7 +144,8 @@ def finish_run(
     """Close ``run`` and record ``datafusion_run_finished_v1``; returns the finished envelope.
 
     An ``error`` makes the run ``failed`` (severity error) with ``error.type`` and the error message in
-    the payload. ``metadata`` is merged over the run's metadata.
+    the payload. ``metadata`` is merged over the run's metadata. A ``cancelled`` run is recorded at
+    severity warn (a request was honoured, nothing went wrong).
     """
     final_status = RunStatus.FAILED if error is not None else RunStatus(status)
     finished = dataclasses.replace(
@@ -161,10 +164,13 @@ def finish_run(
         finished,
         name=RUN_FINISHED_EVENT,
         sink=sink,
-        severity=Severity.ERROR if failed else Severity.INFO,
+        severity=Severity.ERROR if failed else _FINISHED_SEVERITY.get(final_status, Severity.INFO),
         message=message,
     )
     return finished
+
+
+_FINISHED_SEVERITY: Final = {RunStatus.CANCELLED: Severity.WARN}
 
 
 @contextmanager

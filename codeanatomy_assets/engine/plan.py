@@ -31,11 +31,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -58,7 +56,9 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.engine.drain import DrainLimits, drain_partitions
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
+from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
 from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.scan import (
     ScanUnit,
@@ -241,6 +241,8 @@ class PlanExecution:
     trace_id: str | None
     delta_pruning: tuple[TablePruning, ...] = ()
     """What plan-time file pruning bound, per ``delta_pruned_parquet`` table the plan scans."""
+    memory: PlanMemory | None = None
+    """Peak operator memory, spills and result size (``None`` when metrics are not collected)."""
 
     def phase(self, phase: PlanPhase | str) -> PhaseRecord:
         """The record of one phase (``KeyError`` if it did not run)."""
@@ -500,6 +502,8 @@ class _PlanRun:
     """The executed plan's metrics, read once (operator metrics and scan units share them)."""
     execute_ids: tuple[str | None, str | None] = (None, None)
     pruning: tuple[TablePruning, ...] = ()
+    limits: DrainLimits = field(default_factory=DrainLimits)
+    result_bytes: int | None = None
 
     @property
     def table_roots(self) -> dict[str, str]:
@@ -605,25 +609,25 @@ class _PlanRun:
         """Register the tables :meth:`plan_logical` bound over every live file again."""
         restore_pruned_tables(self.ctx, self.pruning, self.tables)
 
-    def _drain(self, partition: int) -> list[pa.RecordBatch]:
-        assert self.physical is not None
-        return [batch.to_pyarrow() for batch in self.ctx.execute(self.physical, partition)]
-
     def execute(self) -> pa.Table:
-        """The execute phase's work: every partition of the physical plan, once, drained concurrently."""
+        """The execute phase's work: every partition of the physical plan, once, drained concurrently.
+
+        Drained off this thread, so the plan stops on cancel, timeout or the result cap (``engine.drain``).
+        """
         assert self.physical is not None
         assert self.df is not None
-        count = self.physical.partition_count
-        workers = min(count, os.cpu_count() or 1)
-        if workers <= 1:
-            parts = [self._drain(partition) for partition in range(count)]
-        else:
-            # Sequential draining would run one partition's pipeline at a time.
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="datafusion-partition") as pool:
-                parts = list(pool.map(self._drain, range(count)))
+        parts = drain_partitions(self.ctx, self.physical, limits=self.limits)
         batches = [batch for part in parts for batch in part]
         schema = batches[0].schema if batches else self.df.schema()
-        return pa.Table.from_batches(batches, schema=schema)
+        table = pa.Table.from_batches(batches, schema=schema)
+        self.result_bytes = table.nbytes
+        return table
+
+    def memory(self) -> PlanMemory | None:
+        """The executed plan's memory figures (``None`` unless its metrics were collected)."""
+        if not self.options.collects_metrics or self.result_bytes is None:
+            return None
+        return plan_memory(self.metrics, result_bytes=self.result_bytes)
 
     def scan_units(self) -> tuple[ScanUnit, ...]:
         """Scan units of the executed plan, emitted; an analysis failure is itself reported (warn)."""
@@ -781,6 +785,7 @@ class _PlanRun:
             "logical_joins": logical_join_list.value,
             "capture_status": {name: c.status.value for name, c in captures.items()},
             "capture_errors": capture_errors,
+            "memory": memory.to_payload() if (memory := self.memory()) is not None else None,
         }
 
     def send_artifacts(self, payload: dict[str, Any]) -> None:
@@ -829,13 +834,15 @@ def execute_plan(
     tables: Mapping[str, RegisteredTable],
     tracer: Tracer | None = None,
     target_partitions: int | None = None,
+    limits: DrainLimits | None = None,
 ) -> PlanExecution:
     """Plan and run ``sql`` once, recording phases, hashes, artifacts and scan units.
 
     ``tables`` maps the names registered in ``ctx`` to what registration knew about them (scan units and
     fingerprints use it). ``target_partitions``, when given, is set on the session first
     (``SET datafusion.execution.target_partitions``; it stays set) so that physical plans, and their
-    hashes, do not depend on the machine's core count; it is recorded in every phase event.
+    hashes, do not depend on the machine's core count; it is recorded in every phase event. ``limits``
+    stop the execute phase early (deadline, result cap; the process's cancel scope always applies).
 
     Raises :class:`PlanError` naming the plan and the failing phase; the phases before it keep their
     records, and (with ``capture_plan_artifacts``) a partial artifact with ``status="failed"`` is sent.
@@ -853,6 +860,7 @@ def execute_plan(
         tables=tables,
         tracer=tracer if tracer is not None else trace.NoOpTracer(),
         target_partitions=target_partitions,
+        limits=limits or DrainLimits(),
     )
     try:
         table = _run_phases(run)
@@ -880,6 +888,7 @@ def execute_plan(
         artifacts=payload,
         trace_id=run.phases[0].trace_id if run.phases else None,
         delta_pruning=run.pruning,
+        memory=run.memory(),
     )
 
 

@@ -7,7 +7,9 @@ kernel releases it when the process dies, even by SIGKILL) and a second build wa
 
 A run in progress leaves ``<home>/runs/<run_id>.json`` (pid, host, start). A run whose process was killed
 cannot record its own end; the next build finds its marker, sees the process is gone and records the run
-as failed (``error.type`` ``ProcessKilled``), so the store never keeps a run "running" forever.
+as failed (``error.type`` ``ProcessKilled``), so the store never keeps a run "running" forever. The
+running build touches its marker every second (:func:`touch_marker`), so the killed run's recorded
+end is when it was last seen alive, not when the next build found it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ class RunMarker:
     host: str
     start_time_unix_ms: int
     label: str
+    last_seen_unix_ms: int | None = None
+    """When the run's process last touched its marker (the file's modification time)."""
 
     def process_alive(self) -> bool:
         """Whether the run's process still exists (only decidable on the same host: else assume alive)."""
@@ -57,7 +61,16 @@ class RunMarker:
             return False
         except PermissionError:  # exists, owned by someone else
             return True
-        return True
+        return not _zombie(self.pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but not been reaped (a container without an init leaves such)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 @contextlib.contextmanager
@@ -108,6 +121,12 @@ def write_marker(home: ProjectHome, *, run_id: str, label: str, start_time_unix_
     return path
 
 
+def touch_marker(home: ProjectHome, run_id: str) -> None:
+    """The run is alive now (its marker's modification time is its last sign of life)."""
+    with contextlib.suppress(FileNotFoundError):  # cleared already: the run's end is recorded
+        os.utime(home.root / MARKERS / f"{run_id}.json")
+
+
 def clear_marker(home: ProjectHome, run_id: str) -> None:
     """The run ended (its end is recorded): forget its marker."""
     (home.root / MARKERS / f"{run_id}.json").unlink(missing_ok=True)
@@ -121,7 +140,8 @@ def abandoned_runs(home: ProjectHome) -> list[RunMarker]:
     found = []
     for path in sorted(folder.glob("*.json")):
         try:
-            marker = RunMarker(**json.loads(path.read_text(encoding="utf-8")))
+            seen = path.stat().st_mtime_ns // 10**6
+            marker = RunMarker(**json.loads(path.read_text(encoding="utf-8")), last_seen_unix_ms=seen)
         except (OSError, ValueError, TypeError):
             # A marker cut short by the kill itself: the run id is still in its name.
             marker = RunMarker(
@@ -147,7 +167,7 @@ def record_abandoned_runs(home: ProjectHome, sink: DiagnosticsSink) -> list[RunM
         )
         error = ProcessKilled(
             f"process {marker.pid} on {marker.host} ended before the run finished; "
-            "found by the next build on this home"
+            "found by the next build on this home (its end is when it was last seen alive)"
         )
-        finish_run(run, sink=sink, error=error)
+        finish_run(run, sink=sink, error=error, end_time_unix_ms=marker.last_seen_unix_ms)
     return abandoned

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -53,7 +54,13 @@ from codeanatomy_assets.engine.session import (
 from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
+from codeanatomy_assets.lease import (
+    build_lock,
+    clear_marker,
+    record_abandoned_runs,
+    touch_marker,
+    write_marker,
+)
 from codeanatomy_assets.report import write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
@@ -78,6 +85,8 @@ _PLAN_ERROR_RE: Final = re.compile(
 _SQL_PARSER_RE: Final = re.compile(r'SQL error: (?:ParserError|TokenizerError)\("(?P<text>.*)"\)')
 
 JobResult = dg.ExecuteInProcessResult | dg.JobExecutionResult
+HEARTBEAT_S: Final = 1.0
+"""How often a running build touches its marker (the end recorded for it if it is killed)."""
 
 
 class Executor(StrEnum):
@@ -255,9 +264,9 @@ def run_build(
     store = home.diagnostics_store()
     sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
     store_failures: list[str] = []
-    dagster = _DagsterRunWatch(run_id=run_id)
+    dagster = _DagsterRunWatch(run_id=run_id, home=home)
     with (
-        watch_signals(on_cancel=dagster.mark_canceling, poll=dagster.cancel_requested) as cancel,
+        watch_signals(on_cancel=dagster.mark_canceling, poll=dagster.poll) as cancel,
         build_lock(home, cancelled=cancel.is_set) as waited_s,
         telemetry.tracer.start_as_current_span(
             "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
@@ -360,7 +369,16 @@ class _DagsterRunWatch:
     """
 
     run_id: str
+    home: ProjectHome
     instance: dg.DagsterInstance | None = None
+    touched: float = 0.0
+
+    def poll(self) -> str | None:
+        """Who cancelled the run elsewhere, if anyone; touches the run's marker each second."""
+        if time.monotonic() - self.touched >= HEARTBEAT_S:
+            touch_marker(self.home, self.run_id)
+            self.touched = time.monotonic()
+        return self.cancel_requested()
 
     def _run(self) -> dg.DagsterRun | None:
         if self.instance is None:

@@ -83,3 +83,18 @@ def test_marker_cut_short_is_still_found(tmp_path: Path) -> None:
     write_marker(home, run_id="r-live", label="x", start_time_unix_ms=time.time_ns() // 10**6)
     (tmp_path / "runs" / "r-torn.json").write_text('{"run_id": "r-to')
     assert [m.run_id for m in abandoned_runs(home)] == ["r-torn"]
+
+
+def test_a_killed_run_ends_when_it_was_last_seen_alive(tmp_path: Path) -> None:
+    home = ProjectHome.resolve(tmp_path)
+    holder = _holder(tmp_path, "r-seen")
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait()
+    marker = tmp_path / "runs" / "r-seen.json"
+    os.utime(marker, (1_000.0, 81.0))  # last touched 80 s after its start (1 ms), long before now
+    sink = DiagnosticsCollector()
+    record_abandoned_runs(home, sink)
+    (row,) = sink.artifacts_snapshot()["datafusion_run_finished_v1"]
+    payload = json.loads(row["payload"])
+    assert payload["end_time_unix_ms"] == 81_000
+    assert payload["duration_ms"] == 80_999

@@ -140,8 +140,12 @@ def finish_run(
     status: RunStatus | str = RunStatus.COMPLETED,
     metadata: Mapping[str, Any] | None = None,
     error: BaseException | None = None,
+    end_time_unix_ms: int | None = None,
 ) -> DataFusionRun:
     """Close ``run`` and record ``datafusion_run_finished_v1``; returns the finished envelope.
+
+    ``end_time_unix_ms`` defaults to now; a run closed after the fact (found killed) passes when it was
+    last seen alive, so that its duration is true.
 
     An ``error`` makes the run ``failed`` (severity error) with ``error.type`` and the error message in
     the payload. ``metadata`` is merged over the run's metadata. A ``cancelled`` run is recorded at
@@ -150,7 +154,7 @@ def finish_run(
     final_status = RunStatus.FAILED if error is not None else RunStatus(status)
     finished = dataclasses.replace(
         run,
-        end_time_unix_ms=max(now_unix_ms(), run.start_time_unix_ms),
+        end_time_unix_ms=max(end_time_unix_ms or now_unix_ms(), run.start_time_unix_ms),
         status=final_status,
         metadata=redact_mapping({**run.metadata, **(metadata or {})}),
         error_type=error_type_name(error) if error is not None else None,

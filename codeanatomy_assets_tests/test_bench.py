@@ -154,6 +154,7 @@ def test_engines_product_rows_carry_phases_and_step_time(engines: dict[str, Any]
         assert _positive_float(row["step_ms_median"]) and _positive_float(row["step_ratio_to_native"])
         summary = engines["engines"][variant]
         assert summary["queries_failed"] == [] and _positive_float(summary["geomean_ratio_to_native"])
+        assert _positive_float(summary["build_wall_seconds_median"])
     assert "optimized" in engines["per_query"]["q6"][PRODUCT]["phases_ms_median"]
     assert [b["exit_code"] for b in engines["builds"]] == [0, 0]
     assert {b["variant"] for b in engines["builds"]} == {PRODUCT, PRODUCT_NO_CAPTURE}

@@ -126,7 +126,7 @@ class EngineSettings:
 
     scale: float = 1.0
     files_per_table: int = 24
-    rounds: int = 3
+    rounds: int = 5
     queries: tuple[str, ...] = QUERY_NAMES
     cache_dir: str = "~/.cache/codeanatomy-bench"
     peers: tuple[str, ...] = PEERS
@@ -543,6 +543,23 @@ def run_product_build(spec: Path, home: Path, *, capture: bool) -> dict[str, Any
     }
 
 
+def uncommitted_files() -> list[str] | None:
+    """Tracked files with uncommitted changes in this checkout (the builds run the working tree)."""
+    where = Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sorted(line[3:] for line in done.stdout.splitlines()) if done.returncode == 0 else None
+
+
 def _registration_ms(payloads: Iterable[Mapping[str, Any]]) -> float | None:
     """The plan step's input registration time, where some event of the plan records one."""
     found = [float(p[k]) for p in payloads for k in p if k.endswith("registration_ms") and p[k] is not None]
@@ -691,7 +708,11 @@ def _query_row(runs: Sequence[dict[str, Any]], native: Mapping[str, Any] | None)
     return row
 
 
-def summarize(samples: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], engines: Sequence[str]) -> dict:
+def summarize(
+    samples: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]],
+    engines: Sequence[str],
+    builds: Sequence[Mapping[str, Any]] = (),
+) -> dict:
     """Per query and engine the median row; per engine the geometric mean of its ratios to native."""
     per_query: dict[str, dict[str, Any]] = {}
     for query, by_engine in samples.items():
@@ -700,14 +721,16 @@ def summarize(samples: Mapping[str, Mapping[str, Sequence[dict[str, Any]]]], eng
     return {
         "per_query": per_query,
         "engines": {
-            engine: _engine_summary(engine, per_query)
+            engine: _engine_summary(engine, per_query, builds)
             for engine in engines
             if any(engine in by for by in per_query.values())
         },
     }
 
 
-def _engine_summary(engine: str, per_query: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def _engine_summary(
+    engine: str, per_query: Mapping[str, Mapping[str, Any]], builds: Sequence[Mapping[str, Any]]
+) -> dict[str, Any]:
     rows = {q: by[engine] for q, by in per_query.items() if engine in by}
     ratios = {q: r["ratio_to_native"] for q, r in rows.items() if r.get("ratio_to_native")}
     worst = max(ratios.items(), key=lambda item: item[1], default=(None, None))
@@ -727,6 +750,8 @@ def _engine_summary(engine: str, per_query: Mapping[str, Mapping[str, Any]]) -> 
         steps = [r["step_ratio_to_native"] for r in rows.values() if r.get("step_ratio_to_native")]
         summary["step_geomean_ratio_to_native"] = rounded(geomean(steps))
         summary["step_total_ms"] = rounded(sum(r.get("step_ms_median") or 0 for r in rows.values()), 1)
+        walls = [b["wall_seconds"] for b in builds if b["variant"] == engine and b["exit_code"] == 0]
+        summary["build_wall_seconds_median"] = _median_of(walls)
     return summary
 
 
@@ -791,7 +816,7 @@ def _result_problems(
 
 def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
     """The whole case: data, native sources, ``rounds`` interleaved rounds, the ablation, the summary."""
-    load_start = load_average()
+    load_start, commit, changed = load_average(), git_commit(), uncommitted_files()
     uris, generated = cached_tpch(
         Path(settings.cache_dir), scale=settings.scale, files_per_table=settings.files_per_table
     )
@@ -838,7 +863,7 @@ def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
                     queries=settings.queries,
                     results_dir=results if index == 0 else None,
                 )
-    summary = summarize(samples, [*engines, *(PRODUCT_VARIANTS if settings.product else ())])
+    summary = summarize(samples, [*engines, *(PRODUCT_VARIANTS if settings.product else ())], builds)
     ablation = _measure_ablation(settings, queries, sources, folder) if settings.ablation else None
     problems = _result_problems(summary, builds, ablation)
     product = summary["engines"].get(PRODUCT) or {}
@@ -849,7 +874,9 @@ def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
         "queries_run": list(settings.queries),
         "data": str(Path(uris["lineitem"]).parent),
         "data_generated_now": generated,
-        "commit": git_commit(),
+        "commit": commit,
+        "commit_at_end": git_commit(),
+        "uncommitted_files_at_start": changed,
         "machine": machine_info(),
         "load_average_at_start": load_start,
         "native_sources": {name: asdict(s) for name, s in sources.items()},

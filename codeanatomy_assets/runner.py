@@ -69,6 +69,7 @@ from codeanatomy_assets.spec import (
     load_builtin_spec,
     load_spec,
 )
+from codeanatomy_assets.sqlite_commits import quiet_sqlite_commits
 
 _DAGSTER_YAML = """\
 # Written by codeanatomy: the persistent instance of this project home (runs appear in `dagster dev`).
@@ -454,13 +455,14 @@ def _execute_in_process(
     request: BuildRequest, run_id: str, instance: dg.DagsterInstance, *, progress: bool
 ) -> dg.ExecuteInProcessResult:
     job = build_definitions(request.spec, request.resource(progress=progress)).resolve_job_def(JOB_NAME)
-    return job.execute_in_process(
-        instance=instance,
-        run_id=run_id,
-        raise_on_error=False,
-        run_config=_QUIET_LOGS,
-        tags={LAUNCHED_BY_TAG: "codeanatomy"},
-    )
+    with quiet_sqlite_commits(request.home.dagster_home):  # no fsync per Dagster event (see the module)
+        return job.execute_in_process(
+            instance=instance,
+            run_id=run_id,
+            raise_on_error=False,
+            run_config=_QUIET_LOGS,
+            tags={LAUNCHED_BY_TAG: "codeanatomy"},
+        )
 
 
 def _execute_multiprocess(
@@ -475,12 +477,15 @@ def _execute_multiprocess(
     if max_concurrent is not None:
         multiprocess["max_concurrent"] = max_concurrent
     run_config = {**_QUIET_LOGS, "execution": {"config": {"multiprocess": multiprocess}}}
-    with dg.execute_job(
-        job,
-        instance=instance,
-        run_config=run_config,
-        tags={RUN_ID_TAG: run_id, LAUNCHED_BY_TAG: "codeanatomy"},
-    ) as result:
+    with (
+        quiet_sqlite_commits(request.home.dagster_home),
+        dg.execute_job(
+            job,
+            instance=instance,
+            run_config=run_config,
+            tags={RUN_ID_TAG: run_id, LAUNCHED_BY_TAG: "codeanatomy"},
+        ) as result,
+    ):
         return result
 
 

@@ -9,6 +9,7 @@ Layout::
       lake/_diagnostics/        the durable diagnostics store (append-only Delta tables)
       dagster/                  DAGSTER_HOME of the persistent Dagster instance (dagster.yaml, runs)
       reports/<run_id>/run_diagnostics_report.md
+      spill/<pid>/              where DataFusion spills when a plan outgrows its memory pool
 
 The lake may live elsewhere, on an object store too: ``--lake URI``, else ``CODEANATOMY_LAKE_URI``
 (``s3://bucket/prefix``, ``gs://...``, ``az://...`` or a local directory). The datasets and the

@@ -1,4 +1,4 @@
-"""The DataFusion engine layer: plan phases and artifacts, plan fingerprints, scan units."""
+"""The DataFusion engine layer: bounded sessions, plan phases and artifacts, fingerprints, scan units."""
 
 from __future__ import annotations
 
@@ -25,15 +25,18 @@ from codeanatomy_assets.engine.scan import (
     render_scan_units_markdown,
     translate_predicate,
 )
+from codeanatomy_assets.engine.session import DEFAULT_OPTIONS, EngineSettings, new_session, parse_size
 
 __all__ = [
     "CAPTURE_ERROR_TYPE",
+    "DEFAULT_OPTIONS",
     "FINGERPRINT_VERSION",
     "PLAN_PHASE_EVENT",
     "SCAN_UNIT_EVENT",
     "CaptureStatus",
     "CompileOptions",
     "DeltaPredicate",
+    "EngineSettings",
     "JoinOperator",
     "OperatorMetrics",
     "PhaseRecord",
@@ -43,7 +46,9 @@ __all__ = [
     "TablePruning",
     "collect_scan_units",
     "execute_plan",
+    "new_session",
     "normalize_plan_text",
+    "parse_size",
     "plan_fingerprint",
     "render_explain_analyze",
     "render_scan_units_markdown",

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a gate, step or diagnosis failed, 2 usage error.
 
 from __future__ import annotations
 
+import gc
 import sys
 
 from cyclopts import App
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     except CycloptsError as error:
         record_parse_error(invocation, error)
         sys.exit(2)
+    # Whatever is alive now lives until exit: frozen, the interpreter's teardown does not walk it with
+    # the cyclic collector again (0.7 s to 0.2 s after a build of the stdlib).
+    gc.freeze()
     sys.exit(result if isinstance(result, int) else 0)
 
 

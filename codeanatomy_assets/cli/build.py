@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import uuid
@@ -50,8 +51,12 @@ def build(
     The last line printed is the path of the report. Exit codes: 0 success, 1 a gate or step failed,
     2 usage error, 130 / 143 cancelled by SIGINT / SIGTERM (one line is printed then, with the report).
     """
+    gc.disable()  # the imports below create ~130k objects that live until exit: no collections meanwhile
     from codeanatomy_assets.errors import ConfigError, SourceTreeError
     from codeanatomy_assets.runner import BuildRequest, Executor, run_build
+
+    gc.freeze()  # ... and none later: the build's full collections skip them
+    gc.enable()
 
     try:
         request = BuildRequest.resolve(

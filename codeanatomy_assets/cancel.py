@@ -146,8 +146,11 @@ def watch_signals(
     )
     watcher.start()  # before blocking SIGINT below: this thread must be able to receive it
     if main:
-        previous_handlers = {s: signal.getsignal(s) for s in CANCEL_SIGNALS}
-        for signum in CANCEL_SIGNALS:
+        # A signal ignored from the start stays ignored (a background job of a script, nohup-like use).
+        previous_handlers = {
+            s: handler for s in CANCEL_SIGNALS if (handler := signal.getsignal(s)) is not signal.SIG_IGN
+        }
+        for signum in previous_handlers:
             signal.signal(signum, _record_only)
         previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
         multiprocessing.resource_tracker.ensure_running()  # started later, it would unblock SIGINT

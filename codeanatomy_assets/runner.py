@@ -290,7 +290,11 @@ def run_build(
             result: JobResult = _execute_multiprocess(request, run_id, instance, max_concurrent)
         else:
             result = _execute_in_process(request, run_id, instance, progress=progress)
-        if cancel.is_set():
+        # Cancelled if asked before the job ended and the job did not finish anyway; a later signal only
+        # shortens what is left (the record and the report).
+        stopped = cancel.reason if cancel.is_set() and not result.success else None
+        stopped_by_signal = cancel.signum if stopped else None
+        if stopped:
             dagster.settle_cancelled(cancel)
         telemetry.force_flush()
         for event in _export_failure_events(run_id, telemetry, trace_id):
@@ -301,14 +305,14 @@ def run_build(
             run,
             sink=sink,
             status=RunStatus.CANCELLED
-            if cancel.is_set()
+            if stopped
             else (RunStatus.COMPLETED if result.success else RunStatus.FAILED),
             metadata={
                 "dagster_run_id": result.run_id,
                 "failed_checks": failed_checks,
-                **({"cancelled_by": cancel.reason} if cancel.is_set() else {}),
+                **({"cancelled_by": stopped} if stopped else {}),
             },
-            error=None if cancel.is_set() else _run_error(step_failures, failed=not result.success),
+            error=None if stopped else _run_error(step_failures, failed=not result.success),
         )
         _flush(store, store_failures)
         if not store_failures:
@@ -328,8 +332,8 @@ def run_build(
         failed_checks=failed_checks,
         duration_ms=run.payload().get("duration_ms"),
         store_failures=store_failures,
-        cancelled_by=cancel.reason,
-        cancel_signal=cancel.signum,
+        cancelled_by=stopped,
+        cancel_signal=stopped_by_signal,
     )
 
 

@@ -203,3 +203,21 @@ def test_a_plan_past_its_timeout_fails_alone_and_writes_nothing(big: str, tmp_pa
     assert set(_tables(home)) == {"quick"}  # the other plan ran; the stopped one wrote nothing
     (run,) = store.read_runs(run_id)
     assert run["status"] == "failed"
+
+
+@pytest.mark.parametrize("after_s", [0.0, 0.5, 1.0, 2.0])
+def test_ctrl_c_at_any_moment_of_a_build_is_one_line_and_130(
+    big: str, tmp_path: Path, after_s: float
+) -> None:
+    """Whether it lands in the imports, the spec, the lock, the run's start or the job: one line, 130."""
+    proc = _build(_spec(tmp_path, big, long_sql=LONG_SQL), tmp_path / "home")
+    time.sleep(after_s)  # the moment under test, not a synchronization
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    lines = [line for line in (out + err).splitlines() if line.strip()]
+    if proc.returncode == -signal.SIGINT:  # before Python handles signals: died by it, as a shell sees 130
+        assert lines == []
+        return
+    assert proc.returncode == 130, out + err
+    assert len(lines) == 1, out + err
+    assert lines[0] == "codeanatomy: interrupted" or " cancelled by SIGINT after " in lines[0]

@@ -1,7 +1,8 @@
 """The ``codeanatomy`` command line (cyclopts).
 
 Each command lives in its own module and is imported lazily, so ``codeanatomy --help`` stays fast.
-Exit codes: 0 success, 1 a gate, step or diagnosis failed, 2 usage error.
+Exit codes: 0 success, 1 a gate, step or diagnosis failed, 2 usage error, 130 / 143 interrupted (SIGINT /
+SIGTERM).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ app = App(
     name="codeanatomy",
     help="Run and diagnose Delta Lake + DataFusion pipelines (CodeAnatomy build).",
     version_flags=["--version"],
+    suppress_keyboard_interrupt=False,  # main() says it in one line
 )
 app.command(
     "codeanatomy_assets.cli.build:build",
@@ -52,6 +54,9 @@ def main(argv: list[str] | None = None) -> None:
     except CycloptsError as error:
         record_parse_error(invocation, error)
         sys.exit(2)
+    except KeyboardInterrupt:  # Ctrl-C before a build watches for it (imports, the spec), or in report
+        print("codeanatomy: interrupted", file=sys.stderr)
+        sys.exit(130)
     # Whatever is alive now lives until exit: frozen, the interpreter's teardown does not walk it with
     # the cyclic collector again (0.7 s to 0.2 s after a build of the stdlib).
     gc.freeze()

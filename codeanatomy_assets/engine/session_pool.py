@@ -46,13 +46,14 @@ class SessionPool:
     def lend(self, key: Hashable, factory: Callable[[], SessionContext]) -> Iterator[SessionContext]:
         """The session for ``key`` (made by ``factory`` on first use), cleaned when it comes back."""
         with self._lock:
-            shared = key not in self._lent
-            if shared:
+            ctx = (
+                None
+                if key in self._lent
+                else self._sessions.get(key) or self._sessions.setdefault(key, factory())
+            )
+            if ctx is not None:
                 self._lent.add(key)
-                if key not in self._sessions:
-                    self._sessions[key] = factory()
-                ctx = self._sessions[key]
-        if not shared:
+        if ctx is None:
             yield factory()  # lent already (another thread): a session of its own
             return
         before = _table_names(ctx)

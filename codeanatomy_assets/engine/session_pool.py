@@ -45,13 +45,12 @@ class SessionPool:
     @contextmanager
     def lend(self, key: Hashable, factory: Callable[[], SessionContext]) -> Iterator[SessionContext]:
         """The session for ``key`` (made by ``factory`` on first use), cleaned when it comes back."""
+        ctx: SessionContext | None = None
         with self._lock:
-            ctx = (
-                None
-                if key in self._lent
-                else self._sessions.get(key) or self._sessions.setdefault(key, factory())
-            )
-            if ctx is not None:
+            if key not in self._lent:
+                if key not in self._sessions:
+                    self._sessions[key] = factory()
+                ctx = self._sessions[key]
                 self._lent.add(key)
         if ctx is None:
             yield factory()  # lent already (another thread): a session of its own

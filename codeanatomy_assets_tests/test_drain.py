@@ -77,8 +77,8 @@ def test_a_deadline_stops_a_long_plan(table: str) -> None:
     started = time.monotonic()
     with pytest.raises(PlanTimeoutError, match=r"timeout_s \(0.5 s\)"):
         drain_partitions(ctx, plan, limits=DrainLimits(deadline=started + 0.5, timeout_s=0.5))
-    assert time.monotonic() - started < 1.5
-    assert _wait_for_no_drain_threads(5.0) < 3.0
+    assert time.monotonic() - started < 3.0
+    assert drain_threads() == []  # a failed plan waits for them: the session's next plan gets its pool back
 
 
 def test_an_interrupt_in_the_waiting_thread_stops_the_drain(table: str) -> None:

@@ -39,6 +39,9 @@ from codeanatomy_assets.engine.session import format_size
 WAIT_SLICE_S: Final = 0.1
 """How often the waiting thread checks the cancel scope and the deadline."""
 THREAD_PREFIX: Final = "datafusion-partition"
+STOP_GRACE_S: Final = 2.0
+"""How long a plan that failed (timeout, result cap, an error) waits for its drain threads to leave, so that
+the next plan of the step's session finds its memory pool free; an interrupt does not wait."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,10 +103,19 @@ class _Drain:
             for thread in self.threads:
                 thread.start()
             self._wait()
+        except Exception:
+            self._stop()
+            self._join(STOP_GRACE_S)
+            raise
         except BaseException:
             self._stop()
             raise
         return self.parts
+
+    def _join(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def _wait(self) -> None:
         limits = self.limits

@@ -32,6 +32,7 @@ import math
 import time
 import uuid
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -91,19 +92,24 @@ def write_datasets(
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
     metadata = {"codeanatomy.run_id": result.run_id, "codeanatomy.source": result.source}
-    uris: dict[str, str] = {}
-    for name, table in result.tables.items():
-        uri = _child_uri(str(lake), name)
+    uris = {name: _child_uri(str(lake), name) for name in result.tables}
+
+    def write(name: str) -> None:
         write_clustered(
-            table,
-            uri,
+            result.tables[name],
+            uris[name],
             mode=mode,
             layout=layout,
             name=name,
             metadata=metadata,
             storage_options=storage_options,
         )
-        uris[name] = uri
+
+    # The tables are independent and pyarrow sorts, compresses and writes without the GIL: one thread
+    # per table (the stdlib's four took 0.16 s one after the other). Each table still commits once.
+    with ThreadPoolExecutor(max_workers=len(uris)) as pool:
+        for future in [pool.submit(write, name) for name in uris]:
+            future.result()
     return uris
 
 
@@ -118,7 +124,7 @@ def write_clustered(
     storage_options: Mapping[str, str] | None = None,
 ) -> int:
     """Write ``table`` sorted by (package, module) in a few files, committed once; returns the file count."""
-    ordered = table.sort_by([(column, "ascending") for column in CLUSTER_COLUMNS])
+    ordered = table if _is_clustered(table) else table.sort_by([(c, "ascending") for c in CLUSTER_COLUMNS])
     options = dict(storage_options) if storage_options else None
     filesystem, base = table_filesystem(str(uri), options)
     token = uuid.uuid4().hex
@@ -166,6 +172,28 @@ def file_counts(
     return FileCounts(
         kept=len(table.file_uris(file_pruning_predicate=predicate)), total=len(table.file_uris())
     )
+
+
+def _is_clustered(table: pa.Table) -> bool:
+    """Whether ``table`` is already sorted by (package, module), as extraction produces it.
+
+    Comparing neighbours costs a few ms where sorting the 327k calls of the stdlib costs 50-130 ms; a
+    stable sort of sorted rows would not move any.
+
+    >>> _is_clustered(pa.table({"package": ["a", "a", "b"], "module": ["a.x", "a.y", "b"]}))
+    True
+    >>> _is_clustered(pa.table({"package": ["a", "a", "b"], "module": ["a.y", "a.x", "b"]}))
+    False
+    """
+    if table.num_rows < 2:
+        return True
+    package, module = (table.column(c) for c in CLUSTER_COLUMNS)
+    if package.null_count or module.null_count:
+        return False
+    last = table.num_rows - 1
+    p0, p1, m0, m1 = package.slice(0, last), package.slice(1), module.slice(0, last), module.slice(1)
+    in_order = pc.or_(pc.less(p0, p1), pc.and_(pc.equal(p0, p1), pc.less_equal(m0, m1)))
+    return bool(pc.all(in_order).as_py())
 
 
 def _clusters(ordered: pa.Table, target: int) -> Iterator[pa.Table]:

@@ -31,8 +31,11 @@ execution and collecting:
   phase sum leaves out the registration of the plan's inputs, which ``native`` includes; the step includes
   much more than ``native`` does. Both are reported, each as a ratio to ``native``.
 
-``rounds`` rounds run the engines pass and the two builds in rotated order; inside the engines pass each
-query runs every engine in rotated order. Figures are medians over rounds. The engines pass runs in a child
+``rounds`` rounds run the engines pass and the two builds in rotated order, reversed in odd rounds
+(:func:`round_order`: with three steps, plain rotation would always run the no-capture build right after
+the capture build or first; six rounds cover every order), each step after an ``os.sync()`` so the
+previous step's writes are not flushed inside the next one's timing; inside the engines pass each query
+runs every engine in rotated order. Figures are medians over rounds. The engines pass runs in a child
 process (``python -m codeanatomy_assets.bench.engines``) that ends with ``os._exit``: several native
 libraries share it, and one of them could crash the interpreter at exit (deltalake's pyarrow path does).
 
@@ -126,7 +129,7 @@ class EngineSettings:
 
     scale: float = 1.0
     files_per_table: int = 24
-    rounds: int = 5
+    rounds: int = 6
     queries: tuple[str, ...] = QUERY_NAMES
     cache_dir: str = "~/.cache/codeanatomy-bench"
     peers: tuple[str, ...] = PEERS
@@ -629,6 +632,16 @@ def ablation_variants() -> dict[str, dict[str, str]]:
     return variants
 
 
+def round_order(steps: Sequence[str], round_index: int) -> list[str]:
+    """The order of the steps in a round: rotated, and reversed in odd rounds.
+
+    >>> [''.join(round_order("ECN", i)) for i in range(6)]
+    ['ECN', 'ENC', 'NEC', 'NCE', 'CNE', 'CEN']
+    """
+    order = rotated(steps, round_index)
+    return order[::-1] if round_index % 2 else order
+
+
 def _job(
     kind: str, round_index: int, queries: Mapping[str, Any], sources: Mapping[str, NativeSource]
 ) -> dict:
@@ -834,7 +847,8 @@ def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
     round_errors: list[dict[str, Any]] = []
     warmup_errors: dict[str, Any] = {}
     for index in range(settings.rounds):
-        for step in rotated(steps, index):
+        for step in round_order(steps, index):
+            os.sync()  # untimed: the previous step's writes reach the disk before this step starts
             if step == "engines":
                 job = {
                     **_job("engines", index, queries, sources),

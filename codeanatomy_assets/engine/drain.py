@@ -16,7 +16,8 @@ because threading ignores it silently should it ever escape. The caller never wa
 are daemons, so a cancelled build exits without them.
 
 The collected result is capped (``result_bytes``): it lives in memory until it is written, and
-DataFusion's memory pool does not see it.
+DataFusion's memory pool does not see it. Its size is that of its distinct buffers (:func:`buffer_bytes`):
+batches of string views share their data buffers, which ``nbytes`` would count once per batch.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
 
@@ -89,6 +91,8 @@ class _Drain:
         """Idents of threads that may still be inside a stream (only these get the async exception)."""
         self.errors: list[BaseException] = []
         self.held = 0
+        self.seen: set[int] = set()
+        """Addresses of the buffers already counted in ``held``."""
         workers = max(1, min(count, os.cpu_count() or 1))
         self.threads = [
             threading.Thread(target=self._work, name=f"{THREAD_PREFIX}-{i}", daemon=True)
@@ -156,7 +160,7 @@ class _Drain:
                 if self.stopping.is_set():
                     return
                 table = batch.to_pyarrow()
-                self._hold(table.nbytes)
+                self._hold(table)
                 self.parts[partition].append(table)
 
     def _take_partition(self) -> int | None:
@@ -165,10 +169,10 @@ class _Drain:
         partition = next(self.next_partition)
         return partition if partition < self.count else None
 
-    def _hold(self, nbytes: int) -> None:
+    def _hold(self, batch: pa.RecordBatch) -> None:
         cap = self.limits.result_bytes
         with self.lock:
-            self.held += nbytes
+            self.held += _new_buffer_bytes(batch, self.seen)
             held = self.held
         if cap is not None and held > cap:
             raise ResultMemoryError(
@@ -182,6 +186,28 @@ class _Drain:
         with self.lock:
             for ident in self.running:
                 _raise_in_thread(ident, SystemExit)
+
+
+def buffer_bytes(batches: Iterable[pa.RecordBatch]) -> int:
+    """Bytes of the distinct buffers of ``batches`` (a buffer shared by several batches counts once).
+
+    >>> views = pa.array(["a fairly long string value"] * 4, type=pa.string_view())
+    >>> batch = pa.record_batch([views], names=["s"])
+    >>> buffer_bytes([batch.slice(0, 2), batch.slice(2, 2)]) == buffer_bytes([batch])
+    True
+    """
+    seen: set[int] = set()
+    return sum(_new_buffer_bytes(batch, seen) for batch in batches)
+
+
+def _new_buffer_bytes(batch: pa.RecordBatch, seen: set[int]) -> int:
+    added = 0
+    for column in batch.columns:
+        for buffer in column.buffers():
+            if buffer is not None and buffer.address not in seen:
+                seen.add(buffer.address)
+                added += buffer.size
+    return added
 
 
 def drain_threads() -> list[threading.Thread]:

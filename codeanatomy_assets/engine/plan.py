@@ -56,7 +56,7 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.engine.drain import DrainLimits, drain_partitions
+from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_partitions
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
 from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
 from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
@@ -620,7 +620,7 @@ class _PlanRun:
         batches = [batch for part in parts for batch in part]
         schema = batches[0].schema if batches else self.df.schema()
         table = pa.Table.from_batches(batches, schema=schema)
-        self.result_bytes = table.nbytes
+        self.result_bytes = buffer_bytes(batches)
         return table
 
     def memory(self) -> PlanMemory | None:

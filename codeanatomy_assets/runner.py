@@ -240,7 +240,8 @@ def instance_for(home: ProjectHome) -> dg.DagsterInstance:
     config = home.dagster_home / "dagster.yaml"
     if not config.exists():
         config.write_text(_DAGSTER_YAML, encoding="utf-8")
-    return dg.DagsterInstance.from_config(str(home.dagster_home))
+    with quiet_sqlite_commits(home.dagster_home):  # a new home's databases are created without fsyncs
+        return dg.DagsterInstance.from_config(str(home.dagster_home))
 
 
 def run_build(

@@ -11,7 +11,8 @@ SQLAlchemy's public ``connect`` event (no Dagster internals):
 
 - every new connection to a database in WAL mode gets ``PRAGMA synchronous=NORMAL``, SQLite's recommended
   setting for WAL: a commit no longer waits for the disk; a power loss can lose the last commits, never
-  the database's consistency;
+  the database's consistency. A database being created (each run's event log is a new file) is put in
+  WAL mode before Dagster creates its tables, rather than after;
 - one idle "keeper" connection per database stays open until the build ends, so the connections Dagster
   closes are never the last one and do not checkpoint; SQLite's automatic checkpoint (every 1,000 pages)
   still runs, and closing the keepers at the end checkpoints once per database.
@@ -62,6 +63,10 @@ class _Keepers:
             if not path or not os.path.realpath(path).startswith(self._folder):
                 return
             in_wal = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            if not in_wal and dbapi_connection.execute("PRAGMA page_count").fetchone()[0] == 0:
+                # A database being created (a run's event log): Dagster turns WAL on after creating its
+                # tables; on first, the 20-odd CREATE statements commit without fsync too.
+                in_wal = dbapi_connection.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
             if in_wal:
                 dbapi_connection.execute("PRAGMA synchronous=NORMAL")
             self._keep(path, in_wal=in_wal)

@@ -92,6 +92,11 @@ STATS_COLUMNS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 """The columns with min/max statistics in the Delta log (also what compaction keeps statistics for)."""
 
 _TABLE_ORDER: Final = (DIAGNOSTICS_EVENTS_TABLE, DATAFUSION_RUNS_TABLE, DATAFUSION_PLAN_ARTIFACTS_TABLE)
+_OPENED: Final[dict[str, tuple[tuple[int, int, int], DeltaTable]]] = {}
+"""The local store tables this process opened, by path, with the identity of their first commit file
+(shared by every store object; a table deleted and created again at the same path is opened afresh)."""
+_LOCK: Final = threading.RLock()
+"""Held by every store object of the process while it uses a table or its buffer (the tables are shared)."""
 _INT_RANGE: Final = range(-(2**63), 2**63)
 
 
@@ -220,6 +225,18 @@ def _file_stats(table: str, data: pa.Table) -> str:
     return json.dumps({"numRecords": data.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
 
 
+def _identity(uri: str) -> tuple[int, int, int] | None:
+    """Device, inode and mtime of a local table's first commit file; ``None`` for object stores and when
+    it is missing (not created yet, or removed by log retention): such tables are not shared."""
+    if not _is_local(uri):
+        return None
+    try:
+        first = os.stat(os.path.join(uri.removeprefix("file://"), "_delta_log", f"{0:020d}.json"))
+    except OSError:
+        return None
+    return first.st_dev, first.st_ino, first.st_mtime_ns
+
+
 def _conform(data: pa.Table, schema: pa.Schema) -> pa.Table:
     """``data`` with exactly the columns of ``schema``: missing ones (older files) read as null."""
     columns = [
@@ -250,7 +267,7 @@ class DeltaDiagnosticsStore:
         self.root = os.path.abspath(text.removeprefix("file://")) if _is_local(text) else text.rstrip("/")
         self.flush_rows = flush_rows
         self._storage_options = dict(storage_options) if storage_options else None
-        self._lock = threading.RLock()
+        self._lock = _LOCK
         self._pending: dict[str, dict[str, list[pa.Table]]] = {}
         self._pending_rows = 0
         self._tables: dict[str, DeltaTable] = {}
@@ -360,12 +377,24 @@ class DeltaDiagnosticsStore:
         return PyFileSystem(DeltaStorageHandler(uri, self._storage_options)), ""
 
     def _delta(self, table: str, *, create: bool) -> DeltaTable | None:
-        """The table at its latest version; created when missing and ``create``; ``None`` when missing."""
-        cached = self._tables.get(table)
-        if cached is not None:
-            cached.update_incremental()
-            return cached
+        """The table at its latest version; created when missing and ``create``; ``None`` when missing.
+
+        Opened once per process (:data:`_OPENED`) and brought up to date with ``update_incremental``:
+        each step of a build has its own store, and opening replays the log from its checkpoint.
+        """
         uri = self.table_uri(table)
+        identity = _identity(uri)
+        shared = _OPENED.get(uri)
+        cached = self._tables.get(table) or (shared[1] if shared and shared[0] == identity else None)
+        if cached is not None:
+            try:
+                cached.update_incremental()
+            except Exception:  # the folder was replaced or removed under us: open it afresh below
+                _OPENED.pop(uri, None)
+                self._tables.pop(table, None)
+            else:
+                self._tables[table] = cached
+                return cached
         try:
             delta = DeltaTable(uri, storage_options=self._storage_options)
         except TableNotFoundError:
@@ -383,6 +412,8 @@ class DeltaDiagnosticsStore:
             delta = DeltaTable(uri, storage_options=self._storage_options)
         self._add_missing_columns(table, delta)
         self._tables[table] = delta
+        if identity is not None:
+            _OPENED[uri] = (identity, delta)
         return delta
 
     def _writable(self, table: str) -> DeltaTable:

@@ -26,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -521,14 +522,20 @@ def _telemetry_config_event(run_id: str, telemetry: Telemetry, trace_id: str) ->
     )
 
 
+def _check_evaluations(result: JobResult) -> Iterator[tuple[dg.DagsterEvent, dg.AssetCheckEvaluation]]:
+    """Each asset check evaluation of the run, with its event (for the step key)."""
+    for event in result.all_events:
+        evaluation = event.event_specific_data
+        if isinstance(evaluation, dg.AssetCheckEvaluation):
+            yield event, evaluation
+
+
 def _failed_checks(result: JobResult) -> list[str]:
     failed = []
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION":
-            evaluation = event.event_specific_data
-            if not evaluation.passed:
-                key = evaluation.asset_check_key
-                failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({evaluation.severity.value})")
+    for _event, evaluation in _check_evaluations(result):
+        if not evaluation.passed:
+            key = evaluation.asset_check_key
+            failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({evaluation.severity.value})")
     return sorted(failed)
 
 
@@ -542,9 +549,10 @@ def _step_failures(result: JobResult) -> list[StepFailure]:
             continue
         info = event.step_failure_data.error
         # Dagster wraps the asset's own error (DagsterExecutionStepExecutionError): report the user's.
-        while info is not None and info.cls_name.startswith("Dagster") and info.cause is not None:
+        # (cls_name is None for an error Dagster did not get from an exception.)
+        while info is not None and (info.cls_name or "").startswith("Dagster") and info.cause is not None:
             info = info.cause
-        error_type = info.cls_name if info is not None else "StepFailure"
+        error_type = (info.cls_name if info is not None else None) or "StepFailure"
         if error_type == _CHECK_FAILED and blocking.get(step):
             cause = "; ".join(blocking[step])
         else:
@@ -556,10 +564,7 @@ def _step_failures(result: JobResult) -> list[StepFailure]:
 def _failed_blocking_checks(result: JobResult) -> dict[str, list[str]]:
     """Per step: ``"<explanation> (check <name>)"`` of each blocking ERROR check that failed there."""
     found: dict[str, list[str]] = {}
-    for event in result.all_events:
-        if event.event_type_value != "ASSET_CHECK_EVALUATION":
-            continue
-        evaluation = event.event_specific_data
+    for event, evaluation in _check_evaluations(result):
         if evaluation.passed or not evaluation.blocking or evaluation.severity != dg.AssetCheckSeverity.ERROR:
             continue
         explanation = clean_error_text(evaluation.description or "failed")

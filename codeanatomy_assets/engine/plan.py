@@ -478,6 +478,13 @@ def _capture(enabled: bool, available: bool, step: Callable[[], Any]) -> _Captur
         return _Capture(CaptureStatus.ERROR, error=f"{error_type(exc)}: {_one_line(str(exc))}")
 
 
+def _capture_from(enabled: bool, source: _T | None, step: Callable[[_T], Any]) -> _Capture:
+    """:func:`_capture` of a step over a phase's result: not reached when the phase produced none."""
+    if source is None:
+        return _capture(enabled, False, lambda: None)
+    return _capture(enabled, True, lambda: step(source))
+
+
 @dataclass(slots=True)
 class _PlanRun:
     """The mutable state of one :func:`execute_plan` call."""
@@ -675,10 +682,10 @@ class _PlanRun:
         texts = {phase: self.texts.get(phase) for phase in PlanPhase}
         executed = any(p.phase is PlanPhase.EXECUTE and not p.failed for p in self.phases)
 
-        substrait = _capture(
+        substrait = _capture_from(
             opts.capture_substrait,
-            logical is not None,
-            lambda: df_substrait.Producer.to_substrait_plan(logical, self.ctx).encode(),
+            logical,
+            lambda plan: df_substrait.Producer.to_substrait_plan(plan, self.ctx).encode(),
         )
         roundtrip = _capture(
             opts.capture_substrait,
@@ -698,11 +705,11 @@ class _PlanRun:
                 .display_indent()
             ),
         )
-        unparsed = _capture(
+        unparsed = _capture_from(
             opts.capture_unparsed_sql,
-            logical is not None,
+            logical,
             # From the unoptimized plan: the optimized one can unparse to invalid SQL (measured).
-            lambda: df_unparser.Unparser(df_unparser.Dialect.default()).plan_to_sql(logical),
+            lambda plan: df_unparser.Unparser(df_unparser.Dialect.default()).plan_to_sql(plan),
         )
         reparsed = _capture(
             opts.capture_unparsed_sql,
@@ -710,13 +717,9 @@ class _PlanRun:
             lambda: self.ctx.sql(unparsed.value).logical_plan() is not None,
         )
         graph_plan = optimized or logical
-        graphviz = _capture(
-            opts.capture_graphviz,
-            graph_plan is not None,
-            lambda: graph_plan.display_graphviz(),  # noqa: PLW0108
-        )
-        joins = _capture(True, physical is not None, lambda: [j.to_dict() for j in physical_joins(physical)])
-        logical_join_list = _capture(True, graph_plan is not None, lambda: logical_joins(graph_plan))
+        graphviz = _capture_from(opts.capture_graphviz, graph_plan, LogicalPlan.display_graphviz)
+        joins = _capture_from(True, physical, lambda plan: [j.to_dict() for j in physical_joins(plan)])
+        logical_join_list = _capture_from(True, graph_plan, logical_joins)
         analyze = _capture(opts.explain_analyze, executed, lambda: render_explain_analyze(self.metrics))
         explain = _capture(
             True,

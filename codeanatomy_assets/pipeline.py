@@ -496,10 +496,12 @@ def _delta_type(dtype: pa.DataType) -> pa.DataType:
         return pa.int64()
     if pa.types.is_interval(dtype):
         return _INTERVAL
-    if _is_list_like(dtype):
+    if isinstance(dtype, _LIST_TYPES):
         return pa.list_(_delta_field(dtype.value_field))
     if pa.types.is_map(dtype):
-        return pa.map_(_delta_field(dtype.key_field), _delta_field(dtype.item_field), dtype.keys_sorted)
+        key, item = _delta_field(dtype.key_field), _delta_field(dtype.item_field)
+        # pyarrow-stubs types map_'s key and item as DataType only; pyarrow takes Fields (names, nullability).
+        return pa.map_(key, item, dtype.keys_sorted)  # pyright: ignore[reportArgumentType]
     if pa.types.is_struct(dtype):
         return pa.struct([_delta_field(dtype.field(i)) for i in range(dtype.num_fields)])
     return dtype
@@ -510,14 +512,13 @@ _INTERVAL: Final = pa.struct(
 )
 
 
-def _is_list_like(dtype: pa.DataType) -> bool:
-    return (
-        pa.types.is_list(dtype)
-        or pa.types.is_large_list(dtype)
-        or pa.types.is_fixed_size_list(dtype)
-        or pa.types.is_list_view(dtype)
-        or pa.types.is_large_list_view(dtype)
-    )
+_LIST_TYPES: Final = (
+    pa.ListType,
+    pa.LargeListType,
+    pa.FixedSizeListType,
+    pa.ListViewType,
+    pa.LargeListViewType,
+)
 
 
 def _contains(dtype: pa.DataType, predicate: Callable[[pa.DataType], bool]) -> bool:
@@ -532,13 +533,13 @@ def _microsecond_durations(dtype: pa.DataType) -> pa.DataType:
     """``dtype`` with every duration in microseconds (the unit Delta's timestamps use)."""
     if pa.types.is_duration(dtype):
         return pa.duration("us")
-    if _is_list_like(dtype):  # the same kind of list: pyarrow 26 casts list views to invalid lists
+    if isinstance(dtype, _LIST_TYPES):  # the same kind of list: pyarrow 26 casts list views to invalid lists
         return _same_list(dtype, dtype.value_field.with_type(_microsecond_durations(dtype.value_type)))
     if pa.types.is_map(dtype):
         key, item = dtype.key_field, dtype.item_field
-        return pa.map_(
-            key.with_type(_microsecond_durations(key.type)), item.with_type(_microsecond_durations(item.type))
-        )
+        key = key.with_type(_microsecond_durations(key.type))
+        item = item.with_type(_microsecond_durations(item.type))
+        return pa.map_(key, item)  # pyright: ignore[reportArgumentType] - Fields, as above
     if pa.types.is_struct(dtype):
         return pa.struct([f.with_type(_microsecond_durations(f.type)) for f in dtype])
     return dtype
@@ -567,9 +568,9 @@ def _delta_column(column: pa.ChunkedArray, source: pa.DataType, target: pa.DataT
         # Sub-microsecond parts are truncated, as deltalake truncates nanosecond timestamps.
         column = column.cast(_microsecond_durations(source), safe=False)
     if _contains(source, _rebuilt_by_value):
-        return pa.chunked_array(
-            [pa.array(_delta_value(c.to_pylist()), type=target) for c in column.chunks], type=target
-        )
+        chunks = [pa.array(_delta_value(c.to_pylist()), type=target) for c in column.chunks]
+        # pyarrow-stubs has no overload for a DataType object as `type` (only names and literal types).
+        return pa.chunked_array(chunks, type=target)  # pyright: ignore[reportCallIssue, reportArgumentType]
     return column.cast(target)
 
 

@@ -42,7 +42,7 @@ import threading
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import pyarrow as pa
 from datafusion import DataFrame, SessionContext, col, lit
@@ -131,7 +131,8 @@ def to_view_types(schema: pa.Schema) -> pa.Schema:
     }
     return pa.schema(
         [f.with_type(views.get(f.type, f.type)) for f in schema],
-        metadata=schema.metadata,
+        # pyarrow-stubs types `metadata` as an invariant dict of bytes | str; a schema's own is bytes.
+        metadata=schema.metadata,  # pyright: ignore[reportArgumentType]
     )
 
 
@@ -147,8 +148,9 @@ def _add_actions(
     adds = pa.table(table.get_add_actions(flatten=True))
     root = _file_key(table.table_uri).rstrip("/")
     local_root = _local_root(table.table_uri)
-    paths = adds.column("path").to_pylist()
-    sizes = adds.column("size_bytes").to_pylist()
+    # Both are required fields of an add action (never null).
+    paths = cast("list[str]", adds.column("path").to_pylist())
+    sizes = cast("list[int]", adds.column("size_bytes").to_pylist())
     columns = [adds.column(_PARTITION_PREFIX + name).to_pylist() for name in partition_columns]
     actions: dict[str, tuple[int, tuple[Any, ...], str | None]] = {}
     for index, path in enumerate(paths):
@@ -197,7 +199,8 @@ def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...])
     return PinnedSnapshot(
         uri=uri,
         version=table.version(),
-        schema=to_view_types(pa.schema(table.schema())),
+        # pyarrow-stubs lacks the Arrow PyCapsule overload (a deltalake Schema exports __arrow_c_schema__).
+        schema=to_view_types(pa.schema(table.schema())),  # pyright: ignore[reportArgumentType]
         partition_columns=partition_columns,
         files=files,
         files_with_deletion_vectors=_files_with_deletion_vectors(table),

@@ -28,6 +28,7 @@ from codeanatomy_assets.delta.log import (
     LogSource,
     deletion_vector_location,
     effective_features,
+    open_filesystem,
     read_log_health,
 )
 from codeanatomy_assets.diagnostics.taxonomy import Severity
@@ -463,6 +464,29 @@ def test_unreachable_object_store_is_a_finding() -> None:
     assert found["log_not_readable_directly"] is Severity.WARN
     assert found["log_listing_failed"] is Severity.ERROR
     assert health.source is LogSource.NONE
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "allow_http", "scheme", "override"),
+    [
+        ("http://127.0.0.1:9000", "false", "http", "127.0.0.1:9000"),
+        ("https://s3.example.com/", "true", "https", "s3.example.com"),
+        # A bare host:port: urlsplit would read "minio" as its scheme.
+        ("minio:9000", "true", "http", "minio:9000"),
+        ("minio:9000", "false", "https", "minio:9000"),
+    ],
+)
+def test_s3_endpoint_scheme(endpoint: str, allow_http: str, scheme: str, override: str) -> None:
+    options = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": allow_http, "AWS_REGION": "us-east-1"}
+    fs, root = open_filesystem("s3://bucket/table", options)
+    assert root == "bucket/table"
+    rebuilt = fs.__reduce__()[1][0]  # what pickling rebuilds the filesystem from
+    assert (rebuilt["scheme"], rebuilt["endpoint_override"]) == (scheme, override)
+
+
+def test_s3_endpoint_of_another_scheme_is_refused() -> None:
+    with pytest.raises(ValueError, match="neither http:// nor https://"):
+        open_filesystem("s3://bucket/table", {"AWS_ENDPOINT_URL": "ftp://host", "AWS_ALLOW_HTTP": "true"})
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -468,18 +468,16 @@ def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
     endpoint = _option(
         options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "aws_endpoint_url", "endpoint_url", "endpoint"
     )
-    scheme = "https"
-    if endpoint is not None:
+    scheme: Literal["http", "https"] = "https"
+    if endpoint is not None and "://" in endpoint:  # (urlsplit reads "minio:9000" as scheme "minio")
         split = urllib.parse.urlsplit(endpoint)
-        if split.scheme:
-            scheme = split.scheme
-            endpoint = split.netloc + split.path.rstrip("/")
-    if (
-        _truthy(_option(options, "AWS_ALLOW_HTTP", "allow_http"))
-        and endpoint is not None
-        and scheme != "https"
-    ):
-        scheme = "http"
+        if split.scheme == "http":
+            scheme = "http"
+        elif split.scheme != "https":
+            raise ValueError(f"the S3 endpoint {endpoint!r} is neither http:// nor https://")
+        endpoint = split.netloc + split.path.rstrip("/")
+    elif endpoint is not None and _truthy(_option(options, "AWS_ALLOW_HTTP", "allow_http")):
+        scheme = "http"  # a bare host:port endpoint
     return pafs.S3FileSystem(
         access_key=_option(options, "AWS_ACCESS_KEY_ID", "access_key_id"),
         secret_key=_option(options, "AWS_SECRET_ACCESS_KEY", "secret_access_key"),
@@ -626,7 +624,7 @@ def _read_parquet_actions(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]
 def _project_struct(column: pa.ChunkedArray, names: tuple[str, ...]) -> pa.Array | pa.ChunkedArray:
     """Only the named fields of a struct column (file actions carry ``stats`` the reader never needs)."""
     array = column.combine_chunks()
-    if not pa.types.is_struct(array.type):
+    if not isinstance(array, pa.StructArray):
         return column
     kept = [n for n in names if array.type.get_field_index(n) >= 0]
     if not kept:

@@ -137,7 +137,7 @@ def watch_signals(
     stop = threading.Event()
     previous_handlers = {}
     previous_fd = -1
-    previous_mask: set[signal.Signals] = set()
+    previous_mask: set[int | signal.Signals] = set()
     watcher = threading.Thread(
         target=_watch,
         args=(reader, stop, scope, on_cancel, poll),

@@ -611,6 +611,7 @@ def decide_provider(
             attempts.reasons.append(f"{mode.value} unsupported: {', '.join(verdict.unsupported)}")
             continue
         if table is None:
+            assert open_error is not None  # set whenever the table did not open
             attempts.probes.append(
                 ProbeResult(mode=mode, ok=False, ms=0.0, error=open_error, error_type=open_error_type)
             )

@@ -440,7 +440,7 @@ def bootstrap_telemetry(
             tracer=tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         )
     # Secret-looking resource attributes (api keys, tokens) would travel with every span and log: redact.
-    resource = Resource(redact_mapping(config.resource()))
+    resource = Resource({k: str(v) for k, v in redact_mapping(config.resource()).items()})
     tally = ExportTally()
     sdk_tracer_provider = SdkTracerProvider(resource=resource)
     for kind in config.traces_exporters:

@@ -1078,7 +1078,8 @@ def _table_schema(snapshot: _Snapshot) -> pa.Schema:
         return snapshot.pinned.schema
     if snapshot.table is None:
         raise ValueError(snapshot.error or "table not readable")
-    return pa.schema(snapshot.table.schema())
+    # pyarrow-stubs lacks the Arrow PyCapsule overload (a deltalake Schema exports __arrow_c_schema__).
+    return pa.schema(snapshot.table.schema())  # pyright: ignore[reportArgumentType]
 
 
 def _unit_predicate(logical: Sequence[LogicalScan]) -> tuple[DeltaPredicate | None, str | None, str | None]:

@@ -77,8 +77,9 @@ def timed(work: Callable[[], _T]) -> tuple[float, _T]:
     return time.perf_counter() - started, result
 
 
-def rotated(names: Sequence[str], round_index: int) -> list[str]:
-    """``names`` rotated by ``round_index``, so no variant always runs first (warm caches, turbo).
+def rotated(names: Sequence[_T], round_index: int) -> list[_T]:
+    """``names`` (variants, or their sessions) rotated by ``round_index``, so no variant always runs first
+    (warm caches, turbo).
 
     >>> rotated(["a", "b", "c"], 1)
     ['b', 'c', 'a']

@@ -99,12 +99,9 @@ def generate_tpch_delta(
         chunks = max(1, min(files_per_table, table.num_rows))
         for i in range(chunks):
             start, stop = i * table.num_rows // chunks, (i + 1) * table.num_rows // chunks
-            write_deltalake(
-                uri,
-                table.slice(start, stop - start),
-                mode="overwrite" if i == 0 else "append",
-                writer_properties=properties,
-            )
+            part, mode = table.slice(start, stop - start), "overwrite" if i == 0 else "append"
+            # deltalake's overloads type writer_properties as required; None (its default) keeps delta-rs's.
+            write_deltalake(uri, part, mode=mode, writer_properties=properties)  # pyright: ignore[reportCallIssue, reportArgumentType]
         uris[name] = str(uri)
     shutil.rmtree(staging)
     return uris
@@ -163,7 +160,8 @@ def native_parquet_register(
         raise ValueError(f"{uri}: partitioned tables keep partition values in the log; not readable natively")
     files = tuple(table.file_uris(file_pruning_predicate=file_pruning_predicate))
     if not files:
-        schema = pa.schema(table.schema())
+        # pyarrow-stubs lacks the Arrow PyCapsule overload (a deltalake Schema exports __arrow_c_schema__).
+        schema = pa.schema(table.schema())  # pyright: ignore[reportArgumentType]
         ctx.register_view(name, ctx.from_arrow(schema.empty_table()))
         return files
     frame = ctx.read_parquet(files[0])

@@ -205,7 +205,7 @@ def _watch(
 def _safe_poll(poll: Callable[[], str | None]) -> str | None:
     try:
         return poll()
-    except Exception:  # a failing status read (storage busy) is retried at the next poll
+    except Exception:  # noqa: BLE001 - a failing status read (storage busy) is retried at the next poll
         return None
 
 

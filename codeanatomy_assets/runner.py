@@ -418,7 +418,7 @@ def _flush(store: DeltaDiagnosticsStore, failures: list[str]) -> None:
     """Commit the run's own records; a store that cannot commit fails the build's outcome, not the build."""
     try:
         store.flush()
-    except Exception as exc:  # reported in the outcome and on the other sinks by the steps
+    except Exception as exc:  # noqa: BLE001 - reported in the outcome and on the other sinks by the steps
         failures.append(f"{type(exc).__name__}: {exc}")
 
 

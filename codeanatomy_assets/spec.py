@@ -601,7 +601,7 @@ def _unreferenceable(name: str) -> str | None:
         query = probe.format(n=name)
         try:
             ctx.sql(query).logical_plan()
-        except Exception:  # parse or plan error: the name cannot be referenced this way
+        except Exception:  # noqa: BLE001 - parse or plan error: the name cannot be referenced this way
             return query
     return None
 

@@ -111,7 +111,7 @@ def _flush(step: StepDiagnostics, store: DeltaDiagnosticsStore, otel_sink: OTelL
     """Commit the step's buffered rows; a store that cannot commit is reported on the other sinks."""
     try:
         store.flush()
-    except Exception as exc:  # the store failing is itself a diagnostic, never silent
+    except Exception as exc:  # noqa: BLE001 - the store failing is itself a diagnostic, never silent
         failure = step.event(
             name=SINK_FAILED_EVENT,
             severity=Severity.WARN,

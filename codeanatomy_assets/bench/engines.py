@@ -416,7 +416,7 @@ def _runners(job: Mapping[str, Any]) -> dict[str, Runner]:
 def _run_once(runner: Runner, sql: str, names: Sequence[str]) -> tuple[dict[str, Any], pa.Table | None]:
     try:
         seconds, table = timed(lambda: runner(sql, names))
-    except Exception as exc:  # an engine that cannot run a query is a result, recorded with its error
+    except Exception as exc:  # noqa: BLE001 - an engine that cannot run a query is a result, recorded with its error
         return {"error": error_record(exc)}, None
     return {"ms": seconds * 1000, "rows": table.num_rows}, table
 
@@ -677,7 +677,7 @@ def _record_build(
     if build["run_id"]:
         try:
             plans = read_build(home, build["run_id"])
-        except Exception as exc:  # the figures of a build that cannot be read back are missing, said so
+        except Exception as exc:  # noqa: BLE001 - the figures of a build that cannot be read back are missing, said so
             build["read_error"] = error_record(exc)
     for query in queries:
         plan = plans.get(plan_name(query))

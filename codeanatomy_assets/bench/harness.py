@@ -139,7 +139,7 @@ def run_case(name: str, work: Callable[[], Mapping[str, Any]]) -> CaseOutcome:
     started = time.perf_counter()
     try:
         figures = work()
-    except Exception as exc:  # a failed case is a result: recorded with its error, the others still run
+    except Exception as exc:  # noqa: BLE001 - a failed case is a result: recorded with its error, the others still run
         return CaseOutcome(
             name=name, seconds=time.perf_counter() - started, figures=None, error=error_record(exc)
         )

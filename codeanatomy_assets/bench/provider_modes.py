@@ -166,7 +166,7 @@ def open_session(mode: str, uris: Mapping[str, str]) -> ModeSession:
     session = ModeSession(mode=mode, ctx=SessionContext())
     try:
         seconds, tables = timed(lambda: _registrar(mode)(session.ctx, uris))
-    except Exception as exc:  # a mode that cannot register is a result, recorded per mode
+    except Exception as exc:  # noqa: BLE001 - a mode that cannot register is a result, recorded per mode
         session.error = error_record(exc)
         return session
     session.tables = tables
@@ -208,7 +208,7 @@ def untimed_pass(session: ModeSession, query: str, sql: str) -> dict[str, Any]:
             sink=DiagnosticsCollector(),
             tables=session.tables,
         )
-    except Exception as exc:  # a query failing in one mode is recorded, the other modes still run
+    except Exception as exc:  # noqa: BLE001 - a query failing in one mode is recorded, the other modes still run
         return {"error": error_record(exc)}
     units = execution.scan_units
     return {
@@ -243,7 +243,7 @@ def measure_query(sessions: Sequence[ModeSession], query: str, repeats: int) -> 
         for session in rotated(runnable, index):
             try:
                 seconds, _ = timed(_execute(session, query, sql))
-            except Exception as exc:  # a failure on a later round is recorded like a first-pass failure
+            except Exception as exc:  # noqa: BLE001 - a failure on a later round is recorded like a first-pass failure
                 rows[session.mode] = {"error": error_record(exc)}
                 runnable.remove(session)
                 continue

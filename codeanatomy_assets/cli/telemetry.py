@@ -133,7 +133,7 @@ def resolve_cli_telemetry(
     from_file, problem = config_file_telemetry(config)
     try:
         return TelemetryConfig.resolve(env, flags=flags, config_file=from_file), problem
-    except Exception as exc:  # a bad OTEL_* value must not hide the user's own error
+    except Exception as exc:  # noqa: BLE001 - a bad OTEL_* value must not hide the user's own error
         fallback = TelemetryConfig.resolve({}, flags={}, config_file={})
         return fallback, f"{type(exc).__name__}: {exc}"
 
@@ -189,7 +189,7 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
         finish_run(run, sink=sink, error=error)
     try:
         store.flush()
-    except Exception as exc:  # the exporters still got the event; say the store did not
+    except Exception as exc:  # noqa: BLE001 - the exporters still got the event; say the store did not
         failures.append(f"DeltaDiagnosticsStore: {exc}")
     telemetry.force_flush()
     telemetry.shutdown()

@@ -80,5 +80,5 @@ def record_envelope_if_missing(
         )
         finish_run(run, sink=store)
         store.flush()
-    except Exception as exc:  # the step's own diagnostics flush reports a failing store as a sink failure
+    except Exception as exc:  # noqa: BLE001 - the step's own diagnostics flush reports a failing store as a sink failure
         context.log.warning(f"could not record the run envelope in the diagnostics store: {exc}")

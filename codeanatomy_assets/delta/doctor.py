@@ -99,7 +99,7 @@ def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict
     run_id = f"doctor-{uuid.uuid4().hex[:12]}"
     try:
         _fill_report(report, uri, storage_options, run_id)
-    except Exception as exc:  # a doctor bug must still end as a diagnosis, not a traceback
+    except Exception as exc:  # noqa: BLE001 - a doctor bug must still end as a diagnosis, not a traceback
         event = DiagnosticEvent(
             name=DOCTOR_INTERNAL_ERROR,
             run_id=run_id,

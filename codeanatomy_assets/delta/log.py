@@ -684,7 +684,7 @@ def read_log_health(
     object_store = is_object_store_uri(uri)
     try:
         fs, root = open_filesystem(uri, storage_options)
-    except Exception as exc:  # any failure to build a filesystem is a finding, not a crash
+    except Exception as exc:  # noqa: BLE001 - any failure to build a filesystem is a finding, not a crash
         return _health_from_deltalake(builder, uri, storage_options, exc)
     log_dir = f"{root}/_delta_log"
     try:
@@ -697,7 +697,7 @@ def read_log_health(
             )
             return builder.build(LogSource.DIRECT, present=False)
         listing = _list_log(fs, log_dir)
-    except Exception as exc:  # listing failures (permissions, network) become findings
+    except Exception as exc:  # noqa: BLE001 - listing failures (permissions, network) become findings
         if object_store:
             return _health_from_deltalake(builder, uri, storage_options, exc)
         builder.find(
@@ -729,7 +729,7 @@ def _health_from_deltalake(
         table = DeltaTable(uri, storage_options=dict(storage_options or {}))
         proto = table.protocol()
         meta = table.metadata()
-    except Exception as exc:  # deltalake failing too is the diagnosis
+    except Exception as exc:  # noqa: BLE001 - deltalake failing too is the diagnosis
         builder.find(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
@@ -813,7 +813,7 @@ def _analyse(
     ):
         try:
             actions = _read_checkpoint_actions(fs, log_dir, candidate)
-        except Exception as exc:  # an unreadable checkpoint is skipped and reported
+        except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is skipped and reported
             builder.find(
                 LogFindingCode.CORRUPT_CHECKPOINT,
                 Severity.ERROR,
@@ -845,7 +845,7 @@ def _analyse(
         try:
             for sidecar in sidecars:
                 sidecar_actions.extend(_read_parquet_actions(fs, _sidecar_location(log_dir, sidecar)))
-        except Exception as exc:  # an unreadable sidecar makes the checkpoint unusable
+        except Exception as exc:  # noqa: BLE001 - an unreadable sidecar makes the checkpoint unusable
             builder.find(
                 LogFindingCode.CORRUPT_CHECKPOINT,
                 Severity.ERROR,
@@ -980,7 +980,7 @@ def _read_hint(
         return LastCheckpointHint(state=LastCheckpointState.MISSING)
     try:
         text = _read_text(fs, f"{log_dir}/_last_checkpoint")
-    except Exception as exc:  # unreadable hint file: reported as corrupt
+    except Exception as exc:  # noqa: BLE001 - unreadable hint file: reported as corrupt
         return _corrupt_hint(builder, _exception_text(exc))
     if not text.strip():
         builder.find(LogFindingCode.LAST_CHECKPOINT_EMPTY, Severity.WARN, "_last_checkpoint is empty")
@@ -1100,7 +1100,7 @@ def _replay_commit(
 ) -> None:
     try:
         text = _read_text(fs, f"{log_dir}/{name}")
-    except Exception as exc:  # unreadable commit file: a corrupt commit
+    except Exception as exc:  # noqa: BLE001 - unreadable commit file: a corrupt commit
         builder.find(
             LogFindingCode.CORRUPT_COMMIT,
             Severity.ERROR,
@@ -1288,7 +1288,7 @@ def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _Stat
         checkable = checkable[:limit]
     try:
         exists = _exists(fs, [loc for _, loc in checkable])
-    except Exception as exc:  # the existence check itself failing is reported, not raised
+    except Exception as exc:  # noqa: BLE001 - the existence check itself failing is reported, not raised
         builder.find(
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,
@@ -1320,7 +1320,7 @@ def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _Stat
     )[:limit]
     try:
         dv_exists = _exists(fs, dv_locations)
-    except Exception as exc:  # reported, not raised
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
         builder.find(
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,

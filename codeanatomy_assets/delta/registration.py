@@ -553,7 +553,7 @@ def _with_snapshot_rules(
     else:
         try:
             snapshot = open_snapshot(uri, version=table.version(), storage_options=storage_options)
-        except Exception:  # not a rule: registering the mode fails alike, and that is recorded as its probe
+        except Exception:  # noqa: BLE001 - not a rule: registering the mode fails alike, and that is recorded as its probe
             return verdict
         blocked = snapshot_unsupported(
             mode,
@@ -587,14 +587,14 @@ def decide_provider(
     if is_object_store_uri(uri):
         try:
             object_store_registered = register_object_store(ctx, uri, storage_options)
-        except Exception as exc:  # recorded as a reason; the provider probe will show the consequence
+        except Exception as exc:  # noqa: BLE001 - recorded as a reason; the provider probe will show the consequence
             attempts.reasons.append(f"object store not registered: {_error_text(exc, storage_options)}")
     table: DeltaTable | None = None
     open_error: str | None = None
     open_error_type: str | None = None
     try:
         table = _open_table(uri, storage_options)
-    except Exception as exc:  # deltalake refusing the table is a probe failure of every mode
+    except Exception as exc:  # noqa: BLE001 - deltalake refusing the table is a probe failure of every mode
         open_error = f"deltalake could not open the table: {_error_text(exc, storage_options)}"
         open_error += _percent_escape_cause(uri)
         open_error_type = _qualified_type(exc)
@@ -646,7 +646,7 @@ def decide_provider(
     if registered_here:
         try:
             scan_pushdown = filter_reaches_scan(ctx, name)
-        except Exception as exc:  # a planning failure here is reported, the registration stands
+        except Exception as exc:  # noqa: BLE001 - a planning failure here is reported, the registration stands
             attempts.reasons.append(f"filter pushdown check failed: {_error_text(exc, storage_options)}")
     # delta_pruned_parquet receives every plan's filters by construction: each plan reads only the
     # files Delta's log statistics keep for them (engine.scan.bind_pruned_tables).
@@ -726,7 +726,7 @@ def _try_mode(
             rows = _probe_sql(ctx, name, policy.probe_rows)
         if probe and mode is ProviderMode.PYARROW_DATASET and not policy.isolate_dataset_probe:
             rows = _probe_sql(ctx, name, policy.probe_rows)
-    except Exception as exc:  # the probe failing is the point of probing: recorded, then fall back
+    except Exception as exc:  # noqa: BLE001 - the probe failing is the point of probing: recorded, then fall back
         if ctx.table_exist(quoted):
             ctx.deregister_table(quoted)
         ms = (time.perf_counter() - started) * 1000

@@ -96,7 +96,7 @@ class FanoutSink:
         for sink in self.sinks:
             try:
                 getattr(sink, call)(name, arg)
-            except Exception as exc:  # a sink's failure is itself a diagnostic, handled by on_error
+            except Exception as exc:  # noqa: BLE001 - a sink's failure is itself a diagnostic, handled by on_error
                 self.failures.append((sink, exc))
                 if self._on_error is not None:
                     self._on_error(sink, exc)
@@ -140,7 +140,7 @@ def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str)
                 continue
             try:
                 other.record_events(SINK_FAILED_EVENT, [row])
-            except Exception as report_exc:  # recorded, not re-reported (see docstring)
+            except Exception as report_exc:  # noqa: BLE001 - recorded, not re-reported (see docstring)
                 fanout.failures.append((other, report_exc))
 
     fanout = FanoutSink(sinks, on_error=on_error)

@@ -389,7 +389,7 @@ class DeltaDiagnosticsStore:
         if cached is not None:
             try:
                 cached.update_incremental()
-            except Exception:  # the folder was replaced or removed under us: open it afresh below
+            except Exception:  # noqa: BLE001 - the folder was replaced or removed under us: open it afresh below
                 _OPENED.pop(uri, None)
                 self._tables.pop(table, None)
             else:

@@ -142,7 +142,7 @@ class _Drain:
                 self._drain_partitions()
             except SystemExit:
                 pass  # told to stop
-            except BaseException as exc:  # handed to the waiting thread, which raises it
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, which raises it
                 self.errors.append(exc)
                 self.finished.set()
             finally:

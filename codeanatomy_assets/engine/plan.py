@@ -474,7 +474,7 @@ def _capture(enabled: bool, available: bool, step: Callable[[], Any]) -> _Captur
         return _Capture(CaptureStatus.NOT_REACHED)
     try:
         return _Capture(CaptureStatus.OK, step())
-    except Exception as exc:  # DataFusion raises bare Exception; the error is recorded in the artifact
+    except Exception as exc:  # noqa: BLE001 - DataFusion raises bare Exception; the error is recorded in the artifact
         return _Capture(CaptureStatus.ERROR, error=f"{error_type(exc)}: {_one_line(str(exc))}")
 
 
@@ -652,7 +652,7 @@ class _PlanRun:
                     sql=self.sql,
                 )
             )
-        except Exception as exc:  # the plan succeeded; a diagnostics failure must not hide it, nor be hidden
+        except Exception as exc:  # noqa: BLE001 - the plan succeeded; a diagnostics failure must not hide it, nor be hidden
             emit(
                 self.sink,
                 DiagnosticEvent(
@@ -812,7 +812,7 @@ class _PlanRun:
             return
         try:
             hook(payload)
-        except Exception as exc:  # the hook is user code: its failure is reported, the plan result stands
+        except Exception as exc:  # noqa: BLE001 - the hook is user code: its failure is reported, the plan result stands
             emit(
                 self.sink,
                 DiagnosticEvent(

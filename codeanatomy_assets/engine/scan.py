@@ -251,9 +251,7 @@ def variant_of(expr: Any) -> Any:
     """
     try:
         return expr.to_variant()
-    except (
-        Exception
-    ):  # DataFusion raises bare Exception/ValueError here; the caller records it as untranslated
+    except Exception:  # noqa: BLE001 - DataFusion raises bare Exception/ValueError here; the caller records it as untranslated
         return None
 
 
@@ -459,7 +457,7 @@ def bind_pruned_tables(
     started = time.perf_counter()
     try:
         plan = _predicate_plan(ctx, sql, tables, own)
-    except Exception as exc:  # the logical phase plans again and records this failure as the plan's
+    except Exception as exc:  # noqa: BLE001 - the logical phase plans again and records this failure as the plan's
         reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
         return tuple(_whole(t, started, reason) for t in own.values())
     predicates = pruning_predicates(plan, own)
@@ -1057,7 +1055,7 @@ def _partition_predicates(
             empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
             ctx.register_record_batches(name, [[empty]])
         planned = logical_scans(ctx.sql_with_options(sql, _QUERIES_ONLY).optimized_logical_plan())
-    except Exception:  # DataFusion raises bare Exception: the partition predicates stay unknown, as before
+    except Exception:  # noqa: BLE001 - DataFusion raises bare Exception: the partition predicates stay unknown, as before
         return {}
     found: dict[str, list[LogicalScan]] = {}
     for name in views:

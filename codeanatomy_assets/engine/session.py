@@ -230,7 +230,7 @@ def validate_options(options: Mapping[str, str], *, source: str | None, key: str
             )
         try:
             SessionConfig().set(name, value)
-        except Exception as exc:  # DataFusion raises ValueError naming the problem: keep only that line
+        except Exception as exc:  # noqa: BLE001 - DataFusion raises ValueError naming the problem: keep only that line
             raise ConfigError(_first_cause(str(exc)), source=source, key=where) from None
     return dict(options)
 

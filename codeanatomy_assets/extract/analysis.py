@@ -186,7 +186,7 @@ def analyse_file(
         marks = _marks(out)
         try:
             _collect(outcome.tree, source, out)
-        except Exception as exc:  # a bug of this module must not lose the file: it becomes its status
+        except Exception as exc:  # noqa: BLE001 - a bug of this module must not lose the file: it becomes its status
             _truncate(out, marks)
             outcome = _Outcome(
                 status=ParseStatus.ANALYSIS_ERROR,

@@ -41,7 +41,7 @@ import select
 import signal
 import socket
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Final
@@ -121,7 +121,7 @@ def watch_signals(
     on_cancel: Callable[[], None] | None = None,
     poll: Callable[[], str | None] | None = None,
     scope: CancelScope = CANCEL,
-) -> Iterator[CancelScope]:
+) -> Generator[CancelScope, None, None]:
     """Turn SIGINT/SIGTERM (and ``poll``'s answer) into a cancellation of ``scope`` while inside.
 
     Outside a Dagster job our own handlers run: they only record the signal (the caller checks the

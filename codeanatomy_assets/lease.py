@@ -20,7 +20,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -76,7 +76,7 @@ def _zombie(pid: int) -> bool:
 @contextlib.contextmanager
 def build_lock(
     home: ProjectHome, *, timeout_s: float = 3600.0, cancelled: Callable[[], bool] | None = None
-) -> Iterator[float]:
+) -> Generator[float, None, None]:
     """Hold the home's build lock; yields the seconds spent waiting for it.
 
     ``cancelled`` is asked while waiting: when it answers true, :class:`~codeanatomy_assets.cancel.Cancelled`
@@ -137,7 +137,7 @@ def abandoned_runs(home: ProjectHome) -> list[RunMarker]:
     folder = home.root / MARKERS
     if not folder.is_dir():
         return []
-    found = []
+    found: list[RunMarker] = []
     for path in sorted(folder.glob("*.json")):
         try:
             seen = path.stat().st_mtime_ns // 10**6

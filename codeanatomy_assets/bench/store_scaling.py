@@ -30,7 +30,7 @@ from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 
 
 def _fill(store: DeltaDiagnosticsStore, runs: int, events_per_run: int) -> list[str]:
-    run_ids = []
+    run_ids: list[str] = []
     for n in range(runs):
         with tracked_run(label=f"bench-{n}", sink=store) as run:
             emit(

@@ -39,5 +39,5 @@ class RegisteredTable:
     provider_class: str
     protocol_compatible: bool
     version: int | None = None
-    storage_options: Mapping[str, str] = field(default_factory=dict)
+    storage_options: Mapping[str, str] = field(default_factory=dict[str, str])
     fallback_reason: str | None = None

@@ -115,7 +115,7 @@ class DiagnosticEvent:
             run_id=row["run_id"],
             severity=row.get("severity"),  # type: ignore[arg-type]
             category=row.get("category"),  # type: ignore[arg-type]
-            kind=row.get("kind") or EventKind.EVENT,  # type: ignore[arg-type]
+            kind=row.get("kind") or EventKind.EVENT,
             payload=json.loads(payload) if isinstance(payload, str) else dict(payload or {}),
             event_time_unix_ms=int(row["event_time_unix_ms"]),
             code=row.get("code"),

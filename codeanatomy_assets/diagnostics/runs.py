@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -56,7 +56,7 @@ class DataFusionRun:
     start_time_unix_ms: int
     end_time_unix_ms: int | None = None
     status: RunStatus = RunStatus.RUNNING
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict[str, Any])
     error_type: str | None = None
     error_message: str | None = None
 
@@ -184,7 +184,7 @@ def tracked_run(
     sink: DiagnosticsSink,
     metadata: Mapping[str, Any] | None = None,
     run_id: str | None = None,
-) -> Iterator[DataFusionRun]:
+) -> Generator[DataFusionRun, None, None]:
     """Start a run, yield it, finish it: ``completed`` on success, ``failed`` (then re-raise) on an exception.
 
     The yielded envelope is the running one (it is immutable); the finished one is what the sink records.

@@ -66,7 +66,7 @@ class EngineSettings:
     """Where DataFusion spills; ``None``: the system's temporary directory."""
     target_partitions: int | None = None
     """DataFusion's ``target_partitions``; ``None``: the core count."""
-    options: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, str] = field(default_factory=dict[str, str])
     """DataFusion configuration keys (``datafusion.execution.parquet.pushdown_filters``) to values."""
 
     def __hash__(self) -> int:  # a session pool keys sessions by their settings; options is a mapping

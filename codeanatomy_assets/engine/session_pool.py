@@ -24,7 +24,7 @@ that finds the session already lent (a second thread) gets a fresh one: correct,
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Generator, Hashable
 from contextlib import AbstractContextManager, contextmanager
 from typing import Final
 
@@ -43,7 +43,9 @@ class SessionPool:
         self._lent: set[Hashable] = set()
 
     @contextmanager
-    def lend(self, key: Hashable, factory: Callable[[], SessionContext]) -> Iterator[SessionContext]:
+    def lend(
+        self, key: Hashable, factory: Callable[[], SessionContext]
+    ) -> Generator[SessionContext, None, None]:
         """The session for ``key`` (made by ``factory`` on first use), cleaned when it comes back."""
         ctx: SessionContext | None = None
         with self._lock:

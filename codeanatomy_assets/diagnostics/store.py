@@ -51,7 +51,7 @@ import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import TableNotFoundError
 from deltalake.fs import DeltaStorageHandler
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, RemoveAction
 from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 
 from codeanatomy_assets.diagnostics import attributes as attr
@@ -219,9 +219,10 @@ def _file_stats(table: str, data: pa.Table) -> str:
     for column in STATS_COLUMNS[table]:
         values = data.column(column)
         nulls[column] = values.null_count
-        extremes = pc.min_max(values).as_py()
-        if extremes["min"] is not None:
-            mins[column], maxs[column] = extremes["min"], extremes["max"]
+        extremes = pc.min_max(values)
+        low, high = extremes["min"].as_py(), extremes["max"].as_py()
+        if low is not None:
+            mins[column], maxs[column] = low, high
     return json.dumps({"numRecords": data.num_rows, "minValues": mins, "maxValues": maxs, "nullCount": nulls})
 
 
@@ -340,7 +341,9 @@ class DeltaDiagnosticsStore:
         try:
             delta = self._writable(table)
             filesystem, base = self._filesystem(table)
-            actions = [self._write_file(table, filesystem, base, data) for data in runs.values()]
+            actions: list[AddAction | RemoveAction] = [
+                self._write_file(table, filesystem, base, data) for data in runs.values()
+            ]
             delta.create_write_transaction(
                 actions,
                 "append",
@@ -374,7 +377,9 @@ class DeltaDiagnosticsStore:
         uri = self.table_uri(table)
         if _is_local(uri):
             return LocalFileSystem(), uri
-        return PyFileSystem(DeltaStorageHandler(uri, self._storage_options)), ""
+        # deltalake's handler implements pyarrow's FileSystemHandler interface without subclassing it.
+        handler = DeltaStorageHandler(uri, self._storage_options)
+        return PyFileSystem(handler), ""  # pyright: ignore[reportArgumentType]
 
     def _delta(self, table: str, *, create: bool) -> DeltaTable | None:
         """The table at its latest version; created when missing and ``create``; ``None`` when missing.
@@ -506,7 +511,7 @@ class DeltaDiagnosticsStore:
         ]
         data = pa.concat_tables(parts)
         if run_id is not None:
-            data = data.filter(pc.equal(data.column("run_id"), run_id))  # pruning keeps a superset
+            data = data.filter(pc.equal(data.column("run_id"), pa.scalar(run_id)))  # pruning keeps a superset
         return data
 
     def read_events(

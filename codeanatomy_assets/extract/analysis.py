@@ -572,7 +572,7 @@ def _enter(
     if code is _CLASS:
         outer.extend(node.bases)  # type: ignore[union-attr]
         outer.extend(node.keywords)  # type: ignore[union-attr]
-    else:  # the parts of the signature that are expressions, without a walk over every parameter
+    elif args is not None:  # a function: the parts of its signature that are expressions, not every parameter
         outer.extend(args.defaults)
         outer.extend(default for default in args.kw_defaults if default is not None)
         for arg in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg):

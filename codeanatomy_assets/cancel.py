@@ -166,6 +166,8 @@ def watch_signals(
             for signum, handler in previous_handlers.items():
                 signal.signal(signum, handler)
         stop.set()
+        with contextlib.suppress(OSError):  # wake the watcher now, not at its next poll (up to 0.5 s)
+            writer.send(b"\0")  # not a signal number: only ends the select
         watcher.join(timeout=2 * POLL_SECONDS)
         reader.close()
         writer.close()

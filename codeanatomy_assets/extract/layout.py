@@ -35,14 +35,14 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import DeltaTable, Schema
 from deltalake.fs import DeltaStorageHandler
-from deltalake.transaction import AddAction, CommitProperties, create_table_with_add_actions
+from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 
 from codeanatomy_assets.delta.log import local_table_path
@@ -157,7 +157,9 @@ def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tup
     if local is not None:
         Path(local).mkdir(parents=True, exist_ok=True)
         return LocalFileSystem(), local
-    return PyFileSystem(DeltaStorageHandler(uri, dict(storage_options or {}) or None)), ""
+    # deltalake's handler implements pyarrow's FileSystemHandler interface without subclassing it.
+    handler = DeltaStorageHandler(uri, dict(storage_options or {}) or None)
+    return PyFileSystem(handler), ""  # pyright: ignore[reportArgumentType]
 
 
 def _child_uri(lake: str, name: str) -> str:
@@ -221,10 +223,12 @@ def _clusters(ordered: pa.Table, target: int) -> Iterator[pa.Table]:
 
 def _module_runs(ordered: pa.Table) -> Iterator[tuple[str, str, int]]:
     """(package, module, rows) for each run of equal (package, module) in a sorted table."""
-    runs = pc.run_end_encode(ordered.column("module").combine_chunks())  # modules sorted within packages
+    # Modules are sorted within packages. (pyarrow-stubs lacks run_end_encode, in pyarrow since 13.)
+    runs = pc.run_end_encode(ordered.column("module").combine_chunks())  # pyright: ignore[reportAttributeAccessIssue]
     ends = runs.run_ends.to_pylist()
     modules = runs.values.to_pylist()
-    packages = ordered.column("package").take(pa.array([end - 1 for end in ends])).to_pylist()
+    rows = pa.array([end - 1 for end in ends])
+    packages = cast("list[str]", ordered.column("package").take(rows).to_pylist())  # a non-null field
     start = 0
     for end, module, package in zip(ends, modules, packages, strict=True):
         yield package, module, end - start
@@ -270,8 +274,9 @@ def _commit(
 ) -> None:
     properties = CommitProperties(custom_metadata=dict(metadata))
     if DeltaTable.is_deltatable(uri, storage_options=options):
+        changes: list[AddAction | RemoveAction] = [*actions]  # the list type deltalake declares
         DeltaTable(uri, storage_options=options).create_write_transaction(
-            actions, mode=mode, schema=schema, commit_properties=properties
+            changes, mode=mode, schema=schema, commit_properties=properties
         )
     else:
         create_table_with_add_actions(

@@ -27,8 +27,9 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.context import BaseContext
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -244,7 +245,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context(), initializer=gc.disable)
 
 
-def _pool_context() -> multiprocessing.context.BaseContext:
+def _pool_context() -> BaseContext:
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(_WORKER_MODULES)
@@ -273,7 +274,7 @@ def _stats(
     cpu_seconds: float,
 ) -> ExtractStats:
     files = tables["source_files"]
-    statuses = Counter(files.column("parse_status").to_pylist())
+    statuses = Counter(cast("list[str]", files.column("parse_status").to_pylist()))  # never null
     ok = statuses.pop(ParseStatus.OK.value, 0)
     return ExtractStats(
         files=files.num_rows,
@@ -298,7 +299,7 @@ def _sum(column: pa.ChunkedArray) -> int:
 
 def _events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
     files = result.source_files
-    failed = files.filter(pc.not_equal(files.column("parse_status"), ParseStatus.OK.value))
+    failed = files.filter(pc.not_equal(files.column("parse_status"), pa.scalar(ParseStatus.OK.value)))
     events = [
         DiagnosticEvent(
             name=FILE_FAILED_EVENT,

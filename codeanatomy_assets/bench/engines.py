@@ -65,6 +65,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -179,7 +180,9 @@ def _sorted_rows(table: pa.Table, inexact: Sequence[bool]) -> list[tuple[object,
     def key(row: tuple[object, ...]) -> tuple[str, ...]:
         exact = [repr(v) for v, loose in zip(row, inexact, strict=True) if not loose]
         rough = [
-            repr(None if v is None else round(float(v), 2)) for v, x in zip(row, inexact, strict=True) if x
+            repr(round(float(v), 2) if isinstance(v, float | Decimal) else v)
+            for v, x in zip(row, inexact, strict=True)
+            if x
         ]
         return (*exact, *rough)
 

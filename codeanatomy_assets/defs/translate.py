@@ -10,7 +10,7 @@ from typing import Any
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute
+import pyarrow.compute as pc
 
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Severity
@@ -69,7 +69,7 @@ def extract_metadata(outcome: Any) -> dict[str, Any]:
     statuses = files.column("parse_status").to_pylist()
     meta["files"] = len(statuses)
     meta["files_failed"] = sum(1 for s in statuses if s != "ok")
-    meta["lines"] = int(pa.compute.sum(files.column("lines")).as_py() or 0)
+    meta["lines"] = int(pc.sum(files.column("lines")).as_py() or 0)
     return meta
 
 

@@ -93,7 +93,7 @@ class BenchSettings:
 
     @classmethod
     def quick_mode(cls, cache_dir: Path = DEFAULT_CACHE_DIR) -> BenchSettings:
-        """The same cases in under 3 minutes on 2 cores: small trees, scale 0.1, fewer repetitions."""
+        """The same cases in 3-4 minutes on 2 cores: small trees, scale 0.1, fewer repetitions."""
         cache = cache_dir.expanduser()
         small = SourceSelection.subset(QUICK_PACKAGES)
         return cls(

@@ -16,7 +16,7 @@ CaseName = Literal[
 def bench(
     *,
     quick: Annotated[
-        bool, Parameter(help="Smaller data, fewer repetitions, same cases (under 3 minutes).")
+        bool, Parameter(help="Smaller data, fewer repetitions, same cases (3-4 minutes on 2 cores).")
     ] = False,
     out: Annotated[Path, Parameter(help="Where to write the JSON results.")] = Path("codeanatomy-bench.json"),
     cache_dir: Annotated[Path, Parameter(help="Cache of generated data (TPC-H), reused across runs.")] = Path(

@@ -172,7 +172,9 @@ def run_plan(
     )
     try:
         with _session(engine) as ctx:
+            registering = time.perf_counter()
             inputs = register_inputs(ctx, spec, home, step, plan.inputs)
+            registration_ms = (time.perf_counter() - registering) * 1000
             execution = execute_plan(
                 ctx,
                 name=name,
@@ -219,6 +221,7 @@ def run_plan(
             "version": version,
             "uri": uri,
             "write_ms": round(write_ms, 3),
+            "inputs_registration_ms": round(registration_ms, 3),
             **(execution.memory.to_payload() if execution.memory is not None else {}),
             "memory_limit_bytes": engine.resolved_memory_limit(),
         },

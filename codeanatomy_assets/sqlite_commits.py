@@ -54,13 +54,14 @@ class _Keepers:
         self._lock = threading.Lock()
         self._open: dict[str, sqlite3.Connection] = {}
         self._in_wal: set[str] = set()
+        self._paths: dict[str, bool] = {}
 
     def on_connect(self, dbapi_connection: Any, _record: Any) -> None:
         if not isinstance(dbapi_connection, sqlite3.Connection):
             return
         try:
             path = _main_file(dbapi_connection)
-            if not path or not os.path.realpath(path).startswith(self._folder):
+            if not path or not self._inside(path):
                 return
             in_wal = dbapi_connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
             if not in_wal and dbapi_connection.execute("PRAGMA page_count").fetchone()[0] == 0:
@@ -72,6 +73,12 @@ class _Keepers:
             self._keep(path, in_wal=in_wal)
         except sqlite3.Error:  # never fail Dagster's connection over an optimisation
             return
+
+    def _inside(self, path: str) -> bool:
+        inside = self._paths.get(path)
+        if inside is None:  # realpath stats every component: once per file, not per connection
+            inside = self._paths[path] = os.path.realpath(path).startswith(self._folder)
+        return inside
 
     def _keep(self, path: str, *, in_wal: bool) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from deltalake import DeltaTable, write_deltalake
 from codeanatomy_assets.cancel import CANCEL
 from codeanatomy_assets.delta.log import is_object_store_uri, local_table_path
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.delta.pruned import open_snapshot
 from codeanatomy_assets.delta.registration import (
     Registration,
     quote_ident,
@@ -137,7 +138,7 @@ def run_dataset(
         dataset=name,
         payload={
             "rows": row_count,
-            **_live_files(uri, options),
+            **_live_files(uri, options, registered=registration.registered),
             "version": registration.registered.version,
             "uri": uri,
             "provider_mode": registration.registered.provider_mode.value,
@@ -196,7 +197,8 @@ def run_plan(
     started = time.perf_counter()
     try:
         write_result(uri, execution.table, storage)
-        version = DeltaTable(uri, storage_options=storage).version()
+        written = DeltaTable(uri, storage_options=storage)
+        version = written.version()
     except Exception as exc:
         error = redact(f"writing the result to {uri} failed: {exc}", storage)
         step.emit(
@@ -217,7 +219,7 @@ def run_plan(
         plan=name,
         payload={
             "rows": execution.table.num_rows,
-            **_live_files(uri, storage or {}),
+            **_live_files(uri, storage or {}, table=written),
             "version": version,
             "uri": uri,
             "write_ms": round(write_ms, 3),
@@ -426,10 +428,25 @@ def recorded_provider_modes(home: ProjectHome, run_id: str) -> dict[str, Registe
     return chosen
 
 
-def _live_files(uri: str, options: Mapping[str, str]) -> dict[str, object]:
-    """``{"files": n}``, or ``{"files": None, "files_error": ...}``: a failed count is said, not hidden."""
+def _live_files(
+    uri: str,
+    options: Mapping[str, str],
+    *,
+    table: DeltaTable | None = None,
+    registered: RegisteredTable | None = None,
+) -> dict[str, object]:
+    """``{"files": n}``, or ``{"files": None, "files_error": ...}``: a failed count is said, not hidden.
+
+    Counted from ``table`` when the caller has it open, from the pinned snapshot a ``delta_pruned_parquet``
+    registration loaded, else by opening the table.
+    """
     try:
-        return {"files": len(DeltaTable(uri, storage_options=dict(options) or None).file_uris())}
+        pinned = registered is not None and registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
+        if table is None and pinned and registered is not None and registered.version is not None:
+            snapshot = open_snapshot(uri, version=registered.version, storage_options=options)
+            return {"files": len(snapshot.files)}
+        table = table or DeltaTable(uri, storage_options=dict(options) or None)
+        return {"files": len(table.file_uris())}
     except Exception as exc:  # noqa: BLE001 - recorded in the event's payload; registration diagnoses the log itself
         return {"files": None, "files_error": f"{type(exc).__name__}: {exc}"}
 

@@ -215,8 +215,8 @@ def test_ctrl_c_at_any_moment_of_a_build_is_one_line_and_130(
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     lines = [line for line in (out + err).splitlines() if line.strip()]
-    if proc.returncode == -signal.SIGINT:  # before Python handles signals: died by it, as a shell sees 130
-        assert lines == []
+    if proc.returncode == -signal.SIGINT:  # died by it (a shell sees 130): before Python handles signals,
+        assert lines in ([], ["codeanatomy: interrupted"])  # or when a blocked SIGINT is let through at exit
         return
     assert proc.returncode == 130, out + err
     assert len(lines) == 1, out + err

@@ -10,7 +10,8 @@ each file's size and modification time.
 
 So a step borrows the process's session for its settings (:func:`step_session`); what the step
 registered is deregistered when it returns the session, so no table leaks into the next step. A step
-that finds the session already lent (a second thread) gets a fresh one: correct, only colder.
+that finds the session already lent (a second thread) gets a fresh one: correct, only colder. A step
+that fails takes its session with it: the next step gets a new one.
 
 >>> from datafusion import SessionContext
 >>> pool = SessionPool()
@@ -19,6 +20,14 @@ that finds the session already lent (a second thread) gets a fresh one: correct,
 >>> with pool.lend("k", SessionContext) as again:
 ...     again is ctx, again.table_exist("t")
 (True, False)
+>>> try:
+...     with pool.lend("k", SessionContext) as failing:
+...         raise ValueError("a failed step")
+... except ValueError:
+...     pass
+>>> with pool.lend("k", SessionContext) as fresh:
+...     fresh is ctx
+False
 """
 
 from __future__ import annotations
@@ -58,18 +67,25 @@ class SessionPool:
             yield factory()  # lent already (another thread): a session of its own
             return
         before = _table_names(ctx)
+        failed = False
         try:
             yield ctx
+        except BaseException:
+            # Not lent again: after a failure (a plan stopped by its timeout, whose streams end only at
+            # DataFusion's next yield; a memory error) what the session still holds is not known.
+            failed = True
+            raise
         finally:
             try:
                 for name in _table_names(ctx) - before:
                     ctx.deregister_table(_quoted(name))
             except BaseException:
-                with self._lock:  # a session that could not be cleaned is not lent again
-                    self._sessions.pop(key, None)
+                failed = True  # a session that could not be cleaned is not lent again either
                 raise
             finally:
                 with self._lock:
+                    if failed:
+                        self._sessions.pop(key, None)
                     self._lent.discard(key)
 
     def clear(self) -> None:

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from codeanatomy_assets.delta.log import is_object_store_uri
+from codeanatomy_assets.delta.storage import is_object_store_uri
 from codeanatomy_assets.errors import ConfigError
 
 if TYPE_CHECKING:

@@ -23,7 +23,6 @@ from datafusion import SessionContext
 from deltalake import DeltaTable, write_deltalake
 
 from codeanatomy_assets.cancel import CANCEL
-from codeanatomy_assets.delta.log import is_object_store_uri, local_table_path
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import open_snapshot
 from codeanatomy_assets.delta.registration import (
@@ -33,6 +32,7 @@ from codeanatomy_assets.delta.registration import (
     register_dataset,
     register_for_plan,
 )
+from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
 from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan

@@ -28,9 +28,9 @@ from codeanatomy_assets.delta.log import (
     LogSource,
     deletion_vector_location,
     effective_features,
-    open_filesystem,
     read_log_health,
 )
+from codeanatomy_assets.delta.storage import open_filesystem
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 
 CORPUS_TABLES = (

@@ -33,12 +33,13 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from codeanatomy_assets.delta.storage import is_object_store_uri, open_filesystem, truthy
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import error_text
 
@@ -58,7 +59,6 @@ _UUID_RE: Final = re.compile(
 )
 _COMPACTED_RE: Final = re.compile(r"^(\d{20})\.(\d{20})\.compacted\.json$")
 _CRC_RE: Final = re.compile(r"^\d{20}\.crc$")
-_OBJECT_STORE_SCHEMES: Final = frozenset({"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "adl", "azure"})
 _CHECKPOINT_COLUMNS: Final = ("protocol", "metaData", "add", "remove", "checkpointMetadata", "sidecar")
 _FILE_ACTION_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "add": ("path", "deletionVector"),
@@ -394,105 +394,6 @@ def effective_features(
     return tuple(sorted(readers)), tuple(sorted(writers))
 
 
-# ----------------------------------------------------------------------------------------------------
-# Filesystem access (pyarrow.fs for local paths and object stores alike)
-
-
-def is_object_store_uri(uri: str) -> bool:
-    """Whether ``uri`` names an object store (s3://, gs://, az://, abfss://, ...)."""
-    scheme = urllib.parse.urlsplit(uri).scheme.lower()
-    return scheme in _OBJECT_STORE_SCHEMES
-
-
-def local_table_path(uri: str) -> str | None:
-    """The absolute local path of a table URI (a plain path or ``file://``), else ``None``."""
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme == "file":
-        return os.path.abspath(urllib.parse.unquote(parts.path))
-    if parts.scheme == "" or (len(parts.scheme) == 1 and os.name == "nt"):
-        return os.path.abspath(uri)
-    return None
-
-
-def _option(options: Mapping[str, str], *names: str) -> str | None:
-    lowered = {k.lower(): v for k, v in options.items()}
-    for name in names:
-        value = lowered.get(name.lower())
-        if value not in (None, ""):
-            return value
-    return None
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def open_filesystem(
-    uri: str, storage_options: Mapping[str, str] | None = None
-) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the table's root path inside it.
-
-    Local paths use ``LocalFileSystem``; s3/gs/az URIs build the matching pyarrow filesystem from the
-    deltalake-style storage options (``AWS_ACCESS_KEY_ID``, ``AWS_ENDPOINT_URL``, ``AWS_ALLOW_HTTP``,
-    ``AZURE_STORAGE_ACCOUNT_NAME``, ...). Raises ``ValueError``/``OSError``/``ArrowException`` when that is
-    not possible; callers turn the failure into a ``log_not_readable_directly`` finding.
-    """
-    options = dict(storage_options or {})
-    local = local_table_path(uri)
-    if local is not None:
-        return pafs.LocalFileSystem(), local
-    parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
-    root = (parts.netloc + parts.path).rstrip("/")
-    if scheme in {"s3", "s3a"}:
-        return _s3_filesystem(options), root
-    if scheme in {"gs", "gcs"}:
-        token = _option(options, "GOOGLE_ACCESS_TOKEN", "google_access_token")
-        anonymous = _truthy(_option(options, "GOOGLE_ANONYMOUS", "anonymous"))
-        return pafs.GcsFileSystem(access_token=token, anonymous=anonymous), root
-    if scheme in {"az", "abfs", "abfss", "adl", "azure"}:
-        account = _option(options, "AZURE_STORAGE_ACCOUNT_NAME", "azure_storage_account_name", "account_name")
-        if account is None and "@" in parts.netloc:
-            account = parts.netloc.split("@", 1)[1].split(".", 1)[0]
-        if account is None:
-            raise ValueError("no Azure storage account name in the storage options or the URI")
-        key = _option(options, "AZURE_STORAGE_ACCOUNT_KEY", "azure_storage_account_key", "account_key")
-        container = parts.netloc.split("@", 1)[0]
-        return pafs.AzureFileSystem(account_name=account, account_key=key), (container + parts.path).rstrip(
-            "/"
-        )
-    raise ValueError(f"no pyarrow filesystem for scheme {scheme!r}")
-
-
-def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
-    endpoint = _option(
-        options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "aws_endpoint_url", "endpoint_url", "endpoint"
-    )
-    scheme: Literal["http", "https"] = "https"
-    if endpoint is not None and "://" in endpoint:  # (urlsplit reads "minio:9000" as scheme "minio")
-        split = urllib.parse.urlsplit(endpoint)
-        if split.scheme == "http":
-            scheme = "http"
-        elif split.scheme != "https":
-            raise ValueError(f"the S3 endpoint {endpoint!r} is neither http:// nor https://")
-        endpoint = split.netloc + split.path.rstrip("/")
-    elif endpoint is not None and _truthy(_option(options, "AWS_ALLOW_HTTP", "allow_http")):
-        scheme = "http"  # a bare host:port endpoint
-    return pafs.S3FileSystem(
-        access_key=_option(options, "AWS_ACCESS_KEY_ID", "access_key_id"),
-        secret_key=_option(options, "AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-        session_token=_option(options, "AWS_SESSION_TOKEN", "session_token", "token"),
-        region=_option(options, "AWS_REGION", "AWS_DEFAULT_REGION", "region") or "us-east-1",
-        endpoint_override=endpoint,
-        scheme=scheme,
-        connect_timeout=5,
-        request_timeout=10,
-        retry_strategy=pafs.AwsStandardS3RetryStrategy(max_attempts=2),
-        allow_bucket_creation=False,
-        allow_bucket_deletion=False,
-    )
-
-
 def _exception_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {error_text(exc, 400)}"
 
@@ -761,7 +662,7 @@ def _health_from_deltalake(
         reader_features=readers,
         writer_features=writers,
         column_mapping_mode=(configuration.get("delta.columnMapping.mode") or "none").lower(),
-        deletion_vectors_enabled=_truthy(configuration.get("delta.enableDeletionVectors")),
+        deletion_vectors_enabled=truthy(configuration.get("delta.enableDeletionVectors")),
     )
     builder.find(
         LogFindingCode.DATA_FILES_NOT_CHECKED,
@@ -1180,7 +1081,7 @@ def _describe_state(
             schema_fields=_schema_fields(metadata.get("schemaString")),
             configuration=configuration,
             column_mapping_mode=(configuration.get("delta.columnMapping.mode") or "none").lower(),
-            deletion_vectors_enabled=_truthy(configuration.get("delta.enableDeletionVectors")),
+            deletion_vectors_enabled=truthy(configuration.get("delta.enableDeletionVectors")),
         )
         interval = DEFAULT_CHECKPOINT_INTERVAL
         raw_interval = configuration.get("delta.checkpointInterval")

@@ -42,12 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 import datafusion
 import pyarrow as pa
 
-from codeanatomy_assets.delta.log import (
-    LogHealth,
-    is_object_store_uri,
-    local_table_path,
-    read_log_health,
-)
+from codeanatomy_assets.delta.log import LogHealth, read_log_health
 from codeanatomy_assets.delta.protocol import (
     READ_MODES,
     Compatibility,
@@ -57,6 +52,7 @@ from codeanatomy_assets.delta.protocol import (
 )
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import READER_DESCRIPTION, PinnedSnapshot, open_snapshot, register_files
+from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.diagnostics.attributes import ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit

@@ -45,7 +45,7 @@ from deltalake.fs import DeltaStorageHandler
 from deltalake.transaction import AddAction, CommitProperties, RemoveAction, create_table_with_add_actions
 from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 
-from codeanatomy_assets.delta.log import local_table_path
+from codeanatomy_assets.delta.storage import local_table_path
 from codeanatomy_assets.extract.runner import ExtractResult
 
 CLUSTER_COLUMNS: Final = ("package", "module")

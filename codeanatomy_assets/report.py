@@ -13,12 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.home import ProjectHome
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.engine.scan import ScanUnit
 
 REPORT_FILE: Final = "run_diagnostics_report.md"
 SECTIONS: Final = (
@@ -517,6 +520,54 @@ def _scan_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:
         "",
         markdown_table(lost, ["plan", "dataset", "candidate_files", "delta_prunable_files", "predicate"]),
     ]
+
+
+def _scan_cell(value: object) -> str:
+    if value is None:
+        return "-"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def render_scan_units_markdown(units: Sequence[ScanUnit]) -> str:
+    """A markdown table of scan units, one row per scan, for reports and Dagster metadata."""
+    from codeanatomy_assets.engine.scan import PRUNING_LOST, PRUNING_PARTIAL  # loads DataFusion: on use
+
+    header = (
+        "| plan | dataset | provider | live files | read | skipped | Delta could skip | row groups read |"
+        " bytes scanned | predicate | status |\n"
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|\n"
+    )
+    rows = []
+    for unit in units:
+        status = PRUNING_LOST if unit.pruning_lost else PRUNING_PARTIAL if unit.pruning_partial else "ok"
+        if unit.errors:
+            status += " (" + "; ".join(unit.errors) + ")"
+        groups = None
+        if unit.row_groups_total is not None:
+            groups = f"{unit.row_groups_matched}/{unit.row_groups_total}" + (
+                "" if unit.row_groups_exact else " ≈"
+            )
+        rows.append(
+            "| "
+            + " | ".join(
+                _scan_cell(v)
+                for v in (
+                    unit.plan,
+                    unit.dataset_label,
+                    unit.provider_mode.value if unit.provider_mode else None,
+                    unit.total_files,
+                    unit.candidate_files,
+                    unit.pruned_files,
+                    unit.delta_prunable_files,
+                    groups,
+                    unit.bytes_scanned,
+                    unit.delta_predicate or unit.predicate,
+                    status,
+                )
+            )
+            + " |\n"
+        )
+    return header + "".join(rows)
 
 
 def _engine_table(engine: Mapping[str, Any]) -> str:

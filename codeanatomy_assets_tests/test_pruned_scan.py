@@ -43,7 +43,7 @@ from codeanatomy_assets.delta.registration import (
 )
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.engine import SCAN_UNIT_EVENT, CompileOptions, PlanExecution, execute_plan
-from codeanatomy_assets.engine.scan import pruning_predicates
+from codeanatomy_assets.engine.pruning import pruning_predicates
 from codeanatomy_assets.errors import DatasetError, PlanError, ProtocolIncompatibleError
 from codeanatomy_assets_tests.test_tpch import ONE_MONTH, tpch_dataset
 

@@ -24,7 +24,8 @@ from codeanatomy_assets.engine import (
     render_scan_units_markdown,
     translate_predicate,
 )
-from codeanatomy_assets.engine.scan import logical_scans, parse_pruning
+from codeanatomy_assets.engine.predicates import logical_scans
+from codeanatomy_assets.engine.scan_metrics import parse_pruning
 from codeanatomy_assets_tests.test_tpch import ONE_MONTH, tpch_dataset
 
 SELECTIVE = (

@@ -16,16 +16,11 @@ from codeanatomy_assets.engine.plan import (
     execute_plan,
     render_explain_analyze,
 )
-from codeanatomy_assets.engine.scan import (
-    SCAN_UNIT_EVENT,
-    DeltaPredicate,
-    ScanUnit,
-    TablePruning,
-    collect_scan_units,
-    render_scan_units_markdown,
-    translate_predicate,
-)
+from codeanatomy_assets.engine.predicates import DeltaPredicate, translate_predicate
+from codeanatomy_assets.engine.pruning import TablePruning
+from codeanatomy_assets.engine.scan import SCAN_UNIT_EVENT, ScanUnit, collect_scan_units
 from codeanatomy_assets.engine.session import DEFAULT_OPTIONS, EngineSettings, new_session, parse_size
+from codeanatomy_assets.report import render_scan_units_markdown
 
 __all__ = [
     "CAPTURE_ERROR_TYPE",

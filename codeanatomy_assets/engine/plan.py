@@ -6,7 +6,7 @@
 ``logical``
     ``ctx.sql(sql)``: parse and build the logical plan; unknown tables and columns fail here. Tables
     served by ``delta_pruned_parquet`` are bound first: re-registered over the files Delta's log keeps
-    for the plan's predicates (:func:`~codeanatomy_assets.engine.scan.bind_pruned_tables`), so every
+    for the plan's predicates (:func:`~codeanatomy_assets.engine.pruning.bind_pruned_tables`), so every
     later phase plans and reads only those; they are registered whole again when the plan is done.
 ``optimized``
     ``DataFrame.optimized_logical_plan()``: the optimizer; constant folding errors surface here.
@@ -60,16 +60,10 @@ from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_par
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
 from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
 from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
-from codeanatomy_assets.engine.scan import (
-    ScanUnit,
-    TablePruning,
-    bind_pruned_tables,
-    collect_scan_units,
-    operator_name,
-    parse_pruning,
-    restore_pruned_tables,
-    variant_of,
-)
+from codeanatomy_assets.engine.predicates import variant_of
+from codeanatomy_assets.engine.pruning import TablePruning, bind_pruned_tables, restore_pruned_tables
+from codeanatomy_assets.engine.scan import ScanUnit, collect_scan_units
+from codeanatomy_assets.engine.scan_metrics import operator_name, parse_pruning
 from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
 
 PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"

@@ -231,6 +231,28 @@ def test_dagster_instance_has_the_run_and_materializations(built: Built) -> None
     assert isinstance(plan.metadata["phase_ms/execute"].value, float)
 
 
+def test_a_rebuild_compares_each_plan_hash_with_the_plan_before(tmp_path: Path) -> None:
+    import dagster as dg
+
+    from codeanatomy_assets.home import ProjectHome
+    from codeanatomy_assets.runner import instance_for
+
+    request = BuildRequest.resolve(source=FIXTURE, home=tmp_path)
+    first = run_build(request, run_id="00000000-0000-4000-8000-0000000e2e02")
+    assert first.success
+    instance = instance_for(ProjectHome.resolve(tmp_path))
+    plans = ("call_edges", "module_dependencies", "module_metrics", "package_hotspots")
+    for name in plans:  # nothing to compare with in a first build
+        meta = instance.get_latest_materialization_event(dg.AssetKey(name)).asset_materialization.metadata
+        assert "plan_hash_changed" not in meta, name
+    second = run_build(request, run_id="00000000-0000-4000-8000-0000000e2e03")
+    assert second.success
+    for name in plans:  # the same tree and SQL: the same optimized plan
+        event = instance.get_latest_materialization_event(dg.AssetKey(name))
+        assert event.run_id == "00000000-0000-4000-8000-0000000e2e03"
+        assert event.asset_materialization.metadata["plan_hash_changed"].value is False, name
+
+
 # --- bad input ----------------------------------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
                 options=codeanatomy.compile_options(step.run_id),
                 engine=codeanatomy.engine_settings(spec.engine),
             )
-        previous = _previous_metadata(context, "plan_hash/optimized")
+        previous = _previous_metadata(context, "plan_hash/optimized", [p.name for p in spec.plans])
         return dg.MaterializeResult(
             metadata={**translate.plan_metadata(outcome, previous), **translate.step_metadata(step)},
             check_results=translate.plan_checks(step.collector, name),
@@ -179,8 +179,23 @@ def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefin
     return run_diagnostics_report
 
 
-def _previous_metadata(context: dg.AssetExecutionContext, key: str) -> Any:
-    event = context.instance.get_latest_materialization_event(context.asset_key)
+_PREVIOUS: dict[str, dict[dg.AssetKey, Any]] = {}
+"""The latest materialization before this run of every plan asset, read once per run (this process)."""
+
+
+def _previous_metadata(context: dg.AssetExecutionContext, key: str, plans: Sequence[str]) -> Any:
+    """``key`` of the asset's materialization before this run (``None`` if there was none).
+
+    The first plan step of a run asks the event log for every plan at once (one query instead of one per
+    plan step: about 7 ms each on SQLite); a plan's latest materialization is never one of this run
+    then, as every plan materializes once per run and after that first step asked.
+    """
+    run_id = context.run.run_id
+    if run_id not in _PREVIOUS or context.asset_key not in _PREVIOUS[run_id]:
+        _PREVIOUS.clear()  # one run at a time per process
+        keys = {dg.AssetKey(name) for name in plans} | {context.asset_key}
+        _PREVIOUS[run_id] = dict(context.instance.get_latest_materialization_events(keys))
+    event = _PREVIOUS[run_id].get(context.asset_key)
     if event is None or event.asset_materialization is None:
         return None
     value = event.asset_materialization.metadata.get(key)

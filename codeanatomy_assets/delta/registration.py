@@ -42,7 +42,8 @@ from typing import TYPE_CHECKING, Any, Final
 import datafusion
 import pyarrow as pa
 
-from codeanatomy_assets.delta.log import LogHealth, read_log_health
+from codeanatomy_assets.delta.health import LogHealth
+from codeanatomy_assets.delta.log import read_log_health
 from codeanatomy_assets.delta.protocol import (
     READ_MODES,
     Compatibility,

@@ -59,7 +59,7 @@ from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severit
 from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_partitions
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
 from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
-from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
+from codeanatomy_assets.engine.metrics import FILE_METRICS, MetricReading, OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.predicates import variant_of
 from codeanatomy_assets.engine.pruning import TablePruning, bind_pruned_tables, restore_pruned_tables
 from codeanatomy_assets.engine.scan import ScanUnit, collect_scan_units
@@ -639,7 +639,7 @@ class _PlanRun:
             units = tuple(
                 collect_scan_units(
                     plan_name=self.name,
-                    executed=self.executed or read_plan(self.physical),
+                    executed=self.executed or read_plan(self.physical, labelled=FILE_METRICS),
                     optimized=self.optimized,
                     tables=self.tables,
                     pruning=self.pruning,
@@ -901,6 +901,6 @@ def _run_phases(run: _PlanRun) -> pa.Table:
     run.physical = run.run_phase(PlanPhase.PHYSICAL, run.df.execution_plan, indent)
     table = run.run_phase(PlanPhase.EXECUTE, run.execute)
     if run.options.collects_metrics:
-        run.executed = read_plan(run.physical)
+        run.executed = read_plan(run.physical, labelled=FILE_METRICS)
         run.metrics = operator_metrics(run.executed)
     return table

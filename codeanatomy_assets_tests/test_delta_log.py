@@ -20,16 +20,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from codeanatomy_assets.delta.log import (
+from codeanatomy_assets.delta.health import (
     CheckpointKind,
     LastCheckpointState,
     LogFindingCode,
     LogHealth,
     LogSource,
-    deletion_vector_location,
     effective_features,
-    read_log_health,
 )
+from codeanatomy_assets.delta.log import deletion_vector_location, read_log_health
 from codeanatomy_assets.delta.storage import open_filesystem
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 

@@ -15,8 +15,10 @@ needs a diagnosis. It follows the Delta protocol specification (``PROTOCOL.md`` 
   checkConstraints, changeDataFeed, generatedColumns, columnMapping, identityColumns); versions 3 (reader) and
   7 (writer) list their features explicitly.
 
-Every problem found becomes a :class:`LogFinding` (code, severity, message); nothing here raises on a
-damaged log.
+Every problem found becomes a :class:`~codeanatomy_assets.delta.health.LogFinding` (code, severity,
+message); nothing here raises on a damaged log. The records live in :mod:`codeanatomy_assets.delta.health`,
+the listing and the checkpoint analysis in :mod:`codeanatomy_assets.delta.checkpoints`, URIs and
+filesystems in :mod:`codeanatomy_assets.delta.storage`.
 
 >>> health = read_log_health("/no/such/table")
 >>> health.delta_log_present, health.findings[0].code.value
@@ -27,422 +29,47 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final
 
-import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
+from codeanatomy_assets.delta.checkpoints import (
+    Listing,
+    candidate_order,
+    checkpoint_candidates,
+    find_gaps,
+    list_log,
+    parse_commit,
+    read_checkpoint_actions,
+    read_hint,
+    read_parquet_actions,
+    read_text,
+    sidecar_location,
+    sidecar_paths,
+)
+from codeanatomy_assets.delta.health import (
+    DEFAULT_CHECKPOINT_INTERVAL,
+    CheckpointInfo,
+    HealthBuilder,
+    LogFindingCode,
+    LogHealth,
+    LogSource,
+    effective_features,
+    exception_text,
+)
 from codeanatomy_assets.delta.storage import is_object_store_uri, open_filesystem, truthy
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import error_text
 
-DEFAULT_CHECKPOINT_INTERVAL: Final = 100
-"""``delta.checkpointInterval`` when the table does not set it."""
 DEFAULT_DATA_FILE_CHECK_LIMIT: Final = 10_000
 """How many live data files are checked for existence at most (a local ``stat`` each)."""
 OBJECT_STORE_DATA_FILE_CHECK_LIMIT: Final = 1_000
 """The cap for object stores, where each check is a request."""
-
-_COMMIT_RE: Final = re.compile(r"^(\d{20})\.json$")
-_CLASSIC_RE: Final = re.compile(r"^(\d{20})\.checkpoint\.parquet$")
-_MULTI_PART_RE: Final = re.compile(r"^(\d{20})\.checkpoint\.(\d{10})\.(\d{10})\.parquet$")
-_UUID_RE: Final = re.compile(
-    r"^(\d{20})\.checkpoint\.([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})"
-    r"\.(json|parquet)$"
-)
-_COMPACTED_RE: Final = re.compile(r"^(\d{20})\.(\d{20})\.compacted\.json$")
-_CRC_RE: Final = re.compile(r"^\d{20}\.crc$")
-_CHECKPOINT_COLUMNS: Final = ("protocol", "metaData", "add", "remove", "checkpointMetadata", "sidecar")
-_FILE_ACTION_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
-    "add": ("path", "deletionVector"),
-    "remove": ("path", "deletionVector"),
-}
 _Z85: Final = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#"
-
-# Features implied by legacy protocol versions (PROTOCOL.md, "Reader/Writer Version Requirements").
-_READER_IMPLIED: Final[Mapping[int, frozenset[str]]] = {
-    1: frozenset(),
-    2: frozenset({"columnMapping"}),
-}
-_WRITER_IMPLIED: Final[Mapping[int, frozenset[str]]] = {
-    1: frozenset(),
-    2: frozenset({"appendOnly", "invariants"}),
-    3: frozenset({"appendOnly", "invariants", "checkConstraints"}),
-    4: frozenset({"appendOnly", "invariants", "checkConstraints", "changeDataFeed", "generatedColumns"}),
-    5: frozenset(
-        {
-            "appendOnly",
-            "invariants",
-            "checkConstraints",
-            "changeDataFeed",
-            "generatedColumns",
-            "columnMapping",
-        }
-    ),
-    6: frozenset(
-        {
-            "appendOnly",
-            "invariants",
-            "checkConstraints",
-            "changeDataFeed",
-            "generatedColumns",
-            "columnMapping",
-            "identityColumns",
-        }
-    ),
-}
-
-
-class LogSource(StrEnum):
-    """Where the log facts came from."""
-
-    DIRECT = "direct"
-    """``_delta_log`` files read by this module."""
-    DELTALAKE = "deltalake"
-    """The log could not be read directly (an object store); protocol and version come from deltalake."""
-    NONE = "none"
-    """Nothing could be read."""
-
-
-class LastCheckpointState(StrEnum):
-    """What the ``_last_checkpoint`` hint file says, checked against the listing."""
-
-    MISSING = "missing"
-    OK = "ok"
-    EMPTY = "empty"
-    CORRUPT = "corrupt"
-    """Not JSON, not an object, or without an integer ``version``."""
-    STALE = "stale"
-    """Points at a version whose checkpoint files are missing (deltalake then refuses to open the table)."""
-    AHEAD_OF_LOG = "ahead_of_log"
-    """Points past the newest version in the log."""
-    BEHIND = "behind"
-    """Points at an existing checkpoint older than the newest complete one (a failed hint update)."""
-
-
-class CheckpointKind(StrEnum):
-    """The checkpoint naming schemes of the protocol."""
-
-    CLASSIC = "classic"
-    MULTI_PART = "multi_part"
-    V2_UUID = "v2_uuid"
-
-
-class LogFindingCode(StrEnum):
-    """Codes of the findings about a Delta log (the ``code`` of ``delta_log_finding_v1``)."""
-
-    DELTA_LOG_MISSING = "delta_log_missing"
-    LOG_NOT_READABLE_DIRECTLY = "log_not_readable_directly"
-    LOG_LISTING_FAILED = "log_listing_failed"
-    NO_COMMITS = "no_commits"
-    VERSION_GAP = "version_gap"
-    HISTORY_GAP = "history_gap"
-    CORRUPT_COMMIT = "corrupt_commit"
-    EMPTY_COMMIT = "empty_commit"
-    MISSING_PROTOCOL = "missing_protocol"
-    MISSING_METADATA = "missing_metadata"
-    INVALID_PROTOCOL_ACTION = "invalid_protocol_action"
-    LAST_CHECKPOINT_MISSING = "last_checkpoint_missing"
-    LAST_CHECKPOINT_EMPTY = "last_checkpoint_empty"
-    CORRUPT_LAST_CHECKPOINT = "corrupt_last_checkpoint"
-    STALE_LAST_CHECKPOINT = "stale_last_checkpoint"
-    LAST_CHECKPOINT_AHEAD_OF_LOG = "last_checkpoint_ahead_of_log"
-    LAST_CHECKPOINT_BEHIND = "last_checkpoint_behind"
-    INCOMPLETE_MULTIPART_CHECKPOINT = "incomplete_multipart_checkpoint"
-    MISSING_SIDECAR = "missing_sidecar"
-    CORRUPT_CHECKPOINT = "corrupt_checkpoint"
-    CHECKPOINT_OVERDUE = "checkpoint_overdue"
-    LOG_COMPACTION_PRESENT = "log_compaction_present"
-    MISSING_DATA_FILES = "missing_data_files"
-    MISSING_DELETION_VECTOR_FILES = "missing_deletion_vector_files"
-    DATA_FILE_CHECK_TRUNCATED = "data_file_check_truncated"
-    DATA_FILES_NOT_CHECKED = "data_files_not_checked"
-    INVALID_TABLE_PROPERTY = "invalid_table_property"
-    UNRECOGNIZED_LOG_FILE = "unrecognized_log_file"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogFinding:
-    """One problem (or notable fact) found in a Delta log."""
-
-    code: LogFindingCode
-    severity: Severity
-    message: str
-    detail: Mapping[str, Any] = field(default_factory=dict)
-
-    def to_row(self) -> dict[str, Any]:
-        """A JSON-ready row."""
-        return {
-            "code": self.code.value,
-            "severity": self.severity.value,
-            "message": self.message,
-            "detail": dict(self.detail),
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LastCheckpointHint:
-    """The parsed ``_last_checkpoint`` file and its state."""
-
-    state: LastCheckpointState
-    version: int | None = None
-    parts: int | None = None
-    v2_path: str | None = None
-    fields: tuple[str, ...] = ()
-    """Keys present in the file (extra keys are tolerated)."""
-    error: str | None = None
-
-    def to_row(self) -> dict[str, Any]:
-        """A JSON-ready row."""
-        return {
-            "state": self.state.value,
-            "version": self.version,
-            "parts": self.parts,
-            "v2_path": self.v2_path,
-            "fields": list(self.fields),
-            "error": self.error,
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CheckpointInfo:
-    """The checkpoint the log reader uses (the newest complete, readable one not past the latest version)."""
-
-    version: int
-    kind: CheckpointKind
-    files: tuple[str, ...]
-    parts_expected: int = 1
-    parts_present: int = 1
-    v2_spec: bool = False
-    """Whether it holds a ``checkpointMetadata`` action (V2 spec, possibly classic-named)."""
-    sidecars: tuple[str, ...] = ()
-    sidecars_missing: tuple[str, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """All parts and sidecars present."""
-        return self.parts_present == self.parts_expected and not self.sidecars_missing
-
-    def to_row(self) -> dict[str, Any]:
-        """A JSON-ready row."""
-        return {
-            "version": self.version,
-            "kind": self.kind.value,
-            "files": list(self.files),
-            "parts_expected": self.parts_expected,
-            "parts_present": self.parts_present,
-            "complete": self.complete,
-            "v2_spec": self.v2_spec,
-            "sidecars": list(self.sidecars),
-            "sidecars_missing": list(self.sidecars_missing),
-        }
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VersionGap:
-    """Commit versions ``start..end`` (inclusive) absent from the log."""
-
-    start: int
-    end: int
-    blocking: bool
-    """True when the latest snapshot needs them (no checkpoint covers them)."""
-
-    def to_row(self) -> dict[str, Any]:
-        """A JSON-ready row."""
-        return {"start": self.start, "end": self.end, "blocking": self.blocking}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LogHealth:
-    """Everything the log says about a table's readiness, read without deltalake."""
-
-    uri: str
-    source: LogSource
-    delta_log_present: bool
-    latest_version: int | None = None
-    commit_count: int = 0
-    last_checkpoint: LastCheckpointHint = field(
-        default_factory=lambda: LastCheckpointHint(state=LastCheckpointState.MISSING)
-    )
-    checkpoint: CheckpointInfo | None = None
-    commits_since_checkpoint: int | None = None
-    version_gaps: tuple[VersionGap, ...] = ()
-    compaction_files: tuple[str, ...] = ()
-    protocol: Mapping[str, Any] | None = None
-    """The raw latest ``protocol`` action."""
-    metadata_present: bool = False
-    table_id: str | None = None
-    partition_columns: tuple[str, ...] = ()
-    schema_fields: tuple[str, ...] = ()
-    configuration: Mapping[str, str] = field(default_factory=dict)
-    min_reader_version: int | None = None
-    min_writer_version: int | None = None
-    reader_features: tuple[str, ...] = ()
-    """Effective reader features: explicit (reader 3) or implied by the legacy version, sorted."""
-    writer_features: tuple[str, ...] = ()
-    """Effective writer features: explicit (writer 7) or implied by the legacy version, sorted."""
-    column_mapping_mode: str = "none"
-    deletion_vectors_enabled: bool = False
-    checkpoint_interval: int = DEFAULT_CHECKPOINT_INTERVAL
-    live_files: int | None = None
-    data_files_checked: int = 0
-    data_files_missing: int = 0
-    missing_data_file_examples: tuple[str, ...] = ()
-    deletion_vector_files_missing: int = 0
-    findings: tuple[LogFinding, ...] = ()
-
-    @property
-    def table_features(self) -> tuple[str, ...]:
-        """Sorted union of the effective reader and writer features."""
-        return tuple(sorted(set(self.reader_features) | set(self.writer_features)))
-
-    @property
-    def last_checkpoint_version(self) -> int | None:
-        """The version of the checkpoint the reader uses (not the hint's)."""
-        return self.checkpoint.version if self.checkpoint else None
-
-    @property
-    def unreadable_reason(self) -> str | None:
-        """Why the log gave no protocol, in one line (its first error finding, e.g. ``not a Delta table: no
-        _delta_log at URI``); ``None`` when it gave one. No provider mode can be chosen without it."""
-        if self.min_reader_version is not None:
-            return None
-        errors = [f.message for f in self.findings if f.severity is Severity.ERROR]
-        return errors[0] if errors else "the log holds no readable protocol action"
-
-    @property
-    def severity(self) -> Severity:
-        """The highest severity among the findings (info when there are none)."""
-        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.INFO)
-
-    def payload(self) -> dict[str, Any]:
-        """Every field, JSON-ready (the payload of ``delta_log_health_v1``)."""
-        return {
-            "uri": self.uri,
-            "source": self.source.value,
-            "delta_log_present": self.delta_log_present,
-            "latest_version": self.latest_version,
-            "commit_count": self.commit_count,
-            "last_checkpoint": self.last_checkpoint.to_row(),
-            "last_checkpoint_state": self.last_checkpoint.state.value,
-            "last_checkpoint_version": self.last_checkpoint_version,
-            "checkpoint": self.checkpoint.to_row() if self.checkpoint else None,
-            "commits_since_checkpoint": self.commits_since_checkpoint,
-            "version_gaps": [g.to_row() for g in self.version_gaps],
-            "compaction_files": list(self.compaction_files),
-            "protocol": dict(self.protocol) if self.protocol is not None else None,
-            "metadata_present": self.metadata_present,
-            "table_id": self.table_id,
-            "partition_columns": list(self.partition_columns),
-            "schema_fields": list(self.schema_fields),
-            "configuration": dict(self.configuration),
-            "min_reader_version": self.min_reader_version,
-            "min_writer_version": self.min_writer_version,
-            "reader_features": list(self.reader_features),
-            "writer_features": list(self.writer_features),
-            "table_features": list(self.table_features),
-            "column_mapping_mode": self.column_mapping_mode,
-            "deletion_vectors_enabled": self.deletion_vectors_enabled,
-            "checkpoint_interval": self.checkpoint_interval,
-            "live_files": self.live_files,
-            "data_files_checked": self.data_files_checked,
-            "data_files_missing": self.data_files_missing,
-            "missing_data_file_examples": list(self.missing_data_file_examples),
-            "deletion_vector_files_missing": self.deletion_vector_files_missing,
-            "findings": [f.to_row() for f in self.findings],
-        }
-
-    def to_row(self) -> dict[str, Any]:
-        """Alias of :meth:`payload` (the one serializer)."""
-        return self.payload()
-
-
-def effective_features(
-    min_reader_version: int | None,
-    min_writer_version: int | None,
-    reader_features: Iterable[str] | None,
-    writer_features: Iterable[str] | None,
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Reader and writer features in force, with those implied by legacy versions filled in.
-
-    >>> effective_features(2, 5, None, None)[0]
-    ('columnMapping',)
-    >>> effective_features(1, 4, None, None)[1]
-    ('appendOnly', 'changeDataFeed', 'checkConstraints', 'generatedColumns', 'invariants')
-    >>> effective_features(3, 7, ["deletionVectors"], ["deletionVectors"])
-    (('deletionVectors',), ('deletionVectors',))
-    """
-    readers: set[str] = set()
-    if min_reader_version is not None:
-        if min_reader_version in _READER_IMPLIED:
-            readers |= _READER_IMPLIED[min_reader_version]
-        else:
-            readers |= set(reader_features or ())
-    writers: set[str] = set()
-    if min_writer_version is not None:
-        if min_writer_version in _WRITER_IMPLIED:
-            writers |= _WRITER_IMPLIED[min_writer_version]
-        else:
-            writers |= set(writer_features or ())
-    return tuple(sorted(readers)), tuple(sorted(writers))
-
-
-def _exception_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {error_text(exc, 400)}"
-
-
-# ----------------------------------------------------------------------------------------------------
-# Listing
-
-
-@dataclass(slots=True)
-class _Listing:
-    commits: dict[int, str] = field(default_factory=dict)
-    classic: dict[int, str] = field(default_factory=dict)
-    multi_part: dict[tuple[int, int], dict[int, str]] = field(default_factory=dict)
-    uuid_named: dict[int, list[str]] = field(default_factory=dict)
-    compactions: list[str] = field(default_factory=list)
-    unrecognized: list[str] = field(default_factory=list)
-    has_last_checkpoint: bool = False
-
-    def checkpoint_versions(self) -> set[int]:
-        return set(self.classic) | {v for v, _ in self.multi_part} | set(self.uuid_named)
-
-
-def _list_log(fs: pafs.FileSystem, log_dir: str) -> _Listing:
-    listing = _Listing()
-    infos = fs.get_file_info(pafs.FileSelector(log_dir, recursive=False))
-    for info in infos:
-        name = info.base_name
-        if info.type == pafs.FileType.Directory:
-            continue
-        if name == "_last_checkpoint":
-            listing.has_last_checkpoint = True
-        elif m := _COMMIT_RE.match(name):
-            listing.commits[int(m.group(1))] = name
-        elif m := _CLASSIC_RE.match(name):
-            listing.classic[int(m.group(1))] = name
-        elif m := _MULTI_PART_RE.match(name):
-            key = (int(m.group(1)), int(m.group(3)))
-            listing.multi_part.setdefault(key, {})[int(m.group(2))] = name
-        elif m := _UUID_RE.match(name):
-            listing.uuid_named.setdefault(int(m.group(1)), []).append(name)
-        elif _COMPACTED_RE.match(name):
-            listing.compactions.append(name)
-        elif _CRC_RE.match(name) or name.startswith((".", "_")) or name.endswith((".crc", ".tmp")):
-            continue
-        else:
-            listing.unrecognized.append(name)
-    listing.compactions.sort()
-    listing.unrecognized.sort()
-    return listing
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -477,67 +104,6 @@ def _dv_id(dv: object) -> str:
     return f"{dv.get('storageType')}{dv.get('pathOrInlineDv')}" + (f"@{offset}" if offset is not None else "")
 
 
-def _parse_commit(text: str) -> tuple[list[dict[str, Any]], list[tuple[int, str]]]:
-    """Actions of a commit and the (line number, error) of every line that is not a JSON object."""
-    actions: list[dict[str, Any]] = []
-    errors: list[tuple[int, str]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            errors.append((number, _exception_text(exc)))
-            continue
-        if isinstance(value, dict):
-            actions.append(value)
-        else:
-            errors.append((number, f"line is a JSON {type(value).__name__}, not an action object"))
-    return actions, errors
-
-
-def _normalize(value: Any) -> Any:
-    """Arrow ``to_pylist`` output → JSON-like values (maps arrive as lists of key/value tuples)."""
-    if isinstance(value, dict):
-        return {k: _normalize(v) for k, v in value.items()}
-    if isinstance(value, list):
-        if value and all(isinstance(i, tuple) and len(i) == 2 for i in value):
-            return {k: _normalize(v) for k, v in value}
-        return [_normalize(v) for v in value]
-    return value
-
-
-def _read_parquet_actions(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
-    schema_names = pq.read_schema(path, filesystem=fs).names
-    columns = [c for c in _CHECKPOINT_COLUMNS if c in schema_names]
-    table = pq.read_table(path, filesystem=fs, columns=columns)
-    actions: list[dict[str, Any]] = []
-    for column in columns:
-        values = table.column(column)
-        if column in _FILE_ACTION_FIELDS:
-            values = _project_struct(values, _FILE_ACTION_FIELDS[column])
-        for value in values.to_pylist():
-            if value is not None:
-                actions.append({column: _normalize(value)})
-    return actions
-
-
-def _project_struct(column: pa.ChunkedArray, names: tuple[str, ...]) -> pa.Array | pa.ChunkedArray:
-    """Only the named fields of a struct column (file actions carry ``stats`` the reader never needs)."""
-    array = column.combine_chunks()
-    if not isinstance(array, pa.StructArray):
-        return column
-    kept = [n for n in names if array.type.get_field_index(n) >= 0]
-    if not kept:
-        return column
-    return pa.StructArray.from_arrays([array.field(n) for n in kept], names=kept, mask=array.is_null())
-
-
-def _read_text(fs: pafs.FileSystem, path: str) -> str:
-    with fs.open_input_stream(path) as stream:
-        return stream.read().decode("utf-8", errors="replace")
-
-
 def _exists(fs: pafs.FileSystem, paths: list[str]) -> list[bool]:
     if not paths:
         return []
@@ -546,27 +112,6 @@ def _exists(fs: pafs.FileSystem, paths: list[str]) -> list[bool]:
 
 # ----------------------------------------------------------------------------------------------------
 # The reader
-
-
-class _Builder:
-    """Collects the pieces of a :class:`LogHealth` (a small mutable helper, internal)."""
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-        self.findings: list[LogFinding] = []
-        self.values: dict[str, Any] = {}
-
-    def find(self, code: LogFindingCode, severity: Severity, message: str, **detail: Any) -> None:
-        self.findings.append(LogFinding(code=code, severity=severity, message=message, detail=detail))
-
-    def build(self, source: LogSource, present: bool) -> LogHealth:
-        return LogHealth(
-            uri=self.uri,
-            source=source,
-            delta_log_present=present,
-            findings=tuple(self.findings),
-            **self.values,
-        )
 
 
 def read_log_health(
@@ -581,7 +126,7 @@ def read_log_health(
     cannot be read with pyarrow.fs, the protocol and version come from ``deltalake`` when it can open the
     table (``source=deltalake``) and a ``log_not_readable_directly`` finding says so.
     """
-    builder = _Builder(uri)
+    builder = HealthBuilder(uri)
     object_store = is_object_store_uri(uri)
     try:
         fs, root = open_filesystem(uri, storage_options)
@@ -597,14 +142,14 @@ def read_log_health(
                 f"not a Delta table: no _delta_log at {uri}",
             )
             return builder.build(LogSource.DIRECT, present=False)
-        listing = _list_log(fs, log_dir)
+        listing = list_log(fs, log_dir)
     except Exception as exc:  # noqa: BLE001 - listing failures (permissions, network) become findings
         if object_store:
             return _health_from_deltalake(builder, uri, storage_options, exc)
         builder.find(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
-            f"could not list {log_dir}: {_exception_text(exc)}",
+            f"could not list {log_dir}: {exception_text(exc)}",
             **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return builder.build(LogSource.NONE, present=False)
@@ -616,12 +161,12 @@ def read_log_health(
 
 
 def _health_from_deltalake(
-    builder: _Builder, uri: str, storage_options: Mapping[str, str] | None, cause: BaseException
+    builder: HealthBuilder, uri: str, storage_options: Mapping[str, str] | None, cause: BaseException
 ) -> LogHealth:
     builder.find(
         LogFindingCode.LOG_NOT_READABLE_DIRECTLY,
         Severity.WARN,
-        f"log not readable directly ({_exception_text(cause)}); protocol and version taken from deltalake",
+        f"log not readable directly ({exception_text(cause)}); protocol and version taken from deltalake",
         **{"exception.type": type(cause).__name__, "exception.message": str(cause)[:400]},
     )
     try:
@@ -634,7 +179,7 @@ def _health_from_deltalake(
         builder.find(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
-            f"deltalake could not open the table either: {_exception_text(exc)}",
+            f"deltalake could not open the table either: {exception_text(exc)}",
             **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return builder.build(LogSource.NONE, present=False)
@@ -673,7 +218,7 @@ def _health_from_deltalake(
 
 
 def _analyse(
-    builder: _Builder, fs: pafs.FileSystem, *, root: str, log_dir: str, listing: _Listing, limit: int
+    builder: HealthBuilder, fs: pafs.FileSystem, *, root: str, log_dir: str, listing: Listing, limit: int
 ) -> None:
     for name in listing.unrecognized:
         builder.find(
@@ -692,7 +237,7 @@ def _analyse(
     builder.values["compaction_files"] = tuple(listing.compactions)
     builder.values["commit_count"] = len(listing.commits)
 
-    candidates = _checkpoint_candidates(builder, fs, log_dir, listing)
+    candidates = checkpoint_candidates(builder, fs, log_dir, listing)
     complete_versions = {c.version for c in candidates if c.complete}
     latest = max([*listing.commits, *complete_versions], default=None)
     builder.values["latest_version"] = latest
@@ -702,7 +247,7 @@ def _analyse(
             Severity.ERROR,
             "the _delta_log holds no commit and no complete checkpoint",
         )
-        builder.values["last_checkpoint"] = _read_hint(
+        builder.values["last_checkpoint"] = read_hint(
             builder, fs, log_dir=log_dir, listing=listing, candidates=candidates, used=None, latest=None
         )
         return
@@ -710,26 +255,26 @@ def _analyse(
     state = _State()
     used: CheckpointInfo | None = None
     for candidate in sorted(
-        (c for c in candidates if c.complete and c.version <= latest), key=_candidate_order, reverse=True
+        (c for c in candidates if c.complete and c.version <= latest), key=candidate_order, reverse=True
     ):
         try:
-            actions = _read_checkpoint_actions(fs, log_dir, candidate)
+            actions = read_checkpoint_actions(fs, log_dir, candidate)
         except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is skipped and reported
             builder.find(
                 LogFindingCode.CORRUPT_CHECKPOINT,
                 Severity.ERROR,
-                f"checkpoint {candidate.version} ({candidate.kind.value}) unreadable: {_exception_text(exc)}",
+                f"checkpoint {candidate.version} ({candidate.kind.value}) unreadable: {exception_text(exc)}",
                 version=candidate.version,
                 files=list(candidate.files),
                 **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
             )
             continue
         is_v2 = any("checkpointMetadata" in a for a in actions)
-        sidecars = _sidecar_paths(actions)
+        sidecars = sidecar_paths(actions)
         missing_sidecars = tuple(
             s
             for s, ok in zip(
-                sidecars, _exists(fs, [_sidecar_location(log_dir, s) for s in sidecars]), strict=True
+                sidecars, _exists(fs, [sidecar_location(log_dir, s) for s in sidecars]), strict=True
             )
             if not ok
         )
@@ -745,12 +290,12 @@ def _analyse(
         sidecar_actions: list[dict[str, Any]] = []
         try:
             for sidecar in sidecars:
-                sidecar_actions.extend(_read_parquet_actions(fs, _sidecar_location(log_dir, sidecar)))
+                sidecar_actions.extend(read_parquet_actions(fs, sidecar_location(log_dir, sidecar)))
         except Exception as exc:  # noqa: BLE001 - an unreadable sidecar makes the checkpoint unusable
             builder.find(
                 LogFindingCode.CORRUPT_CHECKPOINT,
                 Severity.ERROR,
-                f"a sidecar of checkpoint {candidate.version} is unreadable: {_exception_text(exc)}",
+                f"a sidecar of checkpoint {candidate.version} is unreadable: {exception_text(exc)}",
                 version=candidate.version,
                 **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
             )
@@ -768,12 +313,12 @@ def _analyse(
         )
         break
     builder.values["checkpoint"] = used
-    builder.values["last_checkpoint"] = _read_hint(
+    builder.values["last_checkpoint"] = read_hint(
         builder, fs, log_dir=log_dir, listing=listing, candidates=candidates, used=used, latest=latest
     )
 
     start = used.version + 1 if used else 0
-    _find_gaps(builder, listing, used, latest)
+    find_gaps(builder, listing, used, latest)
     after = sorted(v for v in listing.commits if start <= v <= latest)
     builder.values["commits_since_checkpoint"] = len(after)
     for version in after:
@@ -785,232 +330,21 @@ def _analyse(
         _check_files(builder, fs, root, state, limit)
 
 
-def _candidate_order(candidate: CheckpointInfo) -> tuple[int, int]:
-    # Newest first; for one version prefer v2 (UUID) over multi-part over classic, as delta-kernel does.
-    rank = {CheckpointKind.CLASSIC: 0, CheckpointKind.MULTI_PART: 1, CheckpointKind.V2_UUID: 2}[
-        candidate.kind
-    ]
-    return (candidate.version, rank)
-
-
-def _checkpoint_candidates(
-    builder: _Builder, fs: pafs.FileSystem, log_dir: str, listing: _Listing
-) -> list[CheckpointInfo]:
-    candidates = [
-        CheckpointInfo(version=v, kind=CheckpointKind.CLASSIC, files=(name,))
-        for v, name in listing.classic.items()
-    ]
-    for (version, total), parts in listing.multi_part.items():
-        present = sorted(p for p in parts if 1 <= p <= total)
-        info = CheckpointInfo(
-            version=version,
-            kind=CheckpointKind.MULTI_PART,
-            files=tuple(parts[p] for p in present),
-            parts_expected=total,
-            parts_present=len(present),
-        )
-        if not info.complete:
-            missing = sorted(set(range(1, total + 1)) - set(present))
-            builder.find(
-                LogFindingCode.INCOMPLETE_MULTIPART_CHECKPOINT,
-                Severity.WARN,
-                f"multi-part checkpoint {version} has {len(present)} of {total} parts; readers ignore it",
-                version=version,
-                parts_missing=missing,
-            )
-        candidates.append(info)
-    for version, names in listing.uuid_named.items():
-        candidates.extend(
-            CheckpointInfo(version=version, kind=CheckpointKind.V2_UUID, files=(name,))
-            for name in sorted(names)
-        )
-    return candidates
-
-
-def _read_checkpoint_actions(
-    fs: pafs.FileSystem, log_dir: str, candidate: CheckpointInfo
-) -> list[dict[str, Any]]:
-    actions: list[dict[str, Any]] = []
-    for name in candidate.files:
-        path = f"{log_dir}/{name}"
-        if name.endswith(".json"):
-            parsed, errors = _parse_commit(_read_text(fs, path))
-            if errors:
-                line, error = errors[0]
-                raise ValueError(f"{name} line {line}: {error}")
-            actions.extend(parsed)
-        else:
-            actions.extend(_read_parquet_actions(fs, path))
-    if not any("protocol" in a for a in actions) and not any("metaData" in a for a in actions):
-        raise ValueError("checkpoint holds neither protocol nor metaData")
-    return actions
-
-
-def _sidecar_paths(actions: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [
-        a["sidecar"]["path"]
-        for a in actions
-        if isinstance(a.get("sidecar"), dict) and isinstance(a["sidecar"].get("path"), str)
-    ]
-
-
-def _sidecar_location(log_dir: str, path: str) -> str:
-    # Sidecars live in _delta_log/_sidecars; the action stores a URI-encoded name (or, rarely, a full URI).
-    if "://" in path:
-        return urllib.parse.unquote(urllib.parse.urlsplit(path).path)
-    return f"{log_dir}/_sidecars/{urllib.parse.unquote(path)}"
-
-
-def _read_hint(
-    builder: _Builder,
-    fs: pafs.FileSystem,
-    *,
-    log_dir: str,
-    listing: _Listing,
-    candidates: list[CheckpointInfo],
-    used: CheckpointInfo | None,
-    latest: int | None,
-) -> LastCheckpointHint:
-    if not listing.has_last_checkpoint:
-        if candidates:
-            builder.find(
-                LogFindingCode.LAST_CHECKPOINT_MISSING,
-                Severity.INFO,
-                "checkpoints exist but _last_checkpoint is absent (readers list the log instead)",
-            )
-        return LastCheckpointHint(state=LastCheckpointState.MISSING)
-    try:
-        text = _read_text(fs, f"{log_dir}/_last_checkpoint")
-    except Exception as exc:  # noqa: BLE001 - unreadable hint file: reported as corrupt
-        return _corrupt_hint(builder, _exception_text(exc))
-    if not text.strip():
-        builder.find(LogFindingCode.LAST_CHECKPOINT_EMPTY, Severity.WARN, "_last_checkpoint is empty")
-        return LastCheckpointHint(state=LastCheckpointState.EMPTY)
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        return _corrupt_hint(builder, f"not JSON: {_exception_text(exc)}")
-    if not isinstance(value, dict):
-        return _corrupt_hint(builder, f"a JSON {type(value).__name__}, not an object")
-    version = value.get("version")
-    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
-        return _corrupt_hint(builder, f"'version' is {version!r}, not a non-negative integer", fields=value)
-    parts = value.get("parts")
-    parts = parts if isinstance(parts, int) and not isinstance(parts, bool) else None
-    v2 = value.get("v2Checkpoint")
-    v2_path = v2.get("path") if isinstance(v2, dict) and isinstance(v2.get("path"), str) else None
-    fields = tuple(sorted(value))
-
-    def hint(state: LastCheckpointState) -> LastCheckpointHint:
-        return LastCheckpointHint(state=state, version=version, parts=parts, v2_path=v2_path, fields=fields)
-
-    if latest is not None and version > latest:
-        builder.find(
-            LogFindingCode.LAST_CHECKPOINT_AHEAD_OF_LOG,
-            Severity.WARN,
-            f"_last_checkpoint points at version {version}, past the latest version {latest}",
-            hint_version=version,
-            latest_version=latest,
-        )
-        return hint(LastCheckpointState.AHEAD_OF_LOG)
-    if not _hint_target_exists(listing, version, parts, v2_path):
-        builder.find(
-            LogFindingCode.STALE_LAST_CHECKPOINT,
-            Severity.WARN,
-            f"_last_checkpoint points at version {version} but its checkpoint files are missing "
-            "(deltalake refuses to open such a table)",
-            hint_version=version,
-            hint_parts=parts,
-        )
-        return hint(LastCheckpointState.STALE)
-    if used is not None and version < used.version:
-        builder.find(
-            LogFindingCode.LAST_CHECKPOINT_BEHIND,
-            Severity.INFO,
-            f"_last_checkpoint points at version {version}; a newer checkpoint ({used.version}) exists",
-            hint_version=version,
-            checkpoint_version=used.version,
-        )
-        return hint(LastCheckpointState.BEHIND)
-    return hint(LastCheckpointState.OK)
-
-
-def _corrupt_hint(
-    builder: _Builder, error: str, fields: Mapping[str, Any] | None = None
-) -> LastCheckpointHint:
-    builder.find(
-        LogFindingCode.CORRUPT_LAST_CHECKPOINT, Severity.WARN, f"_last_checkpoint is corrupt: {error}"
-    )
-    return LastCheckpointHint(
-        state=LastCheckpointState.CORRUPT, fields=tuple(sorted(fields or {})), error=error
-    )
-
-
-def _hint_target_exists(listing: _Listing, version: int, parts: int | None, v2_path: str | None) -> bool:
-    if v2_path is not None:
-        return version in listing.uuid_named and os.path.basename(v2_path) in listing.uuid_named[version]
-    if parts is not None and parts > 1:
-        return len(listing.multi_part.get((version, parts), {})) == parts
-    return version in listing.checkpoint_versions()
-
-
-def _find_gaps(builder: _Builder, listing: _Listing, used: CheckpointInfo | None, latest: int) -> None:
-    start = used.version + 1 if used else 0
-    gaps: list[VersionGap] = []
-    present = set(listing.commits)
-    for version_range, blocking in ((range(start, latest + 1), True), (range(0, start), False)):
-        run: list[int] = []
-        for version in version_range:
-            if version in present:
-                if run:
-                    gaps.append(VersionGap(start=run[0], end=run[-1], blocking=blocking))
-                    run = []
-            else:
-                run.append(version)
-        if run:
-            gaps.append(VersionGap(start=run[0], end=run[-1], blocking=blocking))
-    history_gaps = [g for g in gaps if not g.blocking]
-    # Commits before the checkpoint are normally removed by metadata cleanup: only a hole *between*
-    # kept commits is worth mentioning, and then only as history (time travel) information.
-    kept = [v for v in present if v < start]
-    first_kept = min(kept, default=start)
-    history_gaps = [g for g in history_gaps if g.start > first_kept]
-    blocking_gaps = [g for g in gaps if g.blocking]
-    for gap in blocking_gaps:
-        covered = f"after checkpoint {used.version}" if used else "and no checkpoint covers them"
-        builder.find(
-            LogFindingCode.VERSION_GAP,
-            Severity.ERROR,
-            f"commit(s) {gap.start}..{gap.end} missing {covered}: the latest snapshot cannot be rebuilt",
-            start=gap.start,
-            end=gap.end,
-        )
-    for gap in history_gaps:
-        builder.find(
-            LogFindingCode.HISTORY_GAP,
-            Severity.INFO,
-            f"commit(s) {gap.start}..{gap.end} missing before checkpoint {start - 1} (no time travel there)",
-            start=gap.start,
-            end=gap.end,
-        )
-    builder.values["version_gaps"] = (*blocking_gaps, *history_gaps)
-
-
 def _replay_commit(
-    builder: _Builder, fs: pafs.FileSystem, *, log_dir: str, name: str, version: int, state: _State
+    builder: HealthBuilder, fs: pafs.FileSystem, *, log_dir: str, name: str, version: int, state: _State
 ) -> None:
     try:
-        text = _read_text(fs, f"{log_dir}/{name}")
+        text = read_text(fs, f"{log_dir}/{name}")
     except Exception as exc:  # noqa: BLE001 - unreadable commit file: a corrupt commit
         builder.find(
             LogFindingCode.CORRUPT_COMMIT,
             Severity.ERROR,
-            f"commit {version} is unreadable: {_exception_text(exc)}",
+            f"commit {version} is unreadable: {exception_text(exc)}",
             version=version,
             **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return
-    actions, errors = _parse_commit(text)
+    actions, errors = parse_commit(text)
     if errors:
         line, error = errors[0]
         builder.find(
@@ -1042,7 +376,7 @@ def _as_names(value: object) -> list[str] | None:
 
 
 def _describe_state(
-    builder: _Builder, state: _State, used: CheckpointInfo | None, since: int, latest: int
+    builder: HealthBuilder, state: _State, used: CheckpointInfo | None, since: int, latest: int
 ) -> None:
     protocol = state.protocol
     if protocol is None:
@@ -1167,7 +501,7 @@ def deletion_vector_location(root: str, dv: Mapping[str, Any]) -> str | None:
     return f"{root}/{prefix}/{name}" if prefix else f"{root}/{name}"
 
 
-def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _State, limit: int) -> None:
+def _check_files(builder: HealthBuilder, fs: pafs.FileSystem, root: str, state: _State, limit: int) -> None:
     paths = sorted({path for path, _ in state.live})
     builder.values["live_files"] = len(paths)
     located = [(p, _file_location(root, p)) for p in paths]
@@ -1193,7 +527,7 @@ def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _Stat
         builder.find(
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,
-            f"data files could not be checked: {_exception_text(exc)}",
+            f"data files could not be checked: {exception_text(exc)}",
             **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
         )
         return
@@ -1225,7 +559,7 @@ def _check_files(builder: _Builder, fs: pafs.FileSystem, root: str, state: _Stat
         builder.find(
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,
-            f"deletion vector files could not be checked: {_exception_text(exc)}",
+            f"deletion vector files could not be checked: {exception_text(exc)}",
         )
         return
     dv_missing = [loc for loc, ok in zip(dv_locations, dv_exists, strict=True) if not ok]

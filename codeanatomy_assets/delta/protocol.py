@@ -37,7 +37,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-from codeanatomy_assets.delta.log import LogHealth
+from codeanatomy_assets.delta.health import LogHealth
 from codeanatomy_assets.delta.provider import ProviderMode
 
 MAX_READER_VERSION: Final = 3

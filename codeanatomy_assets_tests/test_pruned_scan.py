@@ -34,13 +34,12 @@ from codeanatomy_assets.delta.pruned import (
     open_snapshot,
 )
 from codeanatomy_assets.delta.registration import (
-    DATASET_PROVIDER_MODE,
-    DELTA_PROTOCOL_COMPATIBILITY,
     Registration,
     RegistrationPolicy,
     register_dataset,
     register_for_plan,
 )
+from codeanatomy_assets.delta.registration_events import DATASET_PROVIDER_MODE, DELTA_PROTOCOL_COMPATIBILITY
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.engine import SCAN_UNIT_EVENT, CompileOptions, PlanExecution, execute_plan
 from codeanatomy_assets.engine.pruning import pruning_predicates

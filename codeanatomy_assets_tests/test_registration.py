@@ -19,12 +19,6 @@ import pytest
 from codeanatomy_assets.delta.protocol import READ_MODES
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.registration import (
-    DATASET_PROVIDER_MODE,
-    DATASET_PROVIDER_PROBE,
-    DELTA_LOG_FINDING,
-    DELTA_LOG_HEALTH,
-    DELTA_PROTOCOL_COMPATIBILITY,
-    DELTALAKE_DATAFUSION_MAJOR,
     Registration,
     RegistrationPolicy,
     quote_ident,
@@ -32,6 +26,14 @@ from codeanatomy_assets.delta.registration import (
     register_dataset,
     register_for_plan,
     register_object_store,
+)
+from codeanatomy_assets.delta.registration_events import (
+    DATASET_PROVIDER_MODE,
+    DATASET_PROVIDER_PROBE,
+    DELTA_LOG_FINDING,
+    DELTA_LOG_HEALTH,
+    DELTA_PROTOCOL_COMPATIBILITY,
+    DELTALAKE_DATAFUSION_MAJOR,
 )
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector

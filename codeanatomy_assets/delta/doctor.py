@@ -120,7 +120,8 @@ def _fill_report(
     import datafusion
 
     from codeanatomy_assets.delta.log import read_log_health
-    from codeanatomy_assets.delta.registration import RegistrationPolicy, build_events, decide_provider
+    from codeanatomy_assets.delta.registration import RegistrationPolicy, decide_provider
+    from codeanatomy_assets.delta.registration_events import build_events
 
     health = read_log_health(uri, storage_options)
     report.update(

@@ -48,6 +48,8 @@ import pyarrow as pa
 from datafusion import DataFrame, SessionContext, col, lit
 from deltalake import DeltaTable
 
+from codeanatomy_assets.delta.storage import file_key, file_uri_path, file_uri_root
+
 READER_DESCRIPTION: Final = "datafusion ListingTable(parquet) <- delta snapshot files (linked)"
 """``provider_class`` of tables registered in this mode."""
 
@@ -106,16 +108,9 @@ class PinnedSnapshot:
         if predicate is None:
             return self.files
         if predicate not in self._candidates:
-            kept = {_file_key(uri) for uri in self.table.file_uris(file_pruning_predicate=predicate)}
-            self._candidates[predicate] = tuple(f for f in self.files if _file_key(f.uri) in kept)
+            kept = {file_key(uri) for uri in self.table.file_uris(file_pruning_predicate=predicate)}
+            self._candidates[predicate] = tuple(f for f in self.files if file_key(f.uri) in kept)
         return self._candidates[predicate]
-
-
-def _file_key(uri: str) -> str:
-    """A file location without scheme and leading slashes (``file:///a/b`` and ``/a/b`` alike)."""
-    if uri.startswith("file://"):
-        uri = uri[len("file://") :]
-    return uri.lstrip("/")
 
 
 def to_view_types(schema: pa.Schema) -> pa.Schema:
@@ -146,8 +141,8 @@ def _add_actions(
     decoded once); the local path is the table's folder decoded, then the action's path decoded once.
     """
     adds = pa.table(table.get_add_actions(flatten=True))
-    root = _file_key(table.table_uri).rstrip("/")
-    local_root = _local_root(table.table_uri)
+    root = file_key(table.table_uri).rstrip("/")
+    local_root = file_uri_root(table.table_uri)
     # Both are required fields of an add action (never null).
     paths = cast("list[str]", adds.column("path").to_pylist())
     sizes = cast("list[int]", adds.column("size_bytes").to_pylist())
@@ -156,25 +151,13 @@ def _add_actions(
     for index, path in enumerate(paths):
         decoded = urllib.parse.unquote(path)  # the log holds paths URL-encoded; file_uris() decoded
         absolute = "://" in decoded or decoded.startswith("/")
-        key = _file_key(decoded) if absolute else f"{root}/{decoded}"
+        key = file_key(decoded) if absolute else f"{root}/{decoded}"
         if absolute:
-            local = decoded if decoded.startswith("/") else _local_root(path)
+            local = decoded if decoded.startswith("/") else file_uri_root(path)
         else:
             local = None if local_root is None else f"{local_root}/{decoded}"
         actions[key] = (sizes[index], tuple(column[index] for column in columns), local)
     return actions
-
-
-def _local_root(uri: str) -> str | None:
-    """The local path a ``file://`` URI names, percent-decoded (``None`` for any other scheme).
-
-    >>> _local_root("file:///data/a%20b%3Fc/")
-    '/data/a b?c'
-    """
-    parts = urllib.parse.urlsplit(uri)
-    if parts.scheme != "file":
-        return None
-    return urllib.parse.unquote(parts.path).rstrip("/") or "/"
 
 
 def _files_with_deletion_vectors(table: DeltaTable) -> int:
@@ -188,13 +171,13 @@ def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...])
     partition_columns = tuple(table.metadata().partition_columns)
     uris = tuple(table.file_uris())
     actions = _add_actions(table, partition_columns)
-    unmatched = [u for u in uris if _file_key(u) not in actions]
+    unmatched = [u for u in uris if file_key(u) not in actions]
     if unmatched:
         raise ValueError(f"no add action matches {len(unmatched)} live file(s), e.g. {unmatched[0]}")
     files = tuple(
         SnapshotFile(uri=u, size=size, partition_values=values, path=local)
         for u in uris
-        for size, values, local in (actions[_file_key(u)],)
+        for size, values, local in (actions[file_key(u)],)
     )
     return PinnedSnapshot(
         uri=uri,
@@ -292,18 +275,18 @@ class LinkFarm:
         hard = True
         for index, file in enumerate(files):
             link = os.path.join(path, f"{index:06d}.parquet")
-            target = file.path or _local_path(file.uri)
+            target = file.path or file_uri_path(file.uri)
             hard = _link(target, os.path.join(staging, f"{index:06d}.parquet")) and hard
             links.append((link, file.uri))
         os.rename(staging, path)
         for link, uri in links:  # as given and resolved: DataFusion may print either spelling
-            self._targets[_file_key(link)] = uri
-            self._targets[_file_key(os.path.join(os.path.realpath(path), os.path.basename(link)))] = uri
+            self._targets[file_key(link)] = uri
+            self._targets[file_key(os.path.join(os.path.realpath(path), os.path.basename(link)))] = uri
         return LinkFolder(path=path, links=tuple(links), hard=hard)
 
     def target(self, path: str) -> str | None:
         """The file a link of this farm stands for (``None`` for any other path)."""
-        return self._targets.get(_file_key(path))
+        return self._targets.get(file_key(path))
 
 
 def _link(target: str, link: str) -> bool:
@@ -314,12 +297,6 @@ def _link(target: str, link: str) -> bool:
         os.symlink(target, link)
         return False
     return True
-
-
-def _local_path(uri: str) -> str:
-    if uri.startswith("file://"):
-        return urllib.parse.unquote(uri[len("file://") :])
-    return uri
 
 
 def _remove_farm(root: str) -> None:

@@ -113,3 +113,29 @@ def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
         allow_bucket_creation=False,
         allow_bucket_deletion=False,
     )
+
+
+def file_key(uri: str) -> str:
+    """A file location without scheme and leading slashes (``file:///a/b`` and ``/a/b`` alike)."""
+    if uri.startswith("file://"):
+        uri = uri[len("file://") :]
+    return uri.lstrip("/")
+
+
+def file_uri_root(uri: str) -> str | None:
+    """The local path a ``file://`` URI names, percent-decoded (``None`` for any other scheme).
+
+    >>> file_uri_root("file:///data/a%20b%3Fc/")
+    '/data/a b?c'
+    """
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme != "file":
+        return None
+    return urllib.parse.unquote(parts.path).rstrip("/") or "/"
+
+
+def file_uri_path(uri: str) -> str:
+    """The local path a ``file://`` URI names, percent-decoded (any other URI unchanged)."""
+    if uri.startswith("file://"):
+        return urllib.parse.unquote(uri[len("file://") :])
+    return uri

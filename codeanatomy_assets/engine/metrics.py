@@ -26,20 +26,6 @@ from typing import Final
 from datafusion.plan import ExecutionPlan, Metric
 
 _INT_RE: Final = re.compile(r"^\s*\d+\s*$")
-FILE_METRICS: Final = frozenset(
-    {
-        "row_groups_pruned_statistics",
-        "files_ranges_pruned_statistics",
-        "files_opened",
-        "bytes_scanned",
-        "metadata_load_time",
-    }
-)
-"""The per-file metrics whose ``filename`` label the scan units read (which files a scan knew and opened).
-
-Reading a label is the costly part of reading a metric (15 of 18 ms for the 9,319 metrics of TPC-H q21
-at SF 1); every file a Parquet scan lists carries these metrics, zero when it was pruned (checked on all
-22 TPC-H queries: the files named by these metrics are the files named by all of them)."""
 _FFI_WRAPPER: Final = "FFI_ExecutionPlan"
 
 
@@ -125,7 +111,8 @@ def read_plan(plan: ExecutionPlan, *, labelled: Collection[str] | None = None) -
     """Copy an executed plan and all its metrics into plain records.
 
     ``labelled``: the metric names whose labels are read (``None``: every metric's, the default;
-    :data:`FILE_METRICS` is what the operator metrics and the scan units need).
+    :data:`~codeanatomy_assets.engine.scan_metrics.FILE_METRICS` is what the operator metrics and the
+    scan units need).
     """
     metrics_set = plan.metrics()
     readings = (
@@ -141,4 +128,4 @@ def read_plan(plan: ExecutionPlan, *, labelled: Collection[str] | None = None) -
     )
 
 
-__all__ = ["FILE_METRICS", "MetricReading", "OperatorSnapshot", "operator_name_of", "read_plan"]
+__all__ = ["MetricReading", "OperatorSnapshot", "operator_name_of", "read_plan"]

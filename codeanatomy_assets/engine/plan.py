@@ -59,11 +59,11 @@ from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severit
 from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_partitions
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint
 from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
-from codeanatomy_assets.engine.metrics import FILE_METRICS, MetricReading, OperatorSnapshot, read_plan
+from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.predicates import variant_of
 from codeanatomy_assets.engine.pruning import TablePruning, bind_pruned_tables, restore_pruned_tables
 from codeanatomy_assets.engine.scan import ScanUnit, collect_scan_units
-from codeanatomy_assets.engine.scan_metrics import operator_name, parse_pruning
+from codeanatomy_assets.engine.scan_metrics import FILE_METRICS, operator_name, parse_pruning
 from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
 
 PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"

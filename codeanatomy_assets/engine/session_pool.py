@@ -88,12 +88,6 @@ class SessionPool:
                         self._sessions.pop(key, None)
                     self._lent.discard(key)
 
-    def clear(self) -> None:
-        """Forget every session that is not lent (their caches go with them)."""
-        with self._lock:
-            for key in set(self._sessions) - self._lent:
-                del self._sessions[key]
-
 
 def _table_names(ctx: SessionContext) -> set[str]:
     return set(ctx.catalog(_CATALOG).schema(_SCHEMA).names())

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from codeanatomy_assets.diagnostics.otel import TelemetryConfig, bootstrap_telem
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.runner import BuildOutcome, BuildRequest, run_build
+from codeanatomy_assets_tests.cli import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_tree"
 EXPECTED: dict[str, Any] = json.loads(
@@ -256,17 +255,6 @@ def test_a_rebuild_compares_each_plan_hash_with_the_plan_before(tmp_path: Path) 
 # --- bad input ----------------------------------------------------------------------------------------
 
 
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeanatomy_assets.cli.app", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -282,7 +270,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], messa
     (tmp_path / "bad.toml").write_text("[datasets.d]\nuri='x'\n[plans.p]\nsql='select * from d'\nbogus=1\n")
     (tmp_path / "typed.toml").write_text("[datasets.d]\nuri=3\n")
     (tmp_path / "unknown.toml").write_text("[datasets.d]\nuri='x'\n[plans.p]\nsql='select * from nosuch'\n")
-    proc = _cli("build", "--home", str(tmp_path / "home"), *args, cwd=tmp_path)
+    proc = run_cli("build", "--home", str(tmp_path / "home"), *args, cwd=tmp_path)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, proc.stderr

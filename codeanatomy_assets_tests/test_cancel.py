@@ -17,29 +17,16 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
 from datafusion import SessionContext
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 
-ROWS = 1_100_000
 LONG_SQL = "select count(*) as n, sum(a.id + b.id) as s from big a join big b on a.cases % 64 = b.cases % 64"
 SHORT_SQL = "select count(*) as n, sum(id) as s from big"
 QUICK_SQL = "select county, count(*) as n from big group by county"
 EXIT_WITHIN_S = 5.0
-
-
-@pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A Delta table of 1.1M rows: ids, 4,096 counties, 1,024 distinct case counts."""
-    ids = pa.array(range(ROWS), pa.int64())
-    county = pc.binary_join_element_wise("county_", pc.cast(pc.bit_wise_and(ids, 4095), pa.string()), "")
-    uri = str(tmp_path_factory.mktemp("corpus") / "big")
-    write_deltalake(uri, pa.table({"id": ids, "county": county, "cases": pc.bit_wise_and(ids, 1023)}))
-    return uri
 
 
 def _spec(folder: Path, big: str, *, long_sql: str, timeout_s: float | None = None) -> Path:

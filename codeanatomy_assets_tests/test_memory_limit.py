@@ -17,14 +17,10 @@ import sys
 from pathlib import Path
 
 import dagster as dg
-import pyarrow as pa
-import pyarrow.compute as pc
-import pytest
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 
-ROWS = 1_100_000
 GIB = 2**30
 _MEASURE = """
 import resource, subprocess, sys
@@ -32,15 +28,6 @@ done = subprocess.run(sys.argv[1:], capture_output=True, text=True)
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024
 print(done.returncode, peak, repr(done.stdout), repr(done.stderr), sep="\\n")
 """
-
-
-@pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> str:
-    ids = pa.array(range(ROWS), pa.int64())
-    county = pc.binary_join_element_wise("county_", pc.cast(pc.bit_wise_and(ids, 4095), pa.string()), "")
-    uri = str(tmp_path_factory.mktemp("corpus") / "big")
-    write_deltalake(uri, pa.table({"id": ids, "county": county, "cases": pc.bit_wise_and(ids, 1023)}))
-    return uri
 
 
 def _spec(folder: Path, big: str, plans: dict[str, str], engine: str = "") -> Path:

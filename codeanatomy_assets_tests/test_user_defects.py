@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from deltalake import DeltaTable, write_deltalake
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.pipeline import normalize_for_delta, write_result
+from codeanatomy_assets_tests.cli import run_cli
 
 ODD_FOLDER = "covid data #1 ?%[x]*"
 
@@ -60,17 +60,6 @@ sql = '''select row_number() over (order by id) as rn, interval '1 day' as i,
 [plans.keep]
 sql = "select state from covid"
 """
-
-
-def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "codeanatomy_assets.cli.app", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def _rows(uri: Path) -> list[dict[str, object]]:
@@ -125,7 +114,7 @@ def user(tmp_path_factory: pytest.TempPathFactory) -> UserBuild:
     (root / "conf" / "spec.toml").write_text(SPEC)
     (root / "elsewhere").mkdir()
     home = root / "home"
-    proc = _cli("build", "--config", "../conf/spec.toml", "--home", str(home), cwd=root / "elsewhere")
+    proc = run_cli("build", "--config", "../conf/spec.toml", "--home", str(home), cwd=root / "elsewhere")
     run_id = DeltaDiagnosticsStore(home / "lake" / "_diagnostics").latest_run_id()
     assert run_id is not None, proc.stdout + proc.stderr
     return UserBuild(root=root, home=home, proc=proc, run_id=run_id)
@@ -161,7 +150,7 @@ def test_the_build_succeeds_and_folded_identifiers_read_the_declared_datasets(us
 )
 def test_names_that_could_not_be_referenced_are_usage_errors(tmp_path: Path, spec: str, message: str) -> None:
     (tmp_path / "spec.toml").write_text(spec)
-    proc = _cli("build", "--config", "spec.toml", "--home", str(tmp_path / "home"), cwd=tmp_path)
+    proc = run_cli("build", "--config", "spec.toml", "--home", str(tmp_path / "home"), cwd=tmp_path)
     assert proc.returncode == 2
     errors = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(errors) == 1, proc.stderr
@@ -195,7 +184,7 @@ def test_the_odd_local_path_is_served_by_the_pruned_mode_without_a_fallback(user
 
 
 def test_the_doctor_reads_the_odd_path(user: UserBuild) -> None:
-    proc = _cli("doctor", str(user.root / "my tables" / ODD_FOLDER), "--format", "json", cwd=user.root)
+    proc = run_cli("doctor", str(user.root / "my tables" / ODD_FOLDER), "--format", "json", cwd=user.root)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["provider_mode"] == "delta_pruned_parquet"
@@ -253,7 +242,7 @@ def test_failed_writes_leave_no_folder_and_the_previous_version_as_it_was(user: 
         f"[plans.keep]\nsql = '{failing}'\n[plans.fresh]\nsql = '{failing}'\n"
         "[plans.fine]\nsql = 'select count(*) as n from covid'\n"
     )
-    proc = _cli("build", "--config", str(spec), "--home", str(home), cwd=user.root)
+    proc = run_cli("build", "--config", str(spec), "--home", str(home), cwd=user.root)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert not (home / "lake" / "fresh").exists()
     assert (DeltaTable(str(keep)).version(), _rows(keep), _files(keep)) == before

@@ -343,7 +343,12 @@ def missing_links(folders: Sequence[LinkFolder]) -> list[str]:
 # ----------------------------------------------------------------------------------------- frames
 
 
-def _quoted(name: str) -> str:
+def quote_ident(name: str) -> str:
+    """A SQL identifier for ``name`` (double quotes, embedded quotes doubled).
+
+    >>> quote_ident('my "odd".name')
+    '"my ""odd"".name"'
+    """
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -367,7 +372,7 @@ def _read_group(
         *(
             lit(pa.scalar(literals[f.name], type=f.type)).alias(f.name)
             if f.name in literals
-            else col(_quoted(f.name))
+            else col(quote_ident(f.name))
             for f in snapshot.schema
         )
     )
@@ -402,7 +407,7 @@ def register_files(
     Returns the link folders read.
     """
     chosen = snapshot.files if files is None else files
-    quoted = _quoted(name)
+    quoted = quote_ident(name)
     folders = link_files(snapshot, chosen)
     if ctx.table_exist(quoted):
         ctx.deregister_table(quoted)

@@ -55,7 +55,13 @@ from codeanatomy_assets.delta.protocol import (
     snapshot_unsupported,
 )
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import READER_DESCRIPTION, PinnedSnapshot, open_snapshot, register_files
+from codeanatomy_assets.delta.pruned import (
+    READER_DESCRIPTION,
+    PinnedSnapshot,
+    open_snapshot,
+    quote_ident,
+    register_files,
+)
 from codeanatomy_assets.delta.registration_events import build_events
 from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
@@ -179,15 +185,6 @@ class Registration:
 
 # ----------------------------------------------------------------------------------------------------
 # Small helpers
-
-
-def quote_ident(name: str) -> str:
-    """A SQL identifier for ``name`` (double quotes, embedded quotes doubled).
-
-    >>> quote_ident('my "odd".name')
-    '"my ""odd"".name"'
-    """
-    return '"' + name.replace('"', '""') + '"'
 
 
 def redact(text: str, storage_options: Mapping[str, str] | None) -> str:

@@ -21,7 +21,13 @@ from datafusion.plan import LogicalPlan
 from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import link_files, missing_links, open_snapshot, register_files
+from codeanatomy_assets.delta.pruned import (
+    link_files,
+    missing_links,
+    open_snapshot,
+    quote_ident,
+    register_files,
+)
 from codeanatomy_assets.engine.predicates import (
     ANONYMOUS_TABLE,
     LogicalScan,
@@ -164,12 +170,16 @@ def _predicate_plan(
     """
     if not any(_partitioned(table) for table in own.values()):
         return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan()
+    return plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
+
+
+def plan_over_stand_ins(sql: str, schemas: Mapping[str, pa.Schema]) -> LogicalPlan:
+    """The optimized plan of the query ``sql`` over stand-ins: empty in-memory tables with these names and
+    schemas (a partitioned table's predicates on its partition columns stay visible there)."""
     stand_ins = SessionContext()
-    for name in tables:
-        quoted = '"' + name.replace('"', '""') + '"'
-        schema = ctx.table(quoted).schema()
+    for name, schema in schemas.items():
         empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
-        stand_ins.register_record_batches(quoted, [[empty]])
+        stand_ins.register_record_batches(quote_ident(name), [[empty]])
     return stand_ins.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan()
 
 
@@ -248,7 +258,7 @@ def restore_pruned_tables(
             snapshot = open_snapshot(table.uri, version=table.version, storage_options=table.storage_options)
             register_files(ctx, table.dataset, snapshot)
         except Exception:
-            quoted = '"' + table.dataset.replace('"', '""') + '"'
+            quoted = quote_ident(table.dataset)
             if ctx.table_exist(quoted):
                 ctx.deregister_table(quoted)
             raise

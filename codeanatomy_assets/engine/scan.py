@@ -35,7 +35,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import pyarrow as pa
-from datafusion import SessionContext
 from datafusion.plan import ExecutionPlan, LogicalPlan
 from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
@@ -51,7 +50,7 @@ from codeanatomy_assets.engine.predicates import (
     logical_scans,
     translate_predicate,
 )
-from codeanatomy_assets.engine.pruning import QUERIES_ONLY, TablePruning
+from codeanatomy_assets.engine.pruning import TablePruning, plan_over_stand_ins
 from codeanatomy_assets.engine.scan_metrics import PhysicalScan, merge_union_scans, physical_scans
 
 SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
@@ -382,14 +381,12 @@ def _partition_predicates(
     ]
     if not views:
         return {}
-    ctx = SessionContext()
     try:
-        for name, registered in tables.items():
-            snapshot = snapshots.get(name) or _open_snapshot(registered)
-            schema = _table_schema(snapshot)
-            empty = pa.RecordBatch.from_arrays([pa.array([], type=f.type) for f in schema], schema=schema)
-            ctx.register_record_batches(name, [[empty]])
-        planned = logical_scans(ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan())
+        schemas = {
+            name: _table_schema(snapshots.get(name) or _open_snapshot(registered))
+            for name, registered in tables.items()
+        }
+        planned = logical_scans(plan_over_stand_ins(sql, schemas))
     except Exception:  # noqa: BLE001 - DataFusion raises bare Exception: the partition predicates stay unknown, as before
         return {}
     found: dict[str, list[LogicalScan]] = {}

@@ -39,6 +39,8 @@ from typing import Final
 
 from datafusion import SessionContext
 
+from codeanatomy_assets.delta.pruned import quote_ident
+
 _CATALOG: Final = "datafusion"
 _SCHEMA: Final = "public"
 
@@ -78,7 +80,7 @@ class SessionPool:
         finally:
             try:
                 for name in _table_names(ctx) - before:
-                    ctx.deregister_table(_quoted(name))
+                    ctx.deregister_table(quote_ident(name))
             except BaseException:
                 failed = True  # a session that could not be cleaned is not lent again either
                 raise
@@ -91,10 +93,6 @@ class SessionPool:
 
 def _table_names(ctx: SessionContext) -> set[str]:
     return set(ctx.catalog(_CATALOG).schema(_SCHEMA).names())
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 SESSIONS: Final = SessionPool()

@@ -441,8 +441,12 @@ def _live_files(
     registration loaded, else by opening the table.
     """
     try:
-        pinned = registered is not None and registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
-        if table is None and pinned and registered is not None and registered.version is not None:
+        if (
+            table is None
+            and registered is not None
+            and registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET
+            and registered.version is not None
+        ):
             snapshot = open_snapshot(uri, version=registered.version, storage_options=options)
             return {"files": len(snapshot.files)}
         table = table or DeltaTable(uri, storage_options=dict(options) or None)

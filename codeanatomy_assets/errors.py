@@ -21,6 +21,8 @@ from __future__ import annotations
 import re
 from typing import Final
 
+from codeanatomy_assets.diagnostics.attributes import EXCEPTION_MESSAGE, EXCEPTION_TYPE
+
 _ANSI_RE: Final = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _BACKTRACE_HEADER_RE: Final = re.compile(r"^\s*(?:stack\s+)?backtrace:", re.IGNORECASE)
 _FIRST_FRAME_RE: Final = re.compile(r"^\s*0: \S")
@@ -59,6 +61,26 @@ def clean_error_text(text: str, limit: int | None = None) -> str:
 def error_text(exc: BaseException, limit: int | None = None) -> str:
     """``str(exc)`` as one clean message line (:func:`clean_error_text`)."""
     return clean_error_text(str(exc), limit)
+
+
+def exception_text(exc: BaseException, limit: int | None = 400) -> str:
+    """``Type: message`` of an exception, the message cleaned and cut at ``limit`` (the one-line form that
+    goes into diagnostic messages).
+
+    >>> exception_text(KeyError("x"))
+    "KeyError: 'x'"
+    """
+    return f"{type(exc).__name__}: {error_text(exc, limit)}"
+
+
+def exception_attributes(exc: BaseException, limit: int | None = 400) -> dict[str, str]:
+    """The OpenTelemetry ``exception.type`` and ``exception.message`` attributes of ``exc``: the one place
+    event payloads, span attributes and findings get them from.
+
+    >>> exception_attributes(ValueError("bad\\n   0: <unknown>"))
+    {'exception.type': 'ValueError', 'exception.message': 'bad'}
+    """
+    return {EXCEPTION_TYPE: type(exc).__name__, EXCEPTION_MESSAGE: error_text(exc, limit)}
 
 
 class CodeAnatomyError(Exception):

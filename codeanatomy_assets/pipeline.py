@@ -224,7 +224,7 @@ def run_plan(
             "uri": uri,
             "write_ms": round(write_ms, 3),
             "inputs_registration_ms": round(registration_ms, 3),
-            **(execution.memory.to_payload() if execution.memory is not None else {}),
+            **(execution.memory.to_row() if execution.memory is not None else {}),
             "memory_limit_bytes": engine.resolved_memory_limit(),
         },
     )

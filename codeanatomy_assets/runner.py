@@ -332,7 +332,7 @@ def run_build(
         step_failures=step_failures,
         failed_gates=[g.name for g in report.gates if not g.passed],
         failed_checks=failed_checks,
-        duration_ms=run.payload().get("duration_ms"),
+        duration_ms=run.to_row().get("duration_ms"),
         store_failures=store_failures,
         cancelled_by=stopped,
         cancel_signal=stopped_by_signal,

@@ -217,7 +217,7 @@ def test_a_failing_case_is_recorded_with_its_error() -> None:
     def broken() -> dict[str, Any]:
         raise RuntimeError("no data")
 
-    outcome = run_case("broken", broken).to_dict()
+    outcome = run_case("broken", broken).to_row()
     assert outcome["error"]["error.type"] == "RuntimeError"
     assert outcome["error"]["message"] == "no data"
 

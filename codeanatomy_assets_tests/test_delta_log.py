@@ -164,7 +164,7 @@ def test_corpus_agrees_with_reference_reading(delta_corpus: Path, name: str) -> 
     assert list(health.table_features) == sorted(
         set(expected["reader_features"]) | set(expected["writer_features"])
     )
-    json.dumps(health.payload())  # JSON-ready
+    json.dumps(health.to_row())  # JSON-ready
 
 
 def test_corpus_specifics(delta_corpus: Path) -> None:
@@ -497,7 +497,7 @@ def _check(health: LogHealth) -> None:
     for finding in health.findings:
         assert isinstance(finding.code, LogFindingCode)
         assert isinstance(finding.severity, Severity)
-    json.dumps(health.payload(), default=str)
+    json.dumps(health.to_row(), default=str)
 
 
 _FUZZ_SETTINGS = settings(

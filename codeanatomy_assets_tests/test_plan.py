@@ -113,7 +113,7 @@ def test_every_query_records_four_phases_with_hash_duration_and_spans(
         row = rows[record.phase.value]
         assert (row["severity"], row["category"], row["plan"]) == ("info", "plan_phase", query)
         assert row["span_id"] == record.span_id
-        assert row["payload_obj"] == record.to_payload()
+        assert row["payload_obj"] == record.to_row()
         assert row["payload_obj"]["target_partitions"] == 2
     # The execute phase ran the physical plan: same hash.
     assert result.plan_hashes["execute"] == result.plan_hashes["physical"]
@@ -290,7 +290,7 @@ def test_artifacts_hold_every_capture_or_an_explicit_error(
     assert "digraph" in art["graphviz"]
     assert art["partition_count"] == result.partition_count >= 1
     joins = art["join_operators"]
-    assert joins == [j.to_dict() for j in result.join_operators]
+    assert joins == [j.to_row() for j in result.join_operators]
     assert {j["operator"] for j in joins} == {"HashJoinExec"}
     assert all(j["join_type"] == "Inner" and j["on"] for j in joins)
     assert {tuple(sorted(k)) for j in art["logical_joins"] for k in j["on"]} >= {

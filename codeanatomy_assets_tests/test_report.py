@@ -63,7 +63,7 @@ def _run_rows() -> list[DiagnosticEvent]:
             Category.RUN_LIFECYCLE,
             0,
             kind=EventKind.ARTIFACT,
-            payload=started.payload(),
+            payload=started.to_row(),
         ),
         _event(
             "datafusion_run_finished_v1",
@@ -71,7 +71,7 @@ def _run_rows() -> list[DiagnosticEvent]:
             Category.RUN_LIFECYCLE,
             4321,
             kind=EventKind.ARTIFACT,
-            payload=finished.payload(),
+            payload=finished.to_row(),
         ),
     ]
 

@@ -42,7 +42,7 @@ def test_start_records_a_run_lifecycle_artifact() -> None:
     assert started.category is Category.RUN_LIFECYCLE
     assert started.severity is Severity.INFO
     assert started.run_id == run.run_id
-    assert started.payload == run.payload()
+    assert started.payload == run.to_row()
     assert started.payload["status"] == "running"
     assert started.payload["metadata"] == {"spec": "builtin"}
 
@@ -59,7 +59,7 @@ def test_finish_returns_the_finished_envelope_and_records_it() -> None:
     assert finished.status is RunStatus.COMPLETED
     assert finished.end_time_unix_ms is not None
     assert finished.end_time_unix_ms >= run.start_time_unix_ms
-    assert finished.payload()["duration_ms"] == finished.end_time_unix_ms - run.start_time_unix_ms
+    assert finished.to_row()["duration_ms"] == finished.end_time_unix_ms - run.start_time_unix_ms
     event = _only(sink, RUN_FINISHED_EVENT)
     assert event.severity is Severity.INFO
     assert event.payload["metadata"] == {"a": 1, "b": 2}

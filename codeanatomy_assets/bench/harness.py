@@ -125,7 +125,7 @@ class CaseOutcome:
     figures: Mapping[str, Any] | None
     error: Mapping[str, str] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """The case's JSON object: its figures plus ``case_seconds`` (and ``error`` when it failed)."""
         body: dict[str, Any] = dict(self.figures or {})
         body["case_seconds"] = round(self.seconds, 2)

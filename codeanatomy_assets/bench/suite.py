@@ -124,7 +124,7 @@ class BenchSettings:
             engines=EngineSettings.tiny(cache_dir),
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """JSON-ready settings (recorded in the document; paths as text)."""
         return json.loads(json.dumps(asdict(self), default=str))
 
@@ -162,14 +162,14 @@ def run_benchmark(
         "commit": git_commit(),
         "machine": machine_info(),
         "quick": settings.quick,
-        "settings": settings.to_dict(),
+        "settings": settings.to_row(),
     }
     try:
         runners = _runners(settings, folder)
         for name in cases:
             progress(f"bench: {name} ...")
             outcome = run_case(name, runners[name])
-            document[name] = outcome.to_dict()
+            document[name] = outcome.to_row()
             status = "failed: " + outcome.error["message"][:200] if outcome.error else "ok"
             progress(f"bench: {name} {status} ({outcome.seconds:.1f} s)")
     finally:

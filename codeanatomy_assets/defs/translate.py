@@ -230,10 +230,10 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
     if previous_hash is not None and current is not None:
         meta["plan_hash_changed"] = bool(previous_hash != current)
     if execution.memory is not None:  # numbers, so the UI plots them across runs
-        for key, value in execution.memory.to_payload().items():
+        for key, value in execution.memory.to_row().items():
             if isinstance(value, int):
                 meta[f"memory/{key}"] = value
-    meta["join_operators"] = dg.MetadataValue.json([j.to_dict() for j in execution.join_operators])
+    meta["join_operators"] = dg.MetadataValue.json([j.to_row() for j in execution.join_operators])
     meta["scan_units"] = dg.MetadataValue.md(render_scan_units_markdown(execution.scan_units))
     if execution.trace_id:
         meta["trace_id"] = execution.trace_id

@@ -29,9 +29,9 @@ from codeanatomy_assets.delta.health import (
     LastCheckpointState,
     LogFindingCode,
     VersionGap,
-    exception_text,
 )
 from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.errors import exception_text
 
 _COMMIT_RE: Final = re.compile(r"^(\d{20})\.json$")
 _CLASSIC_RE: Final = re.compile(r"^(\d{20})\.checkpoint\.parquet$")

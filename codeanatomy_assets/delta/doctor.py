@@ -15,6 +15,7 @@ from typing import Any, Final
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+from codeanatomy_assets.errors import exception_attributes, exception_text
 
 REPORT_KEYS: Final = (
     "uri",
@@ -106,8 +107,8 @@ def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict
             severity=Severity.ERROR,
             category=Category.CLI,
             code="doctor_internal_error",
-            message=f"the doctor itself failed: {type(exc).__name__}: {' '.join(str(exc).split())[:400]}",
-            payload={"exception.type": type(exc).__name__},
+            message=f"the doctor itself failed: {exception_text(exc)}",
+            payload=exception_attributes(exc),
             dataset=_DATASET,
         )
         report["diagnostics"].append(_diagnostic_row(event))

@@ -13,7 +13,6 @@ from enum import StrEnum
 from typing import Any, Final
 
 from codeanatomy_assets.diagnostics.taxonomy import Severity
-from codeanatomy_assets.errors import error_text
 
 DEFAULT_CHECKPOINT_INTERVAL: Final = 100
 """``delta.checkpointInterval`` when the table does not set it."""
@@ -274,7 +273,7 @@ class LogHealth:
         """The highest severity among the findings (info when there are none)."""
         return max((f.severity for f in self.findings), key=lambda s: s.rank, default=Severity.INFO)
 
-    def payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """Every field, JSON-ready (the payload of ``delta_log_health_v1``)."""
         return {
             "uri": self.uri,
@@ -311,10 +310,6 @@ class LogHealth:
             "findings": [f.to_row() for f in self.findings],
         }
 
-    def to_row(self) -> dict[str, Any]:
-        """Alias of :meth:`payload` (the one serializer)."""
-        return self.payload()
-
 
 def effective_features(
     min_reader_version: int | None,
@@ -344,10 +339,6 @@ def effective_features(
         else:
             writers |= set(writer_features or ())
     return tuple(sorted(readers)), tuple(sorted(writers))
-
-
-def exception_text(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {error_text(exc, 400)}"
 
 
 class HealthBuilder:

@@ -59,11 +59,10 @@ from codeanatomy_assets.delta.health import (
     LogHealth,
     LogSource,
     effective_features,
-    exception_text,
 )
 from codeanatomy_assets.delta.storage import is_object_store_uri, open_filesystem, truthy
 from codeanatomy_assets.diagnostics.taxonomy import Severity
-from codeanatomy_assets.errors import error_text
+from codeanatomy_assets.errors import exception_attributes, exception_text
 
 DEFAULT_DATA_FILE_CHECK_LIMIT: Final = 10_000
 """How many live data files are checked for existence at most (a local ``stat`` each)."""
@@ -150,7 +149,7 @@ def read_log_health(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
             f"could not list {log_dir}: {exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+            **exception_attributes(exc),
         )
         return builder.build(LogSource.NONE, present=False)
     limit = data_file_check_limit
@@ -167,7 +166,7 @@ def _health_from_deltalake(
         LogFindingCode.LOG_NOT_READABLE_DIRECTLY,
         Severity.WARN,
         f"log not readable directly ({exception_text(cause)}); protocol and version taken from deltalake",
-        **{"exception.type": type(cause).__name__, "exception.message": str(cause)[:400]},
+        **exception_attributes(cause),
     )
     try:
         from deltalake import DeltaTable
@@ -180,7 +179,7 @@ def _health_from_deltalake(
             LogFindingCode.LOG_LISTING_FAILED,
             Severity.ERROR,
             f"deltalake could not open the table either: {exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+            **exception_attributes(exc),
         )
         return builder.build(LogSource.NONE, present=False)
     readers, writers = effective_features(
@@ -266,7 +265,7 @@ def _analyse(
                 f"checkpoint {candidate.version} ({candidate.kind.value}) unreadable: {exception_text(exc)}",
                 version=candidate.version,
                 files=list(candidate.files),
-                **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+                **exception_attributes(exc),
             )
             continue
         is_v2 = any("checkpointMetadata" in a for a in actions)
@@ -297,7 +296,7 @@ def _analyse(
                 Severity.ERROR,
                 f"a sidecar of checkpoint {candidate.version} is unreadable: {exception_text(exc)}",
                 version=candidate.version,
-                **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+                **exception_attributes(exc),
             )
             continue
         for action in [*actions, *sidecar_actions]:
@@ -341,7 +340,7 @@ def _replay_commit(
             Severity.ERROR,
             f"commit {version} is unreadable: {exception_text(exc)}",
             version=version,
-            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+            **exception_attributes(exc),
         )
         return
     actions, errors = parse_commit(text)
@@ -528,7 +527,7 @@ def _check_files(builder: HealthBuilder, fs: pafs.FileSystem, root: str, state: 
             LogFindingCode.DATA_FILES_NOT_CHECKED,
             Severity.INFO,
             f"data files could not be checked: {exception_text(exc)}",
-            **{"exception.type": type(exc).__name__, "exception.message": error_text(exc, 400)},
+            **exception_attributes(exc),
         )
         return
     missing = [p for (p, _), ok in zip(checkable, exists, strict=True) if not ok]

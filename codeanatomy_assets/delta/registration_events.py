@@ -51,7 +51,7 @@ def build_events(
 ) -> tuple[DiagnosticEvent, ...]:
     """The diagnostics of one registration decision (also used by the doctor)."""
     events: list[DiagnosticEvent] = []
-    health_payload = health.payload()
+    health_payload = health.to_row()
     health_payload.update(dataset=dataset, protocol_compatible=decision.protocol_compatible)
     counts = {s: sum(1 for f in health.findings if f.severity is s) for s in (Severity.ERROR, Severity.WARN)}
     events.append(

@@ -4,7 +4,7 @@
 >>> sink = DiagnosticsCollector()
 >>> run = start_run(label="build", sink=sink)
 >>> finished = finish_run(run, sink=sink)
->>> finished.status, finished.payload()["duration_ms"] >= 0
+>>> finished.status, finished.to_row()["duration_ms"] >= 0
 (<RunStatus.COMPLETED: 'completed'>, True)
 >>> sorted(sink.artifacts_snapshot())
 ['datafusion_run_finished_v1', 'datafusion_run_started_v1']
@@ -67,7 +67,7 @@ class DataFusionRun:
             return None
         return self.end_time_unix_ms - self.start_time_unix_ms
 
-    def payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """The payload recorded with the run events (and routed to ``datafusion_runs_v1`` by the store)."""
         payload: dict[str, Any] = {
             "run_id": self.run_id,
@@ -102,7 +102,7 @@ def _record(
             severity=severity,
             category=Category.RUN_LIFECYCLE,
             kind=EventKind.ARTIFACT,
-            payload=run.payload(),
+            payload=run.to_row(),
             message=message,
             trace_id=trace_id,
             span_id=span_id,

@@ -9,7 +9,7 @@ bound of the pool's peak (operators overlap in time), approximate to DataFusion'
 >>> from codeanatomy_assets.engine.plan import OperatorMetrics
 >>> join = OperatorMetrics(operator="HashJoinExec", depth=0, metrics={"build_mem_used": ["9.6 MB", "1.5 KB"]})
 >>> sort = OperatorMetrics(operator="SortExec", depth=1, metrics={"spill_count": 3, "spilled_bytes": 4096})
->>> plan_memory([join, sort]).to_payload()["peak_mem_bytes"]
+>>> plan_memory([join, sort]).to_row()["peak_mem_bytes"]
 10067865
 """
 
@@ -41,7 +41,7 @@ class PlanMemory:
     result_bytes: int | None = None
     """The collected result's size (what is held until it is written)."""
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """JSON-ready form (event payloads, artifacts)."""
         return {
             "peak_mem_bytes": self.peak_mem_bytes,

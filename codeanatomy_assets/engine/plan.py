@@ -64,7 +64,7 @@ from codeanatomy_assets.engine.predicates import variant_of
 from codeanatomy_assets.engine.pruning import TablePruning, bind_pruned_tables, restore_pruned_tables
 from codeanatomy_assets.engine.scan import ScanUnit, collect_scan_units
 from codeanatomy_assets.engine.scan_metrics import FILE_METRICS, operator_name, parse_pruning
-from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
+from codeanatomy_assets.errors import PlanError, clean_error_text, error_text, exception_attributes
 
 PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"
 CAPTURE_ERROR_TYPE: Final = "plan_artifact_capture_unsupported"
@@ -160,7 +160,7 @@ class PhaseRecord:
         """Whether this phase raised."""
         return self.error_type is not None
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """The event payload."""
         payload: dict[str, Any] = {
             "plan_hash": self.plan_hash,
@@ -186,7 +186,7 @@ class JoinOperator:
     on: tuple[tuple[str, str], ...]
     filter: str | None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "operator": self.operator,
@@ -209,7 +209,7 @@ class OperatorMetrics:
     inexact: tuple[str, ...] = ()
     """Metrics whose text was rounded by DataFusion (``3.00 K``), so their sums are approximate."""
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {
             "operator": self.operator,
@@ -527,7 +527,7 @@ class _PlanRun:
             plan=self.name,
             trace_id=record.trace_id,
             span_id=record.span_id,
-            payload=record.to_payload(),
+            payload=record.to_row(),
         )
 
     @contextmanager
@@ -658,7 +658,7 @@ class _PlanRun:
                     trace_id=trace_id,
                     span_id=span_id,
                     message=f"scan unit analysis failed: {error_type(exc)}: {_one_line(str(exc))}",
-                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: error_text(exc)},
+                    payload={attr.ERROR_TYPE: error_type(exc), **exception_attributes(exc, None)},
                 ),
             )
             return ()
@@ -712,7 +712,7 @@ class _PlanRun:
         )
         graph_plan = optimized or logical
         graphviz = _capture_from(opts.capture_graphviz, graph_plan, LogicalPlan.display_graphviz)
-        joins = _capture_from(True, physical, lambda plan: [j.to_dict() for j in physical_joins(plan)])
+        joins = _capture_from(True, physical, lambda plan: [j.to_row() for j in physical_joins(plan)])
         logical_join_list = _capture_from(True, graph_plan, logical_joins)
         analyze = _capture(opts.explain_analyze, executed, lambda: render_explain_analyze(self.metrics))
         explain = _capture(
@@ -757,7 +757,7 @@ class _PlanRun:
             "sql": self.sql,
             "explain": explain.value,
             "explain_analyze": analyze.value,
-            "operator_metrics": [m.to_dict() for m in self.metrics] if opts.explain_analyze else None,
+            "operator_metrics": [m.to_row() for m in self.metrics] if opts.explain_analyze else None,
             "logical_plan": texts[PlanPhase.LOGICAL],
             "optimized_plan": texts[PlanPhase.OPTIMIZED],
             "physical_plan": texts[PlanPhase.PHYSICAL],
@@ -782,7 +782,7 @@ class _PlanRun:
             "logical_joins": logical_join_list.value,
             "capture_status": {name: c.status.value for name, c in captures.items()},
             "capture_errors": capture_errors,
-            "memory": memory.to_payload() if (memory := self.memory()) is not None else None,
+            "memory": memory.to_row() if (memory := self.memory()) is not None else None,
         }
 
     def send_artifacts(self, payload: dict[str, Any]) -> None:
@@ -816,7 +816,7 @@ class _PlanRun:
                     category=Category.TELEMETRY,
                     plan=self.name,
                     message=f"plan_artifacts_hook failed: {error_type(exc)}: {_one_line(str(exc))}",
-                    payload={attr.ERROR_TYPE: error_type(exc), attr.EXCEPTION_MESSAGE: error_text(exc)},
+                    payload={attr.ERROR_TYPE: error_type(exc), **exception_attributes(exc, None)},
                 ),
             )
 

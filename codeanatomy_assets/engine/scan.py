@@ -126,7 +126,7 @@ class ScanUnit:
             and 0 < self.pruned_files < self.delta_prunable_files
         )
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """The ``scan_unit_pruning_v1`` payload."""
         return {
             "dataset": self.dataset,
@@ -183,7 +183,7 @@ class ScanUnit:
             plan=self.plan,
             trace_id=trace_id,
             span_id=span_id,
-            payload=self.to_payload(),
+            payload=self.to_row(),
         )
 
 

@@ -83,7 +83,7 @@ class ExtractStats:
     failures_by_status: Mapping[str, int] = field(default_factory=dict)
     unreadable_dirs: int = 0
 
-    def to_payload(self) -> dict[str, Any]:
+    def to_row(self) -> dict[str, Any]:
         """The ``extract_completed_v1`` payload (and asset metadata)."""
         return {
             "files": self.files,
@@ -341,7 +341,7 @@ def _events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
                 f"{result.stats.files} files ({result.stats.failed_files} failed) in "
                 f"{result.stats.seconds:.2f} s"
             ),
-            payload={"source": result.source, "run_id": result.run_id, **result.stats.to_payload()},
+            payload={"source": result.source, "run_id": result.run_id, **result.stats.to_row()},
         )
     )
     return events

@@ -37,6 +37,8 @@ class Category(StrEnum):
     DATAFUSION_PROVIDER = "datafusion_provider"
     DELTA_PROTOCOL = "delta_protocol"
     DELTA_LOG = "delta_log"
+    DELTA_LAYOUT = "delta_layout"
+    DELTA_MAINTENANCE = "delta_maintenance"
     PLAN_PHASE = "plan_phase"
     SCAN_PRUNING = "scan_pruning"
     RUN_LIFECYCLE = "run_lifecycle"

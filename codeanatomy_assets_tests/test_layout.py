@@ -7,7 +7,6 @@ import json
 import shutil
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -292,13 +291,13 @@ def _rows(uri: Path) -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture(params=["many_commits", "small_files", "vacuum_debt"])
-def treatable(request: pytest.FixtureRequest) -> Iterator[tuple[Path, LayoutFindingCode]]:
+def treatable(request: pytest.FixtureRequest) -> tuple[Path, LayoutFindingCode]:
     code = {
         "many_commits": LayoutFindingCode.CHECKPOINT_LAG,
         "small_files": LayoutFindingCode.MANY_SMALL_FILES,
         "vacuum_debt": LayoutFindingCode.VACUUM_DEBT,
     }[request.param]
-    yield request.getfixturevalue(request.param), code
+    return request.getfixturevalue(request.param), code
 
 
 def test_apply_fixes_the_finding_and_keeps_the_rows(treatable: tuple[Path, LayoutFindingCode]) -> None:

@@ -150,8 +150,13 @@ def _check_data_files(builder: HealthBuilder, fs: pafs.FileSystem, checkable: li
         )
         return False
     missing = [p for (p, _), ok in zip(checkable, exists, strict=True) if not ok]
+    _report_missing_data_files(builder, len(checkable), missing)
+    return True
+
+
+def _report_missing_data_files(builder: HealthBuilder, checked: int, missing: list[str]) -> None:
     builder.values.update(
-        data_files_checked=len(checkable),
+        data_files_checked=checked,
         data_files_missing=len(missing),
         missing_data_file_examples=tuple(missing[:_EXAMPLES]),
     )
@@ -159,12 +164,11 @@ def _check_data_files(builder: HealthBuilder, fs: pafs.FileSystem, checkable: li
         builder.find(
             LogFindingCode.MISSING_DATA_FILES,
             Severity.ERROR,
-            f"{len(missing)} of {len(checkable)} checked live data file(s) are missing, e.g. {missing[0]}",
+            f"{len(missing)} of {checked} checked live data file(s) are missing, e.g. {missing[0]}",
             missing=len(missing),
-            checked=len(checkable),
+            checked=checked,
             examples=missing[:_EXAMPLES],
         )
-    return True
 
 
 def _deletion_vector_locations(root: str, descriptors: Iterable[object], limit: int) -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from codeanatomy_assets.delta.data_files import deletion_vector_location
 from codeanatomy_assets.delta.health import (
     CheckpointKind,
     LastCheckpointState,
@@ -28,7 +29,7 @@ from codeanatomy_assets.delta.health import (
     LogSource,
     effective_features,
 )
-from codeanatomy_assets.delta.log import deletion_vector_location, read_log_health
+from codeanatomy_assets.delta.log import read_log_health
 from codeanatomy_assets.delta.storage import open_filesystem
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 

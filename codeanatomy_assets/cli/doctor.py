@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 
 def parse_storage_options(items: Sequence[str] | None) -> dict[str, str]:
@@ -51,22 +51,30 @@ def doctor(
         Output format: Markdown (md) or JSON (json).
     """
     if not uri.strip():
-        print(
-            "codeanatomy doctor: the table URI is empty; pass a path or URI, e.g. ./data/trips",
-            file=sys.stderr,
-        )
-        return 2
+        return _usage_error("the table URI is empty; pass a path or URI, e.g. ./data/trips")
     try:
         options = parse_storage_options(storage_option)
     except ValueError as exc:
-        print(f"codeanatomy doctor: {exc}", file=sys.stderr)
-        return 2
-    from codeanatomy_assets.delta.doctor import diagnose, exit_code, render_markdown
+        return _usage_error(str(exc))
+    from codeanatomy_assets.delta.doctor import diagnose, exit_code
 
     report = diagnose(uri, options)
+    _write_report(report, format)
+    return exit_code(report)
+
+
+def _usage_error(message: str) -> int:
+    """Print a usage error to stderr; its exit code."""
+    print(f"codeanatomy doctor: {message}", file=sys.stderr)
+    return 2
+
+
+def _write_report(report: dict[str, Any], format: Literal["md", "json"]) -> None:
+    """The report to stdout as Markdown or JSON."""
+    from codeanatomy_assets.delta.doctor import render_markdown
+
     if format == "json":
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
         sys.stdout.write(render_markdown(report))
     sys.stdout.flush()
-    return exit_code(report)

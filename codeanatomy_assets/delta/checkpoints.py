@@ -9,12 +9,13 @@ Every problem found becomes a finding on the :class:`~codeanatomy_assets.delta.h
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import pyarrow as pa
@@ -66,31 +67,31 @@ class Listing:
     def checkpoint_versions(self) -> set[int]:
         return set(self.classic) | {v for v, _ in self.multi_part} | set(self.uuid_named)
 
-
-def list_log(fs: pafs.FileSystem, log_dir: str) -> Listing:
-    listing = Listing()
-    infos = fs.get_file_info(pafs.FileSelector(log_dir, recursive=False))
-    for info in infos:
-        name = info.base_name
-        if info.type == pafs.FileType.Directory:
-            continue
+    def add(self, name: str) -> None:
+        """File ``name`` of ``_delta_log`` under its naming scheme (ignored: checksums, temporary files)."""
         if name == "_last_checkpoint":
-            listing.has_last_checkpoint = True
+            self.has_last_checkpoint = True
         elif m := _COMMIT_RE.match(name):
-            listing.commits[int(m.group(1))] = name
+            self.commits[int(m.group(1))] = name
         elif m := _CLASSIC_RE.match(name):
-            listing.classic[int(m.group(1))] = name
+            self.classic[int(m.group(1))] = name
         elif m := _MULTI_PART_RE.match(name):
             key = (int(m.group(1)), int(m.group(3)))
-            listing.multi_part.setdefault(key, {})[int(m.group(2))] = name
+            self.multi_part.setdefault(key, {})[int(m.group(2))] = name
         elif m := _UUID_RE.match(name):
-            listing.uuid_named.setdefault(int(m.group(1)), []).append(name)
+            self.uuid_named.setdefault(int(m.group(1)), []).append(name)
         elif _COMPACTED_RE.match(name):
-            listing.compactions.append(name)
-        elif _CRC_RE.match(name) or name.startswith((".", "_")) or name.endswith((".crc", ".tmp")):
-            continue
-        else:
-            listing.unrecognized.append(name)
+            self.compactions.append(name)
+        elif not (_CRC_RE.match(name) or name.startswith((".", "_")) or name.endswith((".crc", ".tmp"))):
+            self.unrecognized.append(name)
+
+
+def list_log(fs: pafs.FileSystem, log_dir: str) -> Listing:
+    """The files of ``log_dir`` (not its subdirectories) sorted by the protocol's naming schemes."""
+    listing = Listing()
+    for info in fs.get_file_info(pafs.FileSelector(log_dir, recursive=False)):
+        if info.type != pafs.FileType.Directory:
+            listing.add(info.base_name)
     listing.compactions.sort()
     listing.unrecognized.sort()
     return listing
@@ -173,38 +174,44 @@ def candidate_order(candidate: CheckpointInfo) -> tuple[int, int]:
     return (candidate.version, rank)
 
 
-def checkpoint_candidates(
-    builder: HealthBuilder, fs: pafs.FileSystem, log_dir: str, listing: Listing
-) -> list[CheckpointInfo]:
+def checkpoint_candidates(builder: HealthBuilder, listing: Listing) -> list[CheckpointInfo]:
+    """Every checkpoint of the listing (incomplete multi-part ones included, and reported)."""
     candidates = [
         CheckpointInfo(version=v, kind=CheckpointKind.CLASSIC, files=(name,))
         for v, name in listing.classic.items()
     ]
-    for (version, total), parts in listing.multi_part.items():
-        present = sorted(p for p in parts if 1 <= p <= total)
-        info = CheckpointInfo(
-            version=version,
-            kind=CheckpointKind.MULTI_PART,
-            files=tuple(parts[p] for p in present),
-            parts_expected=total,
-            parts_present=len(present),
-        )
-        if not info.complete:
-            missing = sorted(set(range(1, total + 1)) - set(present))
-            builder.find(
-                LogFindingCode.INCOMPLETE_MULTIPART_CHECKPOINT,
-                Severity.WARN,
-                f"multi-part checkpoint {version} has {len(present)} of {total} parts; readers ignore it",
-                version=version,
-                parts_missing=missing,
-            )
-        candidates.append(info)
+    candidates.extend(
+        _multi_part_candidate(builder, version, total, parts)
+        for (version, total), parts in listing.multi_part.items()
+    )
     for version, names in listing.uuid_named.items():
         candidates.extend(
             CheckpointInfo(version=version, kind=CheckpointKind.V2_UUID, files=(name,))
             for name in sorted(names)
         )
     return candidates
+
+
+def _multi_part_candidate(
+    builder: HealthBuilder, version: int, total: int, parts: Mapping[int, str]
+) -> CheckpointInfo:
+    """The multi-part checkpoint ``version`` of ``total`` parts (``parts``: file by part number)."""
+    present = sorted(p for p in parts if 1 <= p <= total)
+    if len(present) < total:
+        builder.find(
+            LogFindingCode.INCOMPLETE_MULTIPART_CHECKPOINT,
+            Severity.WARN,
+            f"multi-part checkpoint {version} has {len(present)} of {total} parts; readers ignore it",
+            version=version,
+            parts_missing=sorted(set(range(1, total + 1)) - set(present)),
+        )
+    return CheckpointInfo(
+        version=version,
+        kind=CheckpointKind.MULTI_PART,
+        files=tuple(parts[p] for p in present),
+        parts_expected=total,
+        parts_present=len(present),
+    )
 
 
 def read_checkpoint_actions(
@@ -244,21 +251,39 @@ def sidecar_location(log_dir: str, path: str) -> str:
 def read_hint(
     builder: HealthBuilder,
     fs: pafs.FileSystem,
-    *,
     log_dir: str,
     listing: Listing,
-    candidates: list[CheckpointInfo],
+    *,
+    has_checkpoints: bool,
     used: CheckpointInfo | None,
     latest: int | None,
 ) -> LastCheckpointHint:
+    """The ``_last_checkpoint`` hint, checked against the listing, the checkpoint ``used`` and ``latest``."""
     if not listing.has_last_checkpoint:
-        if candidates:
-            builder.find(
-                LogFindingCode.LAST_CHECKPOINT_MISSING,
-                Severity.INFO,
-                "checkpoints exist but _last_checkpoint is absent (readers list the log instead)",
-            )
-        return LastCheckpointHint(state=LastCheckpointState.MISSING)
+        return _missing_hint(builder, has_checkpoints)
+    value = _read_hint_object(builder, fs, log_dir)
+    if isinstance(value, LastCheckpointHint):
+        return value
+    hint = _parsed_hint(builder, value)
+    if hint.version is None:
+        return hint
+    return _judged_hint(builder, hint, hint.version, listing=listing, used=used, latest=latest)
+
+
+def _missing_hint(builder: HealthBuilder, has_checkpoints: bool) -> LastCheckpointHint:
+    if has_checkpoints:
+        builder.find(
+            LogFindingCode.LAST_CHECKPOINT_MISSING,
+            Severity.INFO,
+            "checkpoints exist but _last_checkpoint is absent (readers list the log instead)",
+        )
+    return LastCheckpointHint(state=LastCheckpointState.MISSING)
+
+
+def _read_hint_object(
+    builder: HealthBuilder, fs: pafs.FileSystem, log_dir: str
+) -> dict[str, Any] | LastCheckpointHint:
+    """The JSON object of ``_last_checkpoint``, or the (reported) empty or corrupt hint."""
     try:
         text = read_text(fs, f"{log_dir}/_last_checkpoint")
     except Exception as exc:  # noqa: BLE001 - unreadable hint file: reported as corrupt
@@ -272,47 +297,80 @@ def read_hint(
         return _corrupt_hint(builder, f"not JSON: {exception_text(exc)}")
     if not isinstance(value, dict):
         return _corrupt_hint(builder, f"a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def _parsed_hint(builder: HealthBuilder, value: Mapping[str, Any]) -> LastCheckpointHint:
+    """The hint a ``_last_checkpoint`` object gives (corrupt, and reported, without a valid version)."""
     version = value.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 0:
         return _corrupt_hint(builder, f"'version' is {version!r}, not a non-negative integer", fields=value)
     parts = value.get("parts")
-    parts = parts if isinstance(parts, int) and not isinstance(parts, bool) else None
     v2 = value.get("v2Checkpoint")
-    v2_path = v2.get("path") if isinstance(v2, dict) and isinstance(v2.get("path"), str) else None
-    fields = tuple(sorted(value))
+    return LastCheckpointHint(
+        state=LastCheckpointState.OK,
+        version=version,
+        parts=parts if isinstance(parts, int) and not isinstance(parts, bool) else None,
+        v2_path=v2.get("path") if isinstance(v2, dict) and isinstance(v2.get("path"), str) else None,
+        fields=tuple(sorted(value)),
+    )
 
-    def hint(state: LastCheckpointState) -> LastCheckpointHint:
-        return LastCheckpointHint(state=state, version=version, parts=parts, v2_path=v2_path, fields=fields)
 
+def _judged_hint(
+    builder: HealthBuilder,
+    hint: LastCheckpointHint,
+    version: int,
+    *,
+    listing: Listing,
+    used: CheckpointInfo | None,
+    latest: int | None,
+) -> LastCheckpointHint:
+    """The hint pointing at ``version`` in the state the log puts it in (each problem reported)."""
     if latest is not None and version > latest:
-        builder.find(
-            LogFindingCode.LAST_CHECKPOINT_AHEAD_OF_LOG,
-            Severity.WARN,
-            f"_last_checkpoint points at version {version}, past the latest version {latest}",
-            hint_version=version,
-            latest_version=latest,
-        )
-        return hint(LastCheckpointState.AHEAD_OF_LOG)
-    if not _hint_target_exists(listing, version, parts, v2_path):
-        builder.find(
-            LogFindingCode.STALE_LAST_CHECKPOINT,
-            Severity.WARN,
-            f"_last_checkpoint points at version {version} but its checkpoint files are missing "
-            "(deltalake refuses to open such a table)",
-            hint_version=version,
-            hint_parts=parts,
-        )
-        return hint(LastCheckpointState.STALE)
+        return _hint_ahead_of_log(builder, hint, version, latest)
+    if not _hint_target_exists(listing, version, hint.parts, hint.v2_path):
+        return _stale_hint(builder, hint, version)
     if used is not None and version < used.version:
-        builder.find(
-            LogFindingCode.LAST_CHECKPOINT_BEHIND,
-            Severity.INFO,
-            f"_last_checkpoint points at version {version}; a newer checkpoint ({used.version}) exists",
-            hint_version=version,
-            checkpoint_version=used.version,
-        )
-        return hint(LastCheckpointState.BEHIND)
-    return hint(LastCheckpointState.OK)
+        return _hint_behind(builder, hint, version, used.version)
+    return hint
+
+
+def _hint_ahead_of_log(
+    builder: HealthBuilder, hint: LastCheckpointHint, version: int, latest: int
+) -> LastCheckpointHint:
+    builder.find(
+        LogFindingCode.LAST_CHECKPOINT_AHEAD_OF_LOG,
+        Severity.WARN,
+        f"_last_checkpoint points at version {version}, past the latest version {latest}",
+        hint_version=version,
+        latest_version=latest,
+    )
+    return replace(hint, state=LastCheckpointState.AHEAD_OF_LOG)
+
+
+def _stale_hint(builder: HealthBuilder, hint: LastCheckpointHint, version: int) -> LastCheckpointHint:
+    builder.find(
+        LogFindingCode.STALE_LAST_CHECKPOINT,
+        Severity.WARN,
+        f"_last_checkpoint points at version {version} but its checkpoint files are missing "
+        "(deltalake refuses to open such a table)",
+        hint_version=version,
+        hint_parts=hint.parts,
+    )
+    return replace(hint, state=LastCheckpointState.STALE)
+
+
+def _hint_behind(
+    builder: HealthBuilder, hint: LastCheckpointHint, version: int, newest: int
+) -> LastCheckpointHint:
+    builder.find(
+        LogFindingCode.LAST_CHECKPOINT_BEHIND,
+        Severity.INFO,
+        f"_last_checkpoint points at version {version}; a newer checkpoint ({newest}) exists",
+        hint_version=version,
+        checkpoint_version=newest,
+    )
+    return replace(hint, state=LastCheckpointState.BEHIND)
 
 
 def _corrupt_hint(
@@ -335,29 +393,24 @@ def _hint_target_exists(listing: Listing, version: int, parts: int | None, v2_pa
 
 
 def find_gaps(builder: HealthBuilder, listing: Listing, used: CheckpointInfo | None, latest: int) -> None:
+    """Report the commits missing after the checkpoint ``used`` (blocking) and, as history, before it."""
     start = used.version + 1 if used else 0
-    gaps: list[VersionGap] = []
     present = set(listing.commits)
-    for version_range, blocking in ((range(start, latest + 1), True), (range(0, start), False)):
-        run: list[int] = []
-        for version in version_range:
-            if version in present:
-                if run:
-                    gaps.append(VersionGap(start=run[0], end=run[-1], blocking=blocking))
-                    run = []
-            else:
-                run.append(version)
-        if run:
-            gaps.append(VersionGap(start=run[0], end=run[-1], blocking=blocking))
-    history_gaps = [g for g in gaps if not g.blocking]
+    blocking = _missing_runs(range(start, latest + 1), present, blocking=True)
     # Commits before the checkpoint are normally removed by metadata cleanup: only a hole *between*
     # kept commits is worth mentioning, and then only as history (time travel) information.
-    kept = [v for v in present if v < start]
-    first_kept = min(kept, default=start)
-    history_gaps = [g for g in history_gaps if g.start > first_kept]
-    blocking_gaps = [g for g in gaps if g.blocking]
-    for gap in blocking_gaps:
-        covered = f"after checkpoint {used.version}" if used else "and no checkpoint covers them"
+    first_kept = min((v for v in present if v < start), default=start)
+    history = [g for g in _missing_runs(range(start), present, blocking=False) if g.start > first_kept]
+    _report_gaps(builder, blocking, history, used.version if used else None)
+    builder.values["version_gaps"] = (*blocking, *history)
+
+
+def _report_gaps(
+    builder: HealthBuilder, blocking: list[VersionGap], history: list[VersionGap], checkpoint: int | None
+) -> None:
+    """Report the gaps after and (``history``) before the ``checkpoint`` used."""
+    covered = f"after checkpoint {checkpoint}" if checkpoint is not None else "and no checkpoint covers them"
+    for gap in blocking:
         builder.find(
             LogFindingCode.VERSION_GAP,
             Severity.ERROR,
@@ -365,12 +418,25 @@ def find_gaps(builder: HealthBuilder, listing: Listing, used: CheckpointInfo | N
             start=gap.start,
             end=gap.end,
         )
-    for gap in history_gaps:
+    for gap in history:
         builder.find(
             LogFindingCode.HISTORY_GAP,
             Severity.INFO,
-            f"commit(s) {gap.start}..{gap.end} missing before checkpoint {start - 1} (no time travel there)",
+            f"commit(s) {gap.start}..{gap.end} missing before checkpoint {checkpoint} (no time travel there)",
             start=gap.start,
             end=gap.end,
         )
-    builder.values["version_gaps"] = (*blocking_gaps, *history_gaps)
+
+
+def _missing_runs(versions: range, present: set[int], *, blocking: bool) -> list[VersionGap]:
+    """The runs of consecutive ``versions`` absent from ``present``.
+
+    >>> [(g.start, g.end) for g in _missing_runs(range(8), {0, 3, 4}, blocking=True)]
+    [(1, 2), (5, 7)]
+    """
+    missing = [v for v in versions if v not in present]
+    # Consecutive versions share their difference to their position in ``missing``.
+    runs = [
+        [v for _, v in run] for _, run in itertools.groupby(enumerate(missing), key=lambda iv: iv[1] - iv[0])
+    ]
+    return [VersionGap(start=run[0], end=run[-1], blocking=blocking) for run in runs]

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
+from codeanatomy_assets.delta.provider import ProviderMode
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import exception_attributes, exception_text
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.delta.health import LogHealth
+    from codeanatomy_assets.delta.registration import ProviderDecision
 
 REPORT_KEYS: Final = (
     "uri",
@@ -82,7 +87,7 @@ def _empty_report(uri: str) -> dict[str, Any]:
         "reader_features": [],
         "writer_features": [],
         "table_features": [],
-        "provider_mode": "none",
+        "provider_mode": ProviderMode.NONE.value,
         "protocol_compatible": False,
         "compatibility": {},
         "diagnostics": [],
@@ -101,57 +106,80 @@ def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict
     try:
         _fill_report(report, uri, storage_options, run_id)
     except Exception as exc:  # noqa: BLE001 - a doctor bug must still end as a diagnosis, not a traceback
-        event = DiagnosticEvent(
-            name=DOCTOR_INTERNAL_ERROR,
-            run_id=run_id,
-            severity=Severity.ERROR,
-            category=Category.CLI,
-            code="doctor_internal_error",
-            message=f"the doctor itself failed: {exception_text(exc)}",
-            payload=exception_attributes(exc),
-            dataset=_DATASET,
-        )
-        report["diagnostics"].append(_diagnostic_row(event))
+        report["diagnostics"].append(_diagnostic_row(_internal_error(run_id, exc)))
     return _redact_all(report, storage_options)
+
+
+def _internal_error(run_id: str, exc: Exception) -> DiagnosticEvent:
+    """The event of the doctor itself failing."""
+    return DiagnosticEvent(
+        name=DOCTOR_INTERNAL_ERROR,
+        run_id=run_id,
+        severity=Severity.ERROR,
+        category=Category.CLI,
+        code="doctor_internal_error",
+        message=f"the doctor itself failed: {exception_text(exc)}",
+        payload=exception_attributes(exc),
+        dataset=_DATASET,
+    )
 
 
 def _fill_report(
     report: dict[str, Any], uri: str, storage_options: Mapping[str, str] | None, run_id: str
 ) -> None:
-    import datafusion
-
+    """The log health of the table at ``uri``, then the provider a build would choose and its events."""
     from codeanatomy_assets.delta.log import read_log_health
-    from codeanatomy_assets.delta.registration import RegistrationPolicy, decide_provider
-    from codeanatomy_assets.delta.registration_events import build_events
 
     health = read_log_health(uri, storage_options)
-    report.update(
-        delta_log_present=health.delta_log_present,
-        latest_version=health.latest_version,
-        last_checkpoint_version=health.last_checkpoint_version,
-        commits_since_checkpoint=health.commits_since_checkpoint,
-        min_reader_version=health.min_reader_version,
-        min_writer_version=health.min_writer_version,
-        reader_features=list(health.reader_features),
-        writer_features=list(health.writer_features),
-        table_features=list(health.table_features),
-    )
-    ctx = datafusion.SessionContext()
-    decision = decide_provider(
-        ctx,
+    report.update(_health_fields(health))
+    report.update(_provider_fields(uri, storage_options, health, run_id))
+
+
+def _health_fields(health: LogHealth) -> dict[str, Any]:
+    """The report's fields read from the log."""
+    return {
+        "delta_log_present": health.delta_log_present,
+        "latest_version": health.latest_version,
+        "last_checkpoint_version": health.last_checkpoint_version,
+        "commits_since_checkpoint": health.commits_since_checkpoint,
+        "min_reader_version": health.min_reader_version,
+        "min_writer_version": health.min_writer_version,
+        "reader_features": list(health.reader_features),
+        "writer_features": list(health.writer_features),
+        "table_features": list(health.table_features),
+    }
+
+
+def _provider_fields(
+    uri: str, storage_options: Mapping[str, str] | None, health: LogHealth, run_id: str
+) -> dict[str, Any]:
+    """The report's fields from the provider decision and the events of the decision."""
+    from codeanatomy_assets.delta.registration_events import build_events
+
+    decision = _decide(uri, storage_options, health)
+    events = build_events(run_id=run_id, dataset=_dataset_name(uri), health=health, decision=decision)
+    return {
+        "provider_mode": decision.mode.value,
+        "protocol_compatible": decision.protocol_compatible,
+        "compatibility": {mode.value: verdict.to_row() for mode, verdict in decision.compatibility.items()},
+        "diagnostics": [_diagnostic_row(e) for e in events],
+    }
+
+
+def _decide(uri: str, storage_options: Mapping[str, str] | None, health: LogHealth) -> ProviderDecision:
+    """The provider policy walked with read probes in a throwaway session (no scan stream materialized)."""
+    import datafusion
+
+    from codeanatomy_assets.delta.registration import RegistrationPolicy, decide_provider
+
+    return decide_provider(
+        datafusion.SessionContext(),
         name=_dataset_name(uri),
         uri=uri,
         health=health,
         storage_options=storage_options,
         probe=True,
         policy=RegistrationPolicy(materialize_scan_stream=False),
-    )
-    events = build_events(run_id=run_id, dataset=_dataset_name(uri), health=health, decision=decision)
-    report.update(
-        provider_mode=decision.mode.value,
-        protocol_compatible=decision.protocol_compatible,
-        compatibility={mode.value: verdict.to_row() for mode, verdict in decision.compatibility.items()},
-        diagnostics=[_diagnostic_row(e) for e in events],
     )
 
 
@@ -175,34 +203,54 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     """The report as Markdown (a summary table, the compatibility per mode, then the diagnostics)."""
     verdict = "no errors" if exit_code(report) == 0 else "errors found"
     lines = [f"# codeanatomy doctor: `{report['uri']}`", "", f"**Verdict:** {verdict}", ""]
-    lines += ["| field | value |", "|---|---|"]
-    lines += [
-        f"| {key} | {_cell(report[key])} |"
-        for key in REPORT_KEYS
-        if key not in {"uri", "compatibility", "diagnostics"}
+    lines += _summary_lines(report)
+    lines += _compatibility_lines(report["compatibility"])
+    lines += _diagnostic_lines(report["diagnostics"])
+    return "\n".join(lines) + "\n"
+
+
+def _summary_lines(report: Mapping[str, Any]) -> list[str]:
+    """The table of the report's plain fields."""
+    return [
+        "| field | value |",
+        "|---|---|",
+        *(
+            f"| {key} | {_cell(report[key])} |"
+            for key in REPORT_KEYS
+            if key not in {"uri", "compatibility", "diagnostics"}
+        ),
     ]
-    lines += [
+
+
+def _compatibility_lines(compatibility: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The section of the verdict per provider mode."""
+    lines = [
         "",
         "## Provider modes",
         "",
         "| mode | compatible | unsupported | probe error |",
         "|---|---|---|---|",
     ]
-    for mode, row in report["compatibility"].items():
+    for mode, row in compatibility.items():
         lines.append(
             f"| {mode} | {_cell(row['compatible'])} | {_cell(row['unsupported'])} | "
             f"{_cell(row['probe_error'])} |"
         )
-    lines += [
+    return lines
+
+
+def _diagnostic_lines(diagnostics: list[Mapping[str, Any]]) -> list[str]:
+    """The section of the diagnostics, one row each."""
+    lines = [
         "",
         "## Diagnostics",
         "",
         "| severity | category | name | code | message |",
         "|---|---|---|---|---|",
     ]
-    for diag in report["diagnostics"]:
+    for diag in diagnostics:
         lines.append(
             f"| {diag[DIAGNOSTIC_SEVERITY]} | {diag[DIAGNOSTIC_CATEGORY]} | {diag['name']} | "
             f"{_cell(diag['code'])} | {_cell(diag['message'])} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines

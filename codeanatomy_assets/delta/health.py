@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Final
 
 from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.errors import exception_attributes, exception_text
 
 DEFAULT_CHECKPOINT_INTERVAL: Final = 100
 """``delta.checkpointInterval`` when the table does not set it."""
@@ -276,6 +277,15 @@ class LogHealth:
     def to_row(self) -> dict[str, Any]:
         """Every field, JSON-ready (the payload of ``delta_log_health_v1``)."""
         return {
+            **self._log_row(),
+            **self._table_row(),
+            **self._files_row(),
+            "findings": [f.to_row() for f in self.findings],
+        }
+
+    def _log_row(self) -> dict[str, Any]:
+        """The log's own facts: versions, checkpoints, gaps."""
+        return {
             "uri": self.uri,
             "source": self.source.value,
             "delta_log_present": self.delta_log_present,
@@ -288,6 +298,11 @@ class LogHealth:
             "commits_since_checkpoint": self.commits_since_checkpoint,
             "version_gaps": [g.to_row() for g in self.version_gaps],
             "compaction_files": list(self.compaction_files),
+        }
+
+    def _table_row(self) -> dict[str, Any]:
+        """What the snapshot says about the table: protocol, features, metadata."""
+        return {
             "protocol": dict(self.protocol) if self.protocol is not None else None,
             "metadata_present": self.metadata_present,
             "table_id": self.table_id,
@@ -302,12 +317,16 @@ class LogHealth:
             "column_mapping_mode": self.column_mapping_mode,
             "deletion_vectors_enabled": self.deletion_vectors_enabled,
             "checkpoint_interval": self.checkpoint_interval,
+        }
+
+    def _files_row(self) -> dict[str, Any]:
+        """The live data files and the deletion vectors checked for existence."""
+        return {
             "live_files": self.live_files,
             "data_files_checked": self.data_files_checked,
             "data_files_missing": self.data_files_missing,
             "missing_data_file_examples": list(self.missing_data_file_examples),
             "deletion_vector_files_missing": self.deletion_vector_files_missing,
-            "findings": [f.to_row() for f in self.findings],
         }
 
 
@@ -326,19 +345,21 @@ def effective_features(
     >>> effective_features(3, 7, ["deletionVectors"], ["deletionVectors"])
     (('deletionVectors',), ('deletionVectors',))
     """
-    readers: set[str] = set()
-    if min_reader_version is not None:
-        if min_reader_version in _READER_IMPLIED:
-            readers |= _READER_IMPLIED[min_reader_version]
-        else:
-            readers |= set(reader_features or ())
-    writers: set[str] = set()
-    if min_writer_version is not None:
-        if min_writer_version in _WRITER_IMPLIED:
-            writers |= _WRITER_IMPLIED[min_writer_version]
-        else:
-            writers |= set(writer_features or ())
-    return tuple(sorted(readers)), tuple(sorted(writers))
+    return (
+        _features_in_force(min_reader_version, _READER_IMPLIED, reader_features),
+        _features_in_force(min_writer_version, _WRITER_IMPLIED, writer_features),
+    )
+
+
+def _features_in_force(
+    version: int | None, implied: Mapping[int, frozenset[str]], explicit: Iterable[str] | None
+) -> tuple[str, ...]:
+    """The features a legacy ``version`` implies, else the ``explicit`` list (none without a version)."""
+    if version is None:
+        return ()
+    if version in implied:
+        return tuple(sorted(implied[version]))
+    return tuple(sorted(set(explicit or ())))
 
 
 class HealthBuilder:
@@ -351,6 +372,13 @@ class HealthBuilder:
 
     def find(self, code: LogFindingCode, severity: Severity, message: str, **detail: Any) -> None:
         self.findings.append(LogFinding(code=code, severity=severity, message=message, detail=detail))
+
+    def find_exception(
+        self, code: LogFindingCode, severity: Severity, context: str, exc: BaseException, **detail: Any
+    ) -> None:
+        """A finding for a caught exception: ``<context>: <Type: message>``, with the ``exception.*``
+        attributes after ``detail``."""
+        self.find(code, severity, f"{context}: {exception_text(exc)}", **detail, **exception_attributes(exc))
 
     def build(self, source: LogSource, present: bool) -> LogHealth:
         return LogHealth(

@@ -69,37 +69,49 @@ def open_filesystem(
     if scheme in {"s3", "s3a"}:
         return _s3_filesystem(options), root
     if scheme in {"gs", "gcs"}:
-        token = _option(options, "GOOGLE_ACCESS_TOKEN", "google_access_token")
-        anonymous = truthy(_option(options, "GOOGLE_ANONYMOUS", "anonymous"))
-        return pafs.GcsFileSystem(access_token=token, anonymous=anonymous), root
+        return _gcs_filesystem(options), root
     if scheme in {"az", "abfs", "abfss", "adl", "azure"}:
-        account = _option(options, "AZURE_STORAGE_ACCOUNT_NAME", "azure_storage_account_name", "account_name")
-        if account is None and "@" in parts.netloc:
-            account = parts.netloc.split("@", 1)[1].split(".", 1)[0]
-        if account is None:
-            raise ValueError("no Azure storage account name in the storage options or the URI")
-        key = _option(options, "AZURE_STORAGE_ACCOUNT_KEY", "azure_storage_account_key", "account_key")
-        container = parts.netloc.split("@", 1)[0]
-        return pafs.AzureFileSystem(account_name=account, account_key=key), (container + parts.path).rstrip(
-            "/"
-        )
+        return _azure_filesystem(options, parts)
     raise ValueError(f"no pyarrow filesystem for scheme {scheme!r}")
 
 
-def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
+def _gcs_filesystem(options: Mapping[str, str]) -> pafs.GcsFileSystem:
+    token = _option(options, "GOOGLE_ACCESS_TOKEN", "google_access_token")
+    anonymous = truthy(_option(options, "GOOGLE_ANONYMOUS", "anonymous"))
+    return pafs.GcsFileSystem(access_token=token, anonymous=anonymous)
+
+
+def _azure_filesystem(
+    options: Mapping[str, str], parts: urllib.parse.SplitResult
+) -> tuple[pafs.AzureFileSystem, str]:
+    """The Azure filesystem of ``container[@account...]/path`` and the root inside it (the container's)."""
+    container, at, host = parts.netloc.partition("@")
+    account = _option(options, "AZURE_STORAGE_ACCOUNT_NAME", "azure_storage_account_name", "account_name")
+    if account is None and at:
+        account = host.split(".", 1)[0]
+    if account is None:
+        raise ValueError("no Azure storage account name in the storage options or the URI")
+    key = _option(options, "AZURE_STORAGE_ACCOUNT_KEY", "azure_storage_account_key", "account_key")
+    return pafs.AzureFileSystem(account_name=account, account_key=key), (container + parts.path).rstrip("/")
+
+
+def _s3_endpoint(options: Mapping[str, str]) -> tuple[str | None, Literal["http", "https"]]:
+    """The S3 endpoint override (host[:port][/path]) and the scheme to reach it with."""
     endpoint = _option(
         options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "aws_endpoint_url", "endpoint_url", "endpoint"
     )
-    scheme: Literal["http", "https"] = "https"
-    if endpoint is not None and "://" in endpoint:  # (urlsplit reads "minio:9000" as scheme "minio")
-        split = urllib.parse.urlsplit(endpoint)
-        if split.scheme == "http":
-            scheme = "http"
-        elif split.scheme != "https":
-            raise ValueError(f"the S3 endpoint {endpoint!r} is neither http:// nor https://")
-        endpoint = split.netloc + split.path.rstrip("/")
-    elif endpoint is not None and truthy(_option(options, "AWS_ALLOW_HTTP", "allow_http")):
-        scheme = "http"  # a bare host:port endpoint
+    if endpoint is None:
+        return None, "https"
+    if "://" not in endpoint:  # (urlsplit reads "minio:9000" as scheme "minio")
+        return endpoint, "http" if truthy(_option(options, "AWS_ALLOW_HTTP", "allow_http")) else "https"
+    split = urllib.parse.urlsplit(endpoint)
+    if split.scheme not in {"http", "https"}:
+        raise ValueError(f"the S3 endpoint {endpoint!r} is neither http:// nor https://")
+    return split.netloc + split.path.rstrip("/"), "http" if split.scheme == "http" else "https"
+
+
+def _s3_filesystem(options: Mapping[str, str]) -> pafs.S3FileSystem:
+    endpoint, scheme = _s3_endpoint(options)
     return pafs.S3FileSystem(
         access_key=_option(options, "AWS_ACCESS_KEY_ID", "access_key_id"),
         secret_key=_option(options, "AWS_SECRET_ACCESS_KEY", "secret_access_key"),

@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from codeanatomy_assets.bench.engines import (
-    ENGINES,
+from codeanatomy_assets.bench.engines.case import (
     GOAL_CAPTURE,
     GOAL_PRODUCT_GEOMEAN,
     GOAL_PRODUCT_MAX,
     EngineSettings,
     measure_engines,
 )
+from codeanatomy_assets.bench.engines.names import ENGINES
 from codeanatomy_assets.bench.extraction_case import ExtractionSettings, measure_extraction_case
 from codeanatomy_assets.bench.harness import (
     DEFAULT_CACHE_DIR,

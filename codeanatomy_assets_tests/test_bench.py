@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 
-from codeanatomy_assets.bench.engines import (
+from codeanatomy_assets.bench.engines.case import EngineSettings, measure_engines
+from codeanatomy_assets.bench.engines.names import (
     CHILD_ENGINES,
     NATIVE,
     PEERS,
     PRODUCT,
     PRODUCT_NO_CAPTURE,
-    EngineSettings,
-    measure_engines,
     query_tables,
-    results_match,
 )
+from codeanatomy_assets.bench.engines.results import results_match
 from codeanatomy_assets.bench.harness import geomean, median, ratio, rotated, run_case
 from codeanatomy_assets.bench.provider_modes import BASELINE, DEFAULT_POLICY, MODES
 from codeanatomy_assets.bench.suite import CASES, BenchSettings, evaluate_goals, run_benchmark
@@ -191,7 +190,7 @@ def test_native_listing_links_exactly_the_live_files_after_an_overwrite(tmp_path
     import pyarrow as pa
     from deltalake import write_deltalake
 
-    from codeanatomy_assets.bench.engines import native_sources
+    from codeanatomy_assets.bench.engines.native_sources import native_sources
 
     uri = str(tmp_path / "t")
     write_deltalake(uri, pa.table({"a": [1, 2]}))

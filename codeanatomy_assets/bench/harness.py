@@ -116,6 +116,15 @@ def error_record(exc: BaseException) -> dict[str, str]:
     }
 
 
+def failure(kind: str, message: str) -> dict[str, str]:
+    """A failure a case finds itself (no exception): the ``error.type`` and message of :func:`error_record`.
+
+    >>> failure("BuildFailed", "no output")
+    {'error.type': 'BuildFailed', 'message': 'no output'}
+    """
+    return {"error.type": kind, "message": message}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CaseOutcome:
     """One case as it ran: its figures, or the error that stopped it."""
@@ -157,6 +166,23 @@ def git_commit(cwd: Path | None = None) -> str | None:
         return None
     sha = done.stdout.strip()
     return sha if done.returncode == 0 and sha else None
+
+
+def uncommitted_files(cwd: Path | None = None) -> list[str] | None:
+    """Tracked files with uncommitted changes in the checkout holding this package (builds run the tree)."""
+    where = cwd or Path(__file__).resolve().parents[2]
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return sorted(line[3:] for line in done.stdout.splitlines()) if done.returncode == 0 else None
 
 
 def _memory_bytes() -> int | None:

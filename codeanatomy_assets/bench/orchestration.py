@@ -291,6 +291,25 @@ def _executor_verdict(
     )
 
 
+def _build_figures(
+    build: dict[str, Any], warmup: dict[str, Any] | None, multiprocess_build: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The measured build, a summary of its warm-up, and the multiprocess build against it."""
+    return {
+        "build_warmup": {k: warmup[k] for k in ("success", "wall_seconds", "share_of_build")}
+        if warmup
+        else None,
+        "build": build,
+        "multiprocess_build": multiprocess_build,
+        "multiprocess_build_over_in_process": rounded(
+            ratio(multiprocess_build["wall_seconds"], build["wall_seconds"]), 2
+        )
+        if multiprocess_build
+        else None,
+        "share_of_build": build["share_of_build"],
+    }
+
+
 def measure_orchestration(work_dir: Path, settings: OrchestrationSettings) -> dict[str, Any]:
     """Both executors on the trivial chain, then the share of a real build outside its steps."""
     in_process = measure_in_process(settings.in_process_assets)
@@ -309,17 +328,7 @@ def measure_orchestration(work_dir: Path, settings: OrchestrationSettings) -> di
         ),
         "build_source": settings.build_source.describe(),
         "build_files": count_files(source),
-        "build_warmup": {k: warmup[k] for k in ("success", "wall_seconds", "share_of_build")}
-        if warmup
-        else None,
-        "build": build,
-        "multiprocess_build": multiprocess_build,
-        "multiprocess_build_over_in_process": rounded(
-            ratio(multiprocess_build["wall_seconds"], build["wall_seconds"]), 2
-        )
-        if multiprocess_build
-        else None,
-        "share_of_build": build["share_of_build"],
+        **_build_figures(build, warmup, multiprocess_build),
         "executor": "in_process",
         "executor_verdict": _executor_verdict(in_process, multiprocess, build, multiprocess_build),
     }

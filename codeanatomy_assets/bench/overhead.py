@@ -24,7 +24,7 @@ What is timed, per build:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -95,6 +95,41 @@ def _summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {f"{part}_seconds_median": rounded(median(r[part] for r in runs)) for part in PARTS}
 
 
+def _interleaved_runs(requests: Mapping[str, BuildRequest], rounds: int) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` rounds of one build per variant, in rotated order."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    for index in range(rounds):
+        for name in rotated(list(VARIANTS), index):
+            runs[name].append(_one_build(requests[name]))
+    return runs
+
+
+def _failed_steps(
+    warmup: Mapping[str, dict[str, Any]], runs: Mapping[str, list[dict[str, Any]]]
+) -> list[str]:
+    """``variant: step`` of every step that failed in any build, warm-ups included (sorted, once each)."""
+    return sorted(
+        {
+            f"{name}: {step}"
+            for name in VARIANTS
+            for run in [*([warmup[name]] if name in warmup else []), *runs[name]]
+            for step in run["failed_steps"]
+        }
+    )
+
+
+def _ratio_figures(ratios: Mapping[str, list[float]]) -> dict[str, Any]:
+    """The median ratio on / off of each part, and every paired ratio."""
+    return {
+        "ratio": rounded(median(ratios["plan_and_registration"])),
+        "plans_ratio": rounded(median(ratios["plans"])),
+        "datasets_ratio": rounded(median(ratios["datasets"])),
+        "steps_ratio": rounded(median(ratios["plan_and_registration_steps"])),
+        "build_ratio": rounded(median(ratios["build"])),
+        "paired_ratios": {part: [rounded(r) for r in values] for part, values in ratios.items()},
+    }
+
+
 def measure_overhead(work_dir: Path, settings: OverheadSettings) -> dict[str, Any]:
     """Warm up both variants, then run ``rounds`` interleaved rounds; ratios on / off per part."""
     source = settings.source.materialize(work_dir)
@@ -103,31 +138,16 @@ def measure_overhead(work_dir: Path, settings: OverheadSettings) -> dict[str, An
         for name in VARIANTS
     }
     warmup = {name: _one_build(request) for name, request in requests.items() if settings.warmup}
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
-    for index in range(settings.rounds):
-        for name in rotated(list(VARIANTS), index):
-            runs[name].append(_one_build(requests[name]))
+    runs = _interleaved_runs(requests, settings.rounds)
     ratios = {part: _paired_ratios(runs, part) for part in PARTS}
-    failures = sorted(
-        {
-            f"{name}: {step}"
-            for name in VARIANTS
-            for run in [*([warmup[name]] if name in warmup else []), *runs[name]]
-            for step in run["failed_steps"]
-        }
-    )
+    failures = _failed_steps(warmup, runs)
     return {
         "source": settings.source.describe(),
         "files": count_files(source),
         "rounds": settings.rounds,
         "measured": "median over rounds of (capture on / capture off) of the summed asset-body spans "
         "(asset <key>) of the dataset-registration and plan assets of run_build",
-        "ratio": rounded(median(ratios["plan_and_registration"])),
-        "plans_ratio": rounded(median(ratios["plans"])),
-        "datasets_ratio": rounded(median(ratios["datasets"])),
-        "steps_ratio": rounded(median(ratios["plan_and_registration_steps"])),
-        "build_ratio": rounded(median(ratios["build"])),
-        "paired_ratios": {part: [rounded(r) for r in values] for part, values in ratios.items()},
+        **_ratio_figures(ratios),
         "variants": {name: _summary(runs[name]) for name in VARIANTS},
         "all_builds_succeeded": not failures,
         "failed_steps": failures,

@@ -17,10 +17,11 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from codeanatomy_assets.bench.harness import timed
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.runs import tracked_run
 from codeanatomy_assets.diagnostics.schemas import DIAGNOSTICS_EVENTS_TABLE
@@ -55,36 +56,35 @@ def _median_ms(samples: Sequence[float]) -> float:
     return round(statistics.median(samples) * 1000, 2)
 
 
+def _seconds_each(work: Callable[[], object], repeats: int) -> list[float]:
+    """The wall seconds of ``repeats`` calls of ``work``."""
+    samples: list[float] = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        work()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _log_files(store: DeltaDiagnosticsStore) -> dict[str, int]:
+    """The events table's log: JSON commits and checkpoints."""
+    log = Path(store.table_uri(DIAGNOSTICS_EVENTS_TABLE)) / "_delta_log"
+    return {
+        "log_json_files": len(list(log.glob("*.json"))),
+        "log_checkpoints": len(list(log.glob("*.checkpoint.parquet"))),
+    }
+
+
 def _measure_one(root: Path, runs: int, events_per_run: int, repeats: int) -> dict[str, Any]:
     store_root = tempfile.mkdtemp(prefix=f"runs_{runs}_", dir=root)
-    started = time.perf_counter()
-    run_ids = _fill(DeltaDiagnosticsStore(store_root), runs, events_per_run)
-    fill_seconds = time.perf_counter() - started
+    fill_seconds, run_ids = timed(lambda: _fill(DeltaDiagnosticsStore(store_root), runs, events_per_run))
     target = run_ids[len(run_ids) // 2]
-
-    cold: list[float] = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        DeltaDiagnosticsStore(store_root).read_events(target)
-        cold.append(time.perf_counter() - started)
+    cold = _seconds_each(lambda: DeltaDiagnosticsStore(store_root).read_events(target), repeats)
     warm_store = DeltaDiagnosticsStore(store_root)
     events = warm_store.read_events(target)  # untimed: warms the store
-    warm: list[float] = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        warm_store.read_events(target)
-        warm.append(time.perf_counter() - started)
-    latest: list[float] = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        DeltaDiagnosticsStore(store_root).latest_run_id()
-        latest.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    every_event = DeltaDiagnosticsStore(store_root).read_events()
-    read_all_seconds = time.perf_counter() - started
-
-    log = Path(warm_store.table_uri(DIAGNOSTICS_EVENTS_TABLE)) / "_delta_log"
+    warm = _seconds_each(lambda: warm_store.read_events(target), repeats)
+    latest = _seconds_each(lambda: DeltaDiagnosticsStore(store_root).latest_run_id(), repeats)
+    read_all_seconds, every_event = timed(lambda: DeltaDiagnosticsStore(store_root).read_events())
     return {
         "runs": runs,
         "target_run_id": target,
@@ -92,8 +92,7 @@ def _measure_one(root: Path, runs: int, events_per_run: int, repeats: int) -> di
         "fill_seconds": round(fill_seconds, 2),
         "files_total": len(warm_store.candidate_files(DIAGNOSTICS_EVENTS_TABLE)),
         "files_read": len(warm_store.candidate_files(DIAGNOSTICS_EVENTS_TABLE, target)),
-        "log_json_files": len(list(log.glob("*.json"))),
-        "log_checkpoints": len(list(log.glob("*.checkpoint.parquet"))),
+        **_log_files(warm_store),
         "read_one_run_cold_ms_median": _median_ms(cold),
         "read_one_run_warm_ms_median": _median_ms(warm),
         "latest_run_id_cold_ms_median": _median_ms(latest),

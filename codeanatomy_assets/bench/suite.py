@@ -22,14 +22,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from codeanatomy_assets.bench.engines import (
-    ENGINES,
+from codeanatomy_assets.bench.engines.case import (
     GOAL_CAPTURE,
     GOAL_PRODUCT_GEOMEAN,
     GOAL_PRODUCT_MAX,
     EngineSettings,
     measure_engines,
 )
+from codeanatomy_assets.bench.engines.names import ENGINES
 from codeanatomy_assets.bench.extraction_case import ExtractionSettings, measure_extraction_case
 from codeanatomy_assets.bench.harness import (
     DEFAULT_CACHE_DIR,
@@ -145,6 +145,21 @@ def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _run_cases(
+    settings: BenchSettings, cases: Sequence[str], folder: Path, progress: Callable[[str], None]
+) -> dict[str, Any]:
+    """Each case's JSON object (its figures, or its error), in order, with progress lines around each."""
+    runners = _runners(settings, folder)
+    bodies: dict[str, Any] = {}
+    for name in cases:
+        progress(f"bench: {name} ...")
+        outcome = run_case(name, runners[name])
+        bodies[name] = outcome.to_row()
+        status = "failed: " + outcome.error["message"][:200] if outcome.error else "ok"
+        progress(f"bench: {name} {status} ({outcome.seconds:.1f} s)")
+    return bodies
+
+
 def run_benchmark(
     settings: BenchSettings,
     *,
@@ -165,13 +180,7 @@ def run_benchmark(
         "settings": settings.to_row(),
     }
     try:
-        runners = _runners(settings, folder)
-        for name in cases:
-            progress(f"bench: {name} ...")
-            outcome = run_case(name, runners[name])
-            document[name] = outcome.to_row()
-            status = "failed: " + outcome.error["message"][:200] if outcome.error else "ok"
-            progress(f"bench: {name} {status} ({outcome.seconds:.1f} s)")
+        document.update(_run_cases(settings, cases, folder, progress))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     document["machine"]["load_average_at_end"] = load_average()
@@ -192,32 +201,44 @@ def _get(document: Mapping[str, Any], case: str, key: str) -> Any:
     return body.get(key) if isinstance(body, Mapping) else None
 
 
-def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each goal of the benchmark issue: the measured value and whether it is met (None: not measured)."""
-    overhead = _get(document, "overhead", "ratio")
-    overhead_met = _get(document, "overhead", "goal_met")
+def _at_most(measured: float | None, limit: float) -> bool | None:
+    return None if measured is None else measured <= limit
+
+
+def _build_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The goals of the build itself: capture overhead, orchestration share, extraction, log and report."""
     share = _get(document, "orchestration", "share_of_build")
     parse = _get(document, "extraction", "ratio_to_parse")
-    log_flat = _get(document, "log_health", "flat_in_history")
     log_growth = (_get(document, "log_health", "growth_largest_over_smallest") or {}).get(
         "log_health_checkpoint"
     )
-    report_flat = _get(document, "report_scaling", "flat_in_history")
-    product = _get(document, "engines", "product_geomean_ratio_to_native")
-    product_max = _get(document, "engines", "product_max_ratio_to_native")
-    capture = _get(document, "engines", "capture_over_no_capture")
     return {
-        "overhead": _goal("<= 1.05x (plan and registration asset bodies, on/off)", overhead, overhead_met),
+        "overhead": _goal(
+            "<= 1.05x (plan and registration asset bodies, on/off)",
+            _get(document, "overhead", "ratio"),
+            _get(document, "overhead", "goal_met"),
+        ),
         "orchestration": _goal("< 10% of build wall time", share, None if share is None else share < 0.10),
         "extraction": _goal(">= 0.7x bare parse", parse, None if parse is None else parse >= 0.7),
         "log_health": _goal(
-            "flat in total history (checkpointed: largest/smallest <= 1.5)", log_growth, log_flat
+            "flat in total history (checkpointed: largest/smallest <= 1.5)",
+            log_growth,
+            _get(document, "log_health", "flat_in_history"),
         ),
         "report": _goal(
             "flat in total history (largest/smallest store <= 1.5)",
             _get(document, "report_scaling", "report_growth_largest_over_smallest"),
-            report_flat,
+            _get(document, "report_scaling", "flat_in_history"),
         ),
+    }
+
+
+def _engine_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The goals of the engines case: the product against native, the capture cost, equal results."""
+    product = _get(document, "engines", "product_geomean_ratio_to_native")
+    product_max = _get(document, "engines", "product_max_ratio_to_native")
+    capture = _get(document, "engines", "capture_over_no_capture")
+    return {
         "engines_product_build": _goal(
             f"<= {GOAL_PRODUCT_GEOMEAN}x native geomean (sum of plan phases, full capture), "
             f"no query > {GOAL_PRODUCT_MAX}x",
@@ -229,7 +250,7 @@ def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         "engines_capture_cost": _goal(
             f"<= {GOAL_CAPTURE}x (capture on / --no-capture, geomean of plan phase sums)",
             capture,
-            None if capture is None else capture <= GOAL_CAPTURE,
+            _at_most(capture, GOAL_CAPTURE),
         ),
         "engines_results": _goal(
             "every engine's row counts and row multisets (and the product's Delta outputs) equal native",
@@ -239,35 +260,69 @@ def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def headline(document: Mapping[str, Any]) -> list[str]:
-    """A few lines for the terminal: the headline figure of every case and the goals."""
-    lines = [f"commit {document.get('commit')}  quick={document.get('quick')}  {document.get('seconds')} s"]
+def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each goal of the benchmark issue: the measured value and whether it is met (None: not measured)."""
+    return {**_build_goals(document), **_engine_goals(document)}
+
+
+# ---------------------------------------------------------------------------------------- headline
+
+
+def _provider_mode_lines(document: Mapping[str, Any]) -> list[str]:
     modes = document.get("provider_modes") or {}
+    lines = []
     for mode in (m for m in MODES if m != BASELINE):
         entry = modes.get(mode)
         if isinstance(entry, Mapping):
             figure = entry.get("geomean_ratio_to_baseline")
             lines.append(f"provider_modes.{mode}.geomean_ratio_to_{BASELINE} = {figure}")
-    engines = document.get("engines") or {}
-    for engine in ENGINES:
-        entry = (engines.get("engines") or {}).get(engine)
-        if isinstance(entry, Mapping):
-            lines.append(
-                f"engines.{engine}.geomean_ratio_to_native = {entry.get('geomean_ratio_to_native')}"
-                f"  (total {entry.get('total_ms')} ms, failed {len(entry.get('queries_failed') or [])})"
-            )
-            if "step_geomean_ratio_to_native" in entry:
-                lines.append(
-                    f"engines.{engine}.step_geomean_ratio_to_native = {entry['step_geomean_ratio_to_native']}"
-                    f"  (plan step wall time, step total {entry.get('step_total_ms')} ms)"
-                )
-    for name in CASES:
-        body = document.get(name)
-        if isinstance(body, Mapping) and "error" in body:
-            lines.append(
-                f"{name}: FAILED {body['error'].get('error.type')}: {body['error'].get('message')[:160]}"
-            )
-    for name, goal in (document.get("goals") or {}).items():
-        verdict = {True: "met", False: "NOT met", None: "not measured"}[goal["met"]]
-        lines.append(f"goal {name}: {goal['target']}: measured {goal['measured']} -> {verdict}")
     return lines
+
+
+def _engine_lines(document: Mapping[str, Any]) -> list[str]:
+    summaries = (document.get("engines") or {}).get("engines") or {}
+    lines = []
+    for engine in ENGINES:
+        entry = summaries.get(engine)
+        if not isinstance(entry, Mapping):
+            continue
+        lines.append(
+            f"engines.{engine}.geomean_ratio_to_native = {entry.get('geomean_ratio_to_native')}"
+            f"  (total {entry.get('total_ms')} ms, failed {len(entry.get('queries_failed') or [])})"
+        )
+        if "step_geomean_ratio_to_native" in entry:
+            lines.append(
+                f"engines.{engine}.step_geomean_ratio_to_native = {entry['step_geomean_ratio_to_native']}"
+                f"  (plan step wall time, step total {entry.get('step_total_ms')} ms)"
+            )
+    return lines
+
+
+def _failure_lines(document: Mapping[str, Any]) -> list[str]:
+    bodies = ((name, document.get(name)) for name in CASES)
+    return [
+        f"{name}: FAILED {body['error'].get('error.type')}: {body['error'].get('message')[:160]}"
+        for name, body in bodies
+        if isinstance(body, Mapping) and "error" in body
+    ]
+
+
+_VERDICTS: Final = {True: "met", False: "NOT met", None: "not measured"}
+
+
+def _goal_lines(document: Mapping[str, Any]) -> list[str]:
+    return [
+        f"goal {name}: {goal['target']}: measured {goal['measured']} -> {_VERDICTS[goal['met']]}"
+        for name, goal in (document.get("goals") or {}).items()
+    ]
+
+
+def headline(document: Mapping[str, Any]) -> list[str]:
+    """A few lines for the terminal: the headline figure of every case and the goals."""
+    return [
+        f"commit {document.get('commit')}  quick={document.get('quick')}  {document.get('seconds')} s",
+        *_provider_mode_lines(document),
+        *_engine_lines(document),
+        *_failure_lines(document),
+        *_goal_lines(document),
+    ]

@@ -59,7 +59,7 @@ def _diagnostic_row(event: DiagnosticEvent) -> dict[str, Any]:
 
 
 def _redact_all(value: Any, storage_options: Mapping[str, str] | None) -> Any:
-    from codeanatomy_assets.delta.registration import redact
+    from codeanatomy_assets.delta.registration_errors import redact
 
     if isinstance(value, str):
         return redact(value, storage_options)
@@ -121,8 +121,9 @@ def _fill_report(
     import datafusion
 
     from codeanatomy_assets.delta.log import read_log_health
-    from codeanatomy_assets.delta.registration import RegistrationPolicy, decide_provider
+    from codeanatomy_assets.delta.provider_policy import decide_provider
     from codeanatomy_assets.delta.registration_events import build_events
+    from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 
     health = read_log_health(uri, storage_options)
     report.update(

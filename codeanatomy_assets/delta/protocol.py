@@ -104,6 +104,9 @@ PRUNED_PARQUET_READER_FEATURES: Final = frozenset(
 ``vacuumProtocolCheck`` only asks readers to acknowledge it (spec), and deltalake lists and prunes such a
 table's files although its provider refuses the table (measured)."""
 
+PROTOCOL_UNKNOWN: Final = "protocol_unknown"
+"""``unsupported`` token: the table's protocol could not be read (so no rule can be applied)."""
+
 OBJECT_STORE_LOCATION: Final = "object_store_location"
 """``unsupported`` token: ``delta_pruned_parquet`` reads local tables only."""
 
@@ -226,7 +229,7 @@ def check_compatibility(protocol: TableProtocol | None, mode: ProviderMode) -> C
     if mode in (ProviderMode.NONE, ProviderMode.OTHER):
         return Compatibility(mode=mode, compatible=False, unsupported=(f"mode:{mode.value}",))
     if protocol is None or protocol.min_reader_version is None:
-        return Compatibility(mode=mode, compatible=False, unsupported=("protocol_unknown",))
+        return Compatibility(mode=mode, compatible=False, unsupported=(PROTOCOL_UNKNOWN,))
     unsupported = _common_unsupported(protocol)
     features = set(protocol.reader_features)
     if mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_SCAN_STREAM):

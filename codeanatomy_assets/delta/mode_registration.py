@@ -116,6 +116,16 @@ def _azure_store(bucket: str, netloc: str, opt: _StoreOptions) -> Any:
     )
 
 
+def _bucket_store(parts: urllib.parse.SplitResult, bucket: str, options: _StoreOptions) -> Any:
+    """The datafusion object store of ``bucket``: S3 (``s3``/``s3a``), Google (``gs``/``gcs``), else Azure."""
+    scheme = parts.scheme.lower()
+    if scheme in {"s3", "s3a"}:
+        return _s3_store(bucket, options)
+    if scheme in {"gs", "gcs"}:
+        return _gcs_store(bucket, options)
+    return _azure_store(bucket, parts.netloc, options)
+
+
 def register_object_store(
     ctx: datafusion.SessionContext, uri: str, storage_options: Mapping[str, str] | None
 ) -> bool:
@@ -126,15 +136,8 @@ def register_object_store(
     if not is_object_store_uri(uri):
         return False
     parts = urllib.parse.urlsplit(uri)
-    scheme = parts.scheme.lower()
     bucket = parts.netloc.split("@", 1)[0]
-    options = _StoreOptions(storage_options)
-    if scheme in {"s3", "s3a"}:
-        store = _s3_store(bucket, options)
-    elif scheme in {"gs", "gcs"}:
-        store = _gcs_store(bucket, options)
-    else:
-        store = _azure_store(bucket, parts.netloc, options)
+    store = _bucket_store(parts, bucket, _StoreOptions(storage_options))
     ctx.register_object_store(f"{parts.scheme}://{bucket}", store, None)
     return True
 

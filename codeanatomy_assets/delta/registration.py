@@ -40,7 +40,7 @@ from codeanatomy_assets.delta.mode_registration import (
     register_object_store,
     register_pruned_parquet,
 )
-from codeanatomy_assets.delta.protocol import READ_MODES, check_compatibility
+from codeanatomy_assets.delta.protocol import READ_MODES, Compatibility, check_compatibility
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.provider_policy import decide_provider
 from codeanatomy_assets.delta.registration_errors import redact, redacted_error
@@ -101,17 +101,22 @@ def _unreadable_error(
     # Refused by rules (protocol or snapshot), not by failed probes: the protocol is the reason.
     verdicts = [decision.compatibility.get(m) or check_compatibility(None, m) for m in policy.modes]
     if all(c.unsupported for c in verdicts):
-        unsupported = tuple(sorted({u for c in verdicts for u in c.unsupported}))
-        return ProtocolIncompatibleError(
-            f"no provider mode supports the table's protocol (unsupported: {', '.join(unsupported)})",
-            dataset=name,
-            uri=redacted_uri,
-            unsupported=unsupported,
-        )
+        return _protocol_error(verdicts, name, redacted_uri)
     return DatasetError(
         f"{_log_damage(health)}no provider mode could read the table: {decision.fallback_reason}",
         dataset=name,
         uri=redacted_uri,
+    )
+
+
+def _protocol_error(verdicts: list[Compatibility], name: str, redacted_uri: str) -> ProtocolIncompatibleError:
+    """The error of a table whose protocol (or snapshot) every mode's rules refuse."""
+    unsupported = tuple(sorted({u for c in verdicts for u in c.unsupported}))
+    return ProtocolIncompatibleError(
+        f"no provider mode supports the table's protocol (unsupported: {', '.join(unsupported)})",
+        dataset=name,
+        uri=redacted_uri,
+        unsupported=unsupported,
     )
 
 

@@ -24,14 +24,10 @@ from deltalake import DeltaTable, write_deltalake
 
 from codeanatomy_assets.cancel import CANCEL
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import open_snapshot
-from codeanatomy_assets.delta.registration import (
-    Registration,
-    quote_ident,
-    redact,
-    register_dataset,
-    register_for_plan,
-)
+from codeanatomy_assets.delta.pruned import open_snapshot, quote_ident
+from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
+from codeanatomy_assets.delta.registration_errors import redact
+from codeanatomy_assets.delta.registration_records import Registration
 from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError

@@ -28,7 +28,8 @@ import pytest
 from deltalake import write_deltalake
 
 from codeanatomy_assets.delta.provider import ProviderMode
-from codeanatomy_assets.delta.registration import RegistrationPolicy, register_dataset
+from codeanatomy_assets.delta.registration import register_dataset
+from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore

@@ -33,13 +33,9 @@ from codeanatomy_assets.delta.pruned import (
     link_files,
     open_snapshot,
 )
-from codeanatomy_assets.delta.registration import (
-    Registration,
-    RegistrationPolicy,
-    register_dataset,
-    register_for_plan,
-)
+from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
 from codeanatomy_assets.delta.registration_events import DATASET_PROVIDER_MODE, DELTA_PROTOCOL_COMPATIBILITY
+from codeanatomy_assets.delta.registration_records import Registration, RegistrationPolicy
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.engine import SCAN_UNIT_EVENT, CompileOptions, PlanExecution, execute_plan
 from codeanatomy_assets.engine.pruning import pruning_predicates

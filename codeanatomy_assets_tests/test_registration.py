@@ -16,17 +16,12 @@ import deltalake
 import pyarrow as pa
 import pytest
 
+from codeanatomy_assets.delta.mode_registration import register_object_store
 from codeanatomy_assets.delta.protocol import READ_MODES
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.registration import (
-    Registration,
-    RegistrationPolicy,
-    quote_ident,
-    redact,
-    register_dataset,
-    register_for_plan,
-    register_object_store,
-)
+from codeanatomy_assets.delta.pruned import quote_ident
+from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
+from codeanatomy_assets.delta.registration_errors import redact
 from codeanatomy_assets.delta.registration_events import (
     DATASET_PROVIDER_MODE,
     DATASET_PROVIDER_PROBE,
@@ -35,6 +30,7 @@ from codeanatomy_assets.delta.registration_events import (
     DELTA_PROTOCOL_COMPATIBILITY,
     DELTALAKE_DATAFUSION_MAJOR,
 )
+from codeanatomy_assets.delta.registration_records import Registration, RegistrationPolicy
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
@@ -413,7 +409,8 @@ def test_pyarrow_dataset_mode_in_its_own_process(delta_corpus: Path) -> None:
         import json, sys
         import datafusion
         from codeanatomy_assets.delta.provider import ProviderMode
-        from codeanatomy_assets.delta.registration import RegistrationPolicy, register_dataset
+        from codeanatomy_assets.delta.registration import register_dataset
+        from codeanatomy_assets.delta.registration_records import RegistrationPolicy
         from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
         ctx = datafusion.SessionContext()
         result = register_dataset(

@@ -60,7 +60,8 @@ from codeanatomy_assets.bench.harness import (
 from codeanatomy_assets.bench.tpch import TpchSettings, load_query, register_native_tables
 from codeanatomy_assets.delta.protocol import READ_MODES
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.registration import RegistrationPolicy, register_dataset
+from codeanatomy_assets.delta.registration import register_dataset
+from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
 

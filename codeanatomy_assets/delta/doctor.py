@@ -20,7 +20,7 @@ from codeanatomy_assets.errors import exception_attributes, exception_text
 
 if TYPE_CHECKING:
     from codeanatomy_assets.delta.health import LogHealth
-    from codeanatomy_assets.delta.registration import ProviderDecision
+    from codeanatomy_assets.delta.registration_records import ProviderDecision
 
 REPORT_KEYS: Final = (
     "uri",
@@ -64,7 +64,7 @@ def _diagnostic_row(event: DiagnosticEvent) -> dict[str, Any]:
 
 
 def _redact_all(value: Any, storage_options: Mapping[str, str] | None) -> Any:
-    from codeanatomy_assets.delta.registration import redact
+    from codeanatomy_assets.delta.registration_errors import redact
 
     if isinstance(value, str):
         return redact(value, storage_options)
@@ -170,7 +170,8 @@ def _decide(uri: str, storage_options: Mapping[str, str] | None, health: LogHeal
     """The provider policy walked with read probes in a throwaway session (no scan stream materialized)."""
     import datafusion
 
-    from codeanatomy_assets.delta.registration import RegistrationPolicy, decide_provider
+    from codeanatomy_assets.delta.provider_policy import decide_provider
+    from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 
     return decide_provider(
         datafusion.SessionContext(),

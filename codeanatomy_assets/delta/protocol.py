@@ -104,6 +104,9 @@ PRUNED_PARQUET_READER_FEATURES: Final = frozenset(
 ``vacuumProtocolCheck`` only asks readers to acknowledge it (spec), and deltalake lists and prunes such a
 table's files although its provider refuses the table (measured)."""
 
+PROTOCOL_UNKNOWN: Final = "protocol_unknown"
+"""``unsupported`` token: the table's protocol could not be read (so no rule can be applied)."""
+
 OBJECT_STORE_LOCATION: Final = "object_store_location"
 """``unsupported`` token: ``delta_pruned_parquet`` reads local tables only."""
 
@@ -221,25 +224,31 @@ def _common_unsupported(protocol: TableProtocol) -> list[str]:
     return unsupported
 
 
+def _mode_unsupported(protocol: TableProtocol, mode: ProviderMode) -> list[str]:
+    """What stands in the way of ``mode``'s own reader (beyond the rules of every mode)."""
+    features = set(protocol.reader_features)
+    if mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_SCAN_STREAM):
+        return sorted(features & DELTA_ENGINE_UNSUPPORTED)
+    if mode not in (ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_PRUNED_PARQUET):
+        return []
+    accepted = (
+        PYARROW_DATASET_READER_FEATURES
+        if mode is ProviderMode.PYARROW_DATASET
+        else PRUNED_PARQUET_READER_FEATURES
+    )
+    unsupported = sorted((features & READER_WRITER_FEATURES) - accepted)
+    if protocol.column_mapping_mode in _MAPPED_MODES:
+        unsupported.append(f"delta.columnMapping.mode={protocol.column_mapping_mode}")
+    return unsupported
+
+
 def check_compatibility(protocol: TableProtocol | None, mode: ProviderMode) -> Compatibility:
     """The static verdict for one mode (no I/O)."""
     if mode in (ProviderMode.NONE, ProviderMode.OTHER):
         return Compatibility(mode=mode, compatible=False, unsupported=(f"mode:{mode.value}",))
     if protocol is None or protocol.min_reader_version is None:
-        return Compatibility(mode=mode, compatible=False, unsupported=("protocol_unknown",))
-    unsupported = _common_unsupported(protocol)
-    features = set(protocol.reader_features)
-    if mode in (ProviderMode.DELTA_TABLE_PROVIDER, ProviderMode.DELTA_SCAN_STREAM):
-        unsupported.extend(sorted(features & DELTA_ENGINE_UNSUPPORTED))
-    elif mode in (ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_PRUNED_PARQUET):
-        accepted = (
-            PYARROW_DATASET_READER_FEATURES
-            if mode is ProviderMode.PYARROW_DATASET
-            else PRUNED_PARQUET_READER_FEATURES
-        )
-        unsupported.extend(sorted((features & READER_WRITER_FEATURES) - accepted))
-        if protocol.column_mapping_mode in _MAPPED_MODES:
-            unsupported.append(f"delta.columnMapping.mode={protocol.column_mapping_mode}")
+        return Compatibility(mode=mode, compatible=False, unsupported=(PROTOCOL_UNKNOWN,))
+    unsupported = [*_common_unsupported(protocol), *_mode_unsupported(protocol, mode)]
     unique = tuple(dict.fromkeys(unsupported))
     return Compatibility(mode=mode, compatible=not unique, unsupported=unique)
 

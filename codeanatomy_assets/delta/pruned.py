@@ -149,15 +149,17 @@ def _add_actions(
     columns = [adds.column(_PARTITION_PREFIX + name).to_pylist() for name in partition_columns]
     actions: dict[str, tuple[int, tuple[Any, ...], str | None]] = {}
     for index, path in enumerate(paths):
-        decoded = urllib.parse.unquote(path)  # the log holds paths URL-encoded; file_uris() decoded
-        absolute = "://" in decoded or decoded.startswith("/")
-        key = file_key(decoded) if absolute else f"{root}/{decoded}"
-        if absolute:
-            local = decoded if decoded.startswith("/") else file_uri_root(path)
-        else:
-            local = None if local_root is None else f"{local_root}/{decoded}"
+        key, local = _action_location(path, root, local_root)
         actions[key] = (sizes[index], tuple(column[index] for column in columns), local)
     return actions
+
+
+def _action_location(path: str, root: str, local_root: str | None) -> tuple[str, str | None]:
+    """An add action's file key (spelled as ``file_uris()`` does) and local path (``None``: object store)."""
+    decoded = urllib.parse.unquote(path)  # the log holds paths URL-encoded; file_uris() decoded
+    if "://" in decoded or decoded.startswith("/"):  # an absolute path
+        return file_key(decoded), (decoded if decoded.startswith("/") else file_uri_root(path))
+    return f"{root}/{decoded}", (None if local_root is None else f"{local_root}/{decoded}")
 
 
 def _files_with_deletion_vectors(table: DeltaTable) -> int:
@@ -166,19 +168,24 @@ def _files_with_deletion_vectors(table: DeltaTable) -> int:
     return pa.table(table.deletion_vectors()).num_rows
 
 
-def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...]) -> PinnedSnapshot:
-    table = DeltaTable(uri, version=version, storage_options=dict(options) or None)
-    partition_columns = tuple(table.metadata().partition_columns)
+def _snapshot_files(table: DeltaTable, partition_columns: Sequence[str]) -> tuple[SnapshotFile, ...]:
+    """The live files of ``table`` with what their add actions record (``ValueError`` when one has none)."""
     uris = tuple(table.file_uris())
     actions = _add_actions(table, partition_columns)
     unmatched = [u for u in uris if file_key(u) not in actions]
     if unmatched:
         raise ValueError(f"no add action matches {len(unmatched)} live file(s), e.g. {unmatched[0]}")
-    files = tuple(
+    return tuple(
         SnapshotFile(uri=u, size=size, partition_values=values, path=local)
         for u in uris
         for size, values, local in (actions[file_key(u)],)
     )
+
+
+def _load_snapshot(uri: str, version: int, options: tuple[tuple[str, str], ...]) -> PinnedSnapshot:
+    table = DeltaTable(uri, version=version, storage_options=dict(options) or None)
+    partition_columns = tuple(table.metadata().partition_columns)
+    files = _snapshot_files(table, partition_columns)
     return PinnedSnapshot(
         uri=uri,
         version=table.version(),

@@ -20,7 +20,7 @@ def report(
 ) -> int:
     """Print the report of one run. Exit 1 when a gate failed, or the run failed or was cancelled."""
     from codeanatomy_assets.home import ProjectHome
-    from codeanatomy_assets.report import build_report, to_json
+    from codeanatomy_assets.report.run_report import build_report, to_json
 
     project = ProjectHome.resolve(home)
     if not project.remote_lake and not Path(project.diagnostics).is_dir():

@@ -10,7 +10,7 @@ import dagster as dg
 
 from codeanatomy_assets.defs.resources import CodeAnatomyResource, diagnostics_run_id
 from codeanatomy_assets.diagnostics.runs import DataFusionRun, finish_run, start_run
-from codeanatomy_assets.report import write_run_report
+from codeanatomy_assets.report.run_report import write_run_report
 
 FAILED_RUN_SENSOR = "codeanatomy_failed_run_report"
 LAUNCHED_BY_TAG = "codeanatomy/launched_by"

@@ -10,12 +10,14 @@ from typing import Any
 
 import dagster as dg
 
-from codeanatomy_assets import pipeline, report
+from codeanatomy_assets import pipeline
 from codeanatomy_assets.defs import translate
 from codeanatomy_assets.defs.envelope import record_envelope_if_missing
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import DatasetError
+from codeanatomy_assets.report.gates import GATES
+from codeanatomy_assets.report.run_report import write_run_report
 from codeanatomy_assets.spec import EXTRACT_DATASETS, PipelineSpec
 
 EXTRACT_ASSET = "extract_sources"
@@ -145,8 +147,7 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
 
 def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefinition:
     checks = [
-        dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description)
-        for gate in report.GATES
+        dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description) for gate in GATES
     ]
 
     @dg.asset(
@@ -163,7 +164,7 @@ def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefin
         home = codeanatomy.project_home()
         record_envelope_if_missing(context, codeanatomy, spec.label)
         with codeanatomy.step(context) as step:
-            rendered = report.write_run_report(home, step.run_id, label=spec.label)
+            rendered = write_run_report(home, step.run_id, label=spec.label)
         return dg.MaterializeResult(
             metadata={
                 "report": dg.MetadataValue.md(rendered.markdown),

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import clean_error_text
-from codeanatomy_assets.report import markdown_table, render_scan_units_markdown
+from codeanatomy_assets.report.tables import markdown_table, render_scan_units_markdown
 from codeanatomy_assets.step import StepDiagnostics
 
 

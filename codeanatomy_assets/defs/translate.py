@@ -143,7 +143,9 @@ def _step_events(
     """The ``name`` events this step recorded (of ``dataset`` or ``plan`` when given), in recording order."""
     rows = [*collector.events_snapshot().get(name, []), *collector.artifacts_snapshot().get(name, [])]
     events = [DiagnosticEvent.from_row(row) for row in rows]
-    return [e for e in events if dataset in (None, e.dataset) and plan in (None, e.plan)]
+    return [
+        e for e in events if (dataset is None or e.dataset == dataset) and (plan is None or e.plan == plan)
+    ]
 
 
 def dataset_facts(collector: DiagnosticsCollector, name: str) -> DatasetFacts:

@@ -10,11 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from codeanatomy_assets.delta.provider import ProviderMode
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.report.facts import PROTOCOL_EVENT
 
-FALLBACK_MODES: Final = frozenset({"pyarrow_dataset", "delta_scan_stream", "other"})
+FALLBACK_MODES: Final = frozenset(
+    {ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_SCAN_STREAM, ProviderMode.OTHER}
+)
 REQUIRED_SECTIONS: Final = ("provider_modes", "delta_log_health", "plan_phases")
 
 
@@ -78,7 +81,9 @@ def evaluate_gates(data: Mapping[str, Any]) -> tuple[GateResult, ...]:
 def _unreadable_datasets(modes: Sequence[Mapping[str, Any]]) -> list[str]:
     """Tables no provider mode reads: not fallbacks, as each is diagnosed by its own error event."""
     return [
-        r["dataset"] for r in modes if r["provider_mode"] == "none" and r["severity"] == Severity.ERROR.value
+        r["dataset"]
+        for r in modes
+        if r["provider_mode"] == ProviderMode.NONE and r["severity"] == Severity.ERROR.value
     ]
 
 

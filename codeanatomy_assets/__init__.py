@@ -34,7 +34,7 @@ if TYPE_CHECKING:
         SourceTreeError,
     )
     from codeanatomy_assets.home import ProjectHome
-    from codeanatomy_assets.report import build_report
+    from codeanatomy_assets.report.run_report import build_report
     from codeanatomy_assets.runner import BuildOutcome, BuildRequest, Executor, run_build
     from codeanatomy_assets.spec import PipelineSpec, load_spec
 
@@ -61,7 +61,7 @@ _MODULE_OF: Final[dict[str, str]] = {
     "Severity": "diagnostics.taxonomy",
     "SourceTreeError": "errors",
     "build_definitions": "defs.definitions",
-    "build_report": "report",
+    "build_report": "report.run_report",
     "diagnose": "delta.doctor",
     "execute_plan": "engine.plan",
     "load_spec": "spec",

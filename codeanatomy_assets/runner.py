@@ -62,7 +62,7 @@ from codeanatomy_assets.lease import (
     touch_marker,
     write_marker,
 )
-from codeanatomy_assets.report import write_run_report
+from codeanatomy_assets.report.run_report import write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
     STDLIB_SOURCE,

@@ -18,7 +18,9 @@ from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.report import build_report, collect_report, evaluate_gates, to_json
+from codeanatomy_assets.report.gates import evaluate_gates
+from codeanatomy_assets.report.run_report import build_report, to_json
+from codeanatomy_assets.report.sections import collect_report
 
 GOLDEN = Path(__file__).parent / "golden"
 RUN = "11111111-2222-4333-8444-555555555555"

@@ -18,7 +18,7 @@ from typing import Any, Final
 from codeanatomy_assets.bench.harness import median, ratio, rounded, timed
 from codeanatomy_assets.bench.store_scaling import measure_store_scaling
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
-from codeanatomy_assets.report import build_report
+from codeanatomy_assets.report.run_report import build_report
 
 FLAT_LIMIT: Final = 1.5
 """Report time at the largest store at most this times the smallest counts as flat."""

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from cyclopts import Parameter
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 
 
 def report(
@@ -20,24 +23,35 @@ def report(
 ) -> int:
     """Print the report of one run. Exit 1 when a gate failed, or the run failed or was cancelled."""
     from codeanatomy_assets.home import ProjectHome
-    from codeanatomy_assets.report import build_report, to_json
 
     project = ProjectHome.resolve(home)
     if not project.remote_lake and not Path(project.diagnostics).is_dir():
-        print(f"codeanatomy report: error: no diagnostics store at {project.diagnostics}", file=sys.stderr)
-        return 2
+        return _error(f"no diagnostics store at {project.diagnostics}")
     store = project.diagnostics_store()
     chosen = run_id or store.latest_run_id()
     if chosen is None:
-        print(f"codeanatomy report: error: the store at {project.diagnostics} holds no run", file=sys.stderr)
-        return 2
+        return _error(f"the store at {project.diagnostics} holds no run")
     if run_id is not None and run_id not in store.run_ids():
-        print(f"codeanatomy report: error: run {run_id!r} is not in the store", file=sys.stderr)
-        return 2
-    data, markdown, gates = build_report(store, chosen)
+        return _error(f"run {run_id!r} is not in the store")
+    return _print_report(store, chosen, format)
+
+
+def _error(message: str) -> int:
+    print(f"codeanatomy report: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _print_report(store: DeltaDiagnosticsStore, run_id: str, format: Literal["md", "json"]) -> int:
+    """Print the report of ``run_id``; 1 when a gate failed, or the run failed or was cancelled."""
+    from codeanatomy_assets.diagnostics.runs import RunStatus
+    from codeanatomy_assets.report.run_report import build_report, to_json
+
+    data, markdown, gates = build_report(store, run_id)
     if format == "json":
         print(json.dumps(to_json(data, gates), indent=2, sort_keys=True, default=str))
     else:
         print(markdown, end="")
-    failed = data["run"]["status"] in ("failed", "cancelled") or not all(g.passed for g in gates)
+    failed = data["run"]["status"] in (RunStatus.FAILED, RunStatus.CANCELLED) or not all(
+        g.passed for g in gates
+    )
     return 1 if failed else 0

@@ -9,8 +9,9 @@ the report saying where the run stopped.
 import dagster as dg
 
 from codeanatomy_assets.defs.resources import CodeAnatomyResource, diagnostics_run_id
-from codeanatomy_assets.diagnostics.runs import DataFusionRun, finish_run, start_run
-from codeanatomy_assets.report import write_run_report
+from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus, finish_run, start_run
+from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+from codeanatomy_assets.report.run_report import write_run_report
 
 FAILED_RUN_SENSOR = "codeanatomy_failed_run_report"
 LAUNCHED_BY_TAG = "codeanatomy/launched_by"
@@ -33,19 +34,26 @@ def failed_run_sensor(job: object, label: str) -> dg.SensorDefinition:
     def codeanatomy_failed_run_report(
         context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource
     ) -> None:
-        run_id = diagnostics_run_id(context.dagster_run)
-        home = codeanatomy.project_home()
-        store = home.diagnostics_store()
-        rows = store.read_runs(run_id)
-        if rows and rows[-1]["status"] != "running":
-            return  # the CLI that ran it recorded its end already
-        started = rows[-1]["start_time_unix_ms"] if rows else _start_ms(context)
-        run = DataFusionRun(run_id=run_id, label=label, start_time_unix_ms=started)
-        finish_run(run, sink=store, error=RunFailed(context.failure_event.message or "run failed"))
-        store.flush()
-        write_run_report(home, run_id, label=label)
+        _record_failed_run(context, codeanatomy, label)
 
     return codeanatomy_failed_run_report
+
+
+def _record_failed_run(
+    context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource, label: str
+) -> None:
+    """Record the failed run's end (unless the CLI that ran it did) and write its report."""
+    run_id = diagnostics_run_id(context.dagster_run)
+    home = codeanatomy.project_home()
+    store = home.diagnostics_store()
+    rows = store.read_runs(run_id)
+    if rows and rows[-1]["status"] != RunStatus.RUNNING:
+        return  # the CLI that ran it recorded its end already
+    started = rows[-1]["start_time_unix_ms"] if rows else _start_ms(context)
+    run = DataFusionRun(run_id=run_id, label=label, start_time_unix_ms=started)
+    finish_run(run, sink=store, error=RunFailed(context.failure_event.message or "run failed"))
+    store.flush()
+    write_run_report(home, run_id, label=label)
 
 
 def _start_ms(context: dg.RunFailureSensorContext) -> int:
@@ -67,18 +75,24 @@ def record_envelope_if_missing(
     run_id = diagnostics_run_id(context.run)
     store = codeanatomy.project_home().diagnostics_store()
     try:
-        if store.read_runs(run_id):
-            return
-        record = context.instance.get_run_record_by_id(context.run.run_id)
-        started = int(record.start_time * 1000) if record is not None and record.start_time else None
-        run = start_run(
-            label=label,
-            sink=store,
-            run_id=run_id,
-            metadata={"launched_by": "dagster"},
-            start_time_unix_ms=started,
-        )
-        finish_run(run, sink=store)
-        store.flush()
+        if not store.read_runs(run_id):
+            _record_dagster_run(context, store, run_id, label)
     except Exception as exc:  # noqa: BLE001 - the step's own diagnostics flush reports a failing store as a sink failure
         context.log.warning(f"could not record the run envelope in the diagnostics store: {exc}")
+
+
+def _record_dagster_run(
+    context: dg.AssetExecutionContext, store: DeltaDiagnosticsStore, run_id: str, label: str
+) -> None:
+    """Record the start (from Dagster's run record) and the completion of a run launched from Dagster."""
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    started = int(record.start_time * 1000) if record is not None and record.start_time else None
+    run = start_run(
+        label=label,
+        sink=store,
+        run_id=run_id,
+        metadata={"launched_by": "dagster"},
+        start_time_unix_ms=started,
+    )
+    finish_run(run, sink=store)
+    store.flush()

@@ -10,12 +10,14 @@ from typing import Any
 
 import dagster as dg
 
-from codeanatomy_assets import pipeline, report
+from codeanatomy_assets import pipeline
 from codeanatomy_assets.defs import translate
 from codeanatomy_assets.defs.envelope import record_envelope_if_missing
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import DatasetError
+from codeanatomy_assets.report.gates import GATES
+from codeanatomy_assets.report.run_report import write_run_report
 from codeanatomy_assets.spec import EXTRACT_DATASETS, PipelineSpec
 
 EXTRACT_ASSET = "extract_sources"
@@ -47,22 +49,25 @@ def _extract_asset(spec: PipelineSpec) -> dg.AssetsDefinition:
     def extract_sources(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
-        with codeanatomy.step(context) as step:
-            outcome = pipeline.run_extract(
-                spec, codeanatomy.project_home(), step, progress=codeanatomy.progress
-            )
-        return dg.MaterializeResult(
-            metadata={**translate.extract_metadata(outcome), **translate.step_metadata(step)},
-            check_results=[translate.extract_check(outcome)],
-        )
+        return _materialize_extract(context, codeanatomy, spec)
 
     return extract_sources
 
 
-def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
-    dataset = spec.dataset(name)
-    deps = [] if dataset.external else [EXTRACT_ASSET]
-    checks = [
+def _materialize_extract(
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec
+) -> dg.MaterializeResult:
+    """Analyse the source tree into the extract datasets; files that did not parse fail its WARN check."""
+    with codeanatomy.step(context) as step:
+        outcome = pipeline.run_extract(spec, codeanatomy.project_home(), step, progress=codeanatomy.progress)
+    return dg.MaterializeResult(
+        metadata={**translate.extract_metadata(outcome), **translate.step_metadata(step)},
+        check_results=[translate.extract_check(outcome)],
+    )
+
+
+def _dataset_check_specs(name: str) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec("provider_mode", asset=name, description="WARN when a fallback provider serves it"),
         dg.AssetCheckSpec(
             "delta_protocol_compatible",
@@ -73,110 +78,133 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         dg.AssetCheckSpec("delta_log_checkpoint", asset=name, description="WARN: log health and checkpoints"),
     ]
 
+
+def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
+    dataset = spec.dataset(name)
+
     @dg.asset(
         name=name,
         group_name="datasets",
         kinds={"delta"},
-        deps=deps,
-        check_specs=checks,
+        deps=[] if dataset.external else [EXTRACT_ASSET],
+        check_specs=_dataset_check_specs(name),
         description=dataset.description or f"Delta dataset {name} registered with DataFusion",
     )
     def dataset_asset(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
-        home = codeanatomy.project_home()
-        with codeanatomy.step(context) as step:
-            error: DatasetError | None = None
-            try:
-                outcome = pipeline.run_dataset(
-                    spec, home, step, name, engine=codeanatomy.engine_settings(spec.engine)
-                )
-            except DatasetError as exc:  # materialize anyway: the blocking check stops the plans on it
-                context.log.error(str(exc))
-                outcome, error = None, exc
-        facts = translate.dataset_facts(step.collector, name)
-        return dg.MaterializeResult(
-            metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
-            check_results=translate.dataset_checks(facts, error),
-        )
+        return _materialize_dataset(context, codeanatomy, spec, name)
 
     return dataset_asset
 
 
-def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
-    plan = spec.plan(name)
-    checks = [
+def _materialize_dataset(
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec, name: str
+) -> dg.MaterializeResult:
+    """Register dataset ``name``; a registration that fails still materializes, with its failed checks."""
+    home = codeanatomy.project_home()
+    with codeanatomy.step(context) as step:
+        error: DatasetError | None = None
+        try:
+            outcome = pipeline.run_dataset(
+                spec, home, step, name, engine=codeanatomy.engine_settings(spec.engine)
+            )
+        except DatasetError as exc:  # materialize anyway: the blocking check stops the plans on it
+            context.log.error(str(exc))
+            outcome, error = None, exc
+    facts = translate.dataset_facts(step.collector, name)
+    return dg.MaterializeResult(
+        metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
+        check_results=translate.dataset_checks(facts, error),
+    )
+
+
+def _plan_check_specs(name: str) -> list[dg.AssetCheckSpec]:
+    return [
         dg.AssetCheckSpec(
             "plan_phases_recorded", asset=name, description="every phase has hash, duration, span"
         ),
         dg.AssetCheckSpec("scan_pruning_effective", asset=name, description="WARN where pruning was lost"),
     ]
 
+
+def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
+    plan = spec.plan(name)
+
     @dg.asset(
         name=name,
         group_name="plans",
         kinds={"datafusion", "delta"},
         deps=list(plan.inputs),
-        check_specs=checks,
+        check_specs=_plan_check_specs(name),
         description=plan.description or f"DataFusion plan {name}",
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{plan.sql.strip()}\n```")},
     )
     def plan_asset(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
-        home = codeanatomy.project_home()
-        with codeanatomy.step(context) as step:
-            outcome = pipeline.run_plan(
-                spec,
-                home,
-                step,
-                name,
-                options=codeanatomy.compile_options(step.run_id),
-                engine=codeanatomy.engine_settings(spec.engine),
-            )
-        previous = _previous_metadata(context, "plan_hash/optimized", [p.name for p in spec.plans])
-        return dg.MaterializeResult(
-            metadata={**translate.plan_metadata(outcome, previous), **translate.step_metadata(step)},
-            check_results=translate.plan_checks(step.collector, name),
-        )
+        return _materialize_plan(context, codeanatomy, spec, name)
 
     return plan_asset
 
 
-def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefinition:
-    checks = [
-        dg.AssetCheckSpec(gate.name, asset=REPORT_ASSET, description=gate.description)
-        for gate in report.GATES
-    ]
+def _materialize_plan(
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec, name: str
+) -> dg.MaterializeResult:
+    """Run plan ``name`` and write its result; its metadata says whether its optimized plan changed."""
+    home = codeanatomy.project_home()
+    with codeanatomy.step(context) as step:
+        outcome = pipeline.run_plan(
+            spec,
+            home,
+            step,
+            name,
+            options=codeanatomy.compile_options(step.run_id),
+            engine=codeanatomy.engine_settings(spec.engine),
+        )
+    previous = _previous_metadata(context, "plan_hash/optimized", [p.name for p in spec.plans])
+    return dg.MaterializeResult(
+        metadata={**translate.plan_metadata(outcome, previous), **translate.step_metadata(step)},
+        check_results=translate.plan_checks(step.collector, name),
+    )
 
+
+def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name=REPORT_ASSET,
         group_name="report",
         kinds={"markdown"},
         deps=list(upstream),
-        check_specs=checks,
+        check_specs=[dg.AssetCheckSpec(g.name, asset=REPORT_ASSET, description=g.description) for g in GATES],
         description="run_diagnostics_report.md of this run, and the acceptance gates as checks",
     )
     def run_diagnostics_report(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
-        home = codeanatomy.project_home()
-        record_envelope_if_missing(context, codeanatomy, spec.label)
-        with codeanatomy.step(context) as step:
-            rendered = report.write_run_report(home, step.run_id, label=spec.label)
-        return dg.MaterializeResult(
-            metadata={
-                "report": dg.MetadataValue.md(rendered.markdown),
-                "path": dg.MetadataValue.path(str(rendered.path)),
-                **translate.step_metadata(step),
-            },
-            check_results=[
-                translate.check(g.name, passed=g.passed, severity=Severity.ERROR, explanation=g.explanation)
-                for g in rendered.gates
-            ],
-        )
+        return _materialize_report(context, codeanatomy, spec.label)
 
     return run_diagnostics_report
+
+
+def _materialize_report(
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, label: str
+) -> dg.MaterializeResult:
+    """Write the run's report; each acceptance gate is an ERROR check of the report asset."""
+    home = codeanatomy.project_home()
+    record_envelope_if_missing(context, codeanatomy, label)
+    with codeanatomy.step(context) as step:
+        rendered = write_run_report(home, step.run_id, label=label)
+    return dg.MaterializeResult(
+        metadata={
+            "report": dg.MetadataValue.md(rendered.markdown),
+            "path": dg.MetadataValue.path(str(rendered.path)),
+            **translate.step_metadata(step),
+        },
+        check_results=[
+            translate.check(g.name, passed=g.passed, severity=Severity.ERROR, explanation=g.explanation)
+            for g in rendered.gates
+        ],
+    )
 
 
 _PREVIOUS: dict[str, dict[dg.AssetKey, Any]] = {}

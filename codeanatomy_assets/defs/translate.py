@@ -4,18 +4,32 @@ Dagster's standard metadata keys are used where they exist (``dagster/row_count`
 ``dagster/table_name``, ``dagster/column_schema``). Numbers stay numbers so the UI plots them across runs.
 """
 
-import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from codeanatomy_assets.delta.provider import ProviderMode
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
-from codeanatomy_assets.diagnostics.taxonomy import Severity
+from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import clean_error_text
-from codeanatomy_assets.report import markdown_table, render_scan_units_markdown
+from codeanatomy_assets.extract.analysis import ParseStatus
+from codeanatomy_assets.report.facts import (
+    LOG_HEALTH_EVENT,
+    PHASES,
+    PLAN_PHASE_EVENT,
+    PROVIDER_MODE_EVENT,
+    PRUNING_LOST,
+    SCAN_UNIT_EVENT,
+    LogHealthFact,
+    PlanPhaseFact,
+    ProviderModeFact,
+)
+from codeanatomy_assets.report.tables import markdown_table, render_scan_units_markdown
 from codeanatomy_assets.step import StepDiagnostics
 
 
@@ -67,23 +81,14 @@ def extract_metadata(outcome: Any) -> dict[str, Any]:
     files = outcome.result.tables["source_files"]
     statuses = files.column("parse_status").to_pylist()
     meta["files"] = len(statuses)
-    meta["files_failed"] = sum(1 for s in statuses if s != "ok")
+    meta["files_failed"] = sum(1 for s in statuses if s != ParseStatus.OK)
     meta["lines"] = int(pc.sum(files.column("lines")).as_py() or 0)
     return meta
 
 
 def extract_check(outcome: Any) -> dg.AssetCheckResult:
     files = outcome.result.tables["source_files"]
-    failed = [
-        {"path": p, "status": s, "error": e}
-        for p, s, e in zip(
-            files.column("path").to_pylist(),
-            files.column("parse_status").to_pylist(),
-            files.column("error").to_pylist(),
-            strict=True,
-        )
-        if s != "ok"
-    ]
+    failed = _failed_files(files)
     return check(
         "all_files_parsed",
         passed=not failed,
@@ -98,114 +103,161 @@ def extract_check(outcome: Any) -> dg.AssetCheckResult:
     )
 
 
+def _failed_files(files: pa.Table) -> list[dict[str, Any]]:
+    """The files of ``source_files`` that were not parsed: path, status and error."""
+    return [
+        {"path": p, "status": s, "error": e}
+        for p, s, e in zip(
+            files.column("path").to_pylist(),
+            files.column("parse_status").to_pylist(),
+            files.column("error").to_pylist(),
+            strict=True,
+        )
+        if s != ParseStatus.OK
+    ]
+
+
 # --- datasets ------------------------------------------------------------------------------------------
 
 
-def _payloads(
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DatasetFacts:
+    """The registration facts a dataset step recorded for its dataset."""
+
+    mode: ProviderModeFact | None
+    """The provider mode chosen (its latest ``dataset_provider_mode_v1``); ``None`` when none was recorded."""
+    health: LogHealthFact | None
+    log_problems: tuple[DiagnosticEvent, ...]
+    """The warn and error events on the dataset's Delta log."""
+    protocol_errors: tuple[DiagnosticEvent, ...]
+
+    @property
+    def provider(self) -> str:
+        """The provider mode's name, ``none`` when no mode was recorded."""
+        return str(self.mode.provider_mode) if self.mode is not None else ProviderMode.NONE.value
+
+
+def _step_events(
     collector: DiagnosticsCollector, name: str, *, dataset: str | None = None, plan: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[DiagnosticEvent]:
+    """The ``name`` events this step recorded (of ``dataset`` or ``plan`` when given), in recording order."""
     rows = [*collector.events_snapshot().get(name, []), *collector.artifacts_snapshot().get(name, [])]
-    out = []
-    for row in rows:
-        if dataset is not None and row.get("dataset") != dataset:
-            continue
-        if plan is not None and row.get("plan") != plan:
-            continue
-        out.append(
-            {
-                **json.loads(row["payload"]),
-                "_severity": row["severity"],
-                "_code": row.get("code"),
-                "_message": row.get("message"),
-                "_category": row["category"],
-            }
-        )
-    return out
+    events = [DiagnosticEvent.from_row(row) for row in rows]
+    return [
+        e for e in events if (dataset is None or e.dataset == dataset) and (plan is None or e.plan == plan)
+    ]
 
 
-def dataset_facts(collector: DiagnosticsCollector, name: str) -> dict[str, Any]:
+def dataset_facts(collector: DiagnosticsCollector, name: str) -> DatasetFacts:
     """The registration facts recorded by this step for dataset ``name``."""
-    modes = _payloads(collector, "dataset_provider_mode_v1", dataset=name)
-    health = _payloads(collector, "delta_log_health_v1", dataset=name)
-    compat = _payloads(collector, "delta_protocol_compatibility_v1", dataset=name)
-    log_problems = [
-        r
-        for r in collector.all_rows()
-        if r.get("dataset") == name and r["category"] == "delta_log" and r["severity"] in ("warn", "error")
-    ]
-    protocol_errors = [
-        r
-        for r in collector.all_rows()
-        if r.get("dataset") == name and r["category"] == "delta_protocol" and r["severity"] == "error"
-    ]
-    return {
-        "mode": modes[-1] if modes else {},
-        "health": health[-1] if health else {},
-        "compatibility": compat,
-        "log_problems": log_problems,
-        "protocol_errors": protocol_errors,
-    }
+    modes = _step_events(collector, PROVIDER_MODE_EVENT, dataset=name)
+    health = _step_events(collector, LOG_HEALTH_EVENT, dataset=name)
+    recorded = [e for e in map(DiagnosticEvent.from_row, collector.all_rows()) if e.dataset == name]
+    return DatasetFacts(
+        mode=ProviderModeFact.from_event(modes[-1]) if modes else None,
+        health=LogHealthFact.from_event(health[-1]) if health else None,
+        log_problems=tuple(
+            e
+            for e in recorded
+            if e.category is Category.DELTA_LOG and e.severity in (Severity.WARN, Severity.ERROR)
+        ),
+        protocol_errors=tuple(
+            e for e in recorded if e.category is Category.DELTA_PROTOCOL and e.severity is Severity.ERROR
+        ),
+    )
 
 
-def dataset_metadata(facts: Mapping[str, Any], outcome: Any) -> dict[str, Any]:
-    mode, health = facts["mode"], facts["health"]
-    meta: dict[str, Any] = {
-        "provider_mode": str(mode.get("provider_mode", "none")),
-        "provider_class": str(mode.get("provider_class", "")),
-        "filter_pushdown": bool(mode.get("filter_pushdown", False)),
-        "datafusion_version": str(mode.get("datafusion_version", "")),
-        "deltalake_version": str(mode.get("deltalake_version", "")),
-        "table_features": ", ".join(health.get("table_features") or []) or "(none)",
-    }
-    for key in ("latest_version", "commits_since_checkpoint", "min_reader_version", "min_writer_version"):
-        if isinstance(health.get(key), int):
-            meta[key] = health[key]
-    if mode.get("fallback_reason"):
-        meta["fallback_reason"] = str(mode["fallback_reason"])
+def dataset_metadata(facts: DatasetFacts, outcome: Any) -> dict[str, Any]:
+    """The provider mode, the Delta log's state and, once registered, the table's URI, rows and schema."""
+    mode, health = facts.mode, facts.health
+    meta = _provider_metadata(mode)
+    meta["table_features"] = ", ".join(health.table_features if health else ()) or "(none)"
+    if health is not None:
+        meta.update(health.version_counts())
+    if mode is not None and mode.fallback_reason:
+        meta["fallback_reason"] = str(mode.fallback_reason)
     if outcome is not None:
-        meta["dagster/uri"] = outcome.uri
-        meta["dagster/table_name"] = outcome.registration.registered.dataset
-        if outcome.row_count is not None:
-            meta["dagster/row_count"] = outcome.row_count
-        meta.update(column_schema(outcome.schema))
+        meta.update(_registered_metadata(outcome))
     return meta
 
 
-def dataset_checks(facts: Mapping[str, Any], error: Exception | None = None) -> list[dg.AssetCheckResult]:
-    mode = facts["mode"]
-    provider = str(mode.get("provider_mode", "none"))
-    fallback = mode.get("fallback_reason")
-    compatible = error is None and bool(mode) and not facts["protocol_errors"] and provider != "none"
-    problems = facts["log_problems"]
-    reasons = [str(r.get("message") or r.get("code")) for r in facts["protocol_errors"]]
+def _provider_metadata(mode: ProviderModeFact | None) -> dict[str, Any]:
+    if mode is None:
+        return {
+            "provider_mode": ProviderMode.NONE.value,
+            "provider_class": "",
+            "filter_pushdown": False,
+            "datafusion_version": "",
+            "deltalake_version": "",
+        }
+    return {
+        "provider_mode": str(mode.provider_mode),
+        "provider_class": str(mode.provider_class),
+        "filter_pushdown": bool(mode.filter_pushdown),
+        "datafusion_version": str(mode.datafusion_version),
+        "deltalake_version": str(mode.deltalake_version),
+    }
+
+
+def _registered_metadata(outcome: Any) -> dict[str, Any]:
+    """Dagster's standard keys for a registered table: URI, table name, row count, column schema."""
+    meta: dict[str, Any] = {
+        "dagster/uri": outcome.uri,
+        "dagster/table_name": outcome.registration.registered.dataset,
+    }
+    if outcome.row_count is not None:
+        meta["dagster/row_count"] = outcome.row_count
+    meta.update(column_schema(outcome.schema))
+    return meta
+
+
+def dataset_checks(facts: DatasetFacts, error: Exception | None = None) -> list[dg.AssetCheckResult]:
+    return [_provider_mode_check(facts), _protocol_check(facts, error), _log_checkpoint_check(facts)]
+
+
+def _provider_mode_check(facts: DatasetFacts) -> dg.AssetCheckResult:
+    provider = facts.provider
+    fallback = facts.mode.fallback_reason if facts.mode is not None else None
+    return check(
+        "provider_mode",
+        passed=not fallback and provider not in (ProviderMode.NONE, ProviderMode.PYARROW_DATASET),
+        severity=Severity.WARN,
+        explanation=f"served by {provider}" + (f"; fallback because {fallback}" if fallback else ""),
+        metadata={"provider_mode": provider},
+    )
+
+
+def _protocol_check(facts: DatasetFacts, error: Exception | None) -> dg.AssetCheckResult:
+    compatible = (
+        error is None
+        and facts.mode is not None
+        and not facts.protocol_errors
+        and facts.provider != ProviderMode.NONE
+    )
+    reasons = [str(e.message or e.code) for e in facts.protocol_errors]
     if error is not None:  # the root cause: the events above are in the report
         reasons = [clean_error_text(getattr(error, "reason", None) or str(error))]
-    return [
-        check(
-            "provider_mode",
-            passed=not fallback and provider not in ("none", "pyarrow_dataset"),
-            severity=Severity.WARN,
-            explanation=f"served by {provider}" + (f"; fallback because {fallback}" if fallback else ""),
-            metadata={"provider_mode": provider},
-        ),
-        check(
-            "delta_protocol_compatible",
-            passed=compatible,
-            severity=Severity.ERROR,
-            explanation="a provider reads this table's protocol correctly"
-            if compatible
-            else "; ".join(reasons) or "no provider reads this table correctly: registration failed",
-        ),
-        check(
-            "delta_log_checkpoint",
-            passed=not problems,
-            severity=Severity.WARN,
-            explanation="Delta log healthy"
-            if not problems
-            else "; ".join(f"{r['severity']}: {r.get('message') or r.get('code')}" for r in problems[:5]),
-            metadata={"problems": len(problems)},
-        ),
-    ]
+    return check(
+        "delta_protocol_compatible",
+        passed=compatible,
+        severity=Severity.ERROR,
+        explanation="a provider reads this table's protocol correctly"
+        if compatible
+        else "; ".join(reasons) or "no provider reads this table correctly: registration failed",
+    )
+
+
+def _log_checkpoint_check(facts: DatasetFacts) -> dg.AssetCheckResult:
+    problems = facts.log_problems
+    return check(
+        "delta_log_checkpoint",
+        passed=not problems,
+        severity=Severity.WARN,
+        explanation="Delta log healthy"
+        if not problems
+        else "; ".join(f"{e.severity.value}: {e.message or e.code}" for e in problems[:5]),
+        metadata={"problems": len(problems)},
+    )
 
 
 # --- plans ---------------------------------------------------------------------------------------------
@@ -222,17 +274,8 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
         "write_ms": round(outcome.write_ms, 3),
     }
     meta.update(column_schema(execution.table.schema))
-    for phase in execution.phases:
-        meta[f"phase_ms/{phase.phase}"] = float(phase.duration_ms)
-    for phase, digest in execution.plan_hashes.items():
-        meta[f"plan_hash/{phase}"] = str(digest)
-    current = execution.plan_hashes.get("optimized")
-    if previous_hash is not None and current is not None:
-        meta["plan_hash_changed"] = bool(previous_hash != current)
-    if execution.memory is not None:  # numbers, so the UI plots them across runs
-        for key, value in execution.memory.to_row().items():
-            if isinstance(value, int):
-                meta[f"memory/{key}"] = value
+    meta.update(_phase_metadata(execution, previous_hash))
+    meta.update(_memory_metadata(execution))
     meta["join_operators"] = dg.MetadataValue.json([j.to_row() for j in execution.join_operators])
     meta["scan_units"] = dg.MetadataValue.md(render_scan_units_markdown(execution.scan_units))
     if execution.trace_id:
@@ -240,34 +283,53 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
     return meta
 
 
+def _phase_metadata(execution: Any, previous_hash: Any) -> dict[str, Any]:
+    """Each phase's time and plan hash, and whether the optimized plan changed since the last run."""
+    meta: dict[str, Any] = {f"phase_ms/{phase.phase}": float(phase.duration_ms) for phase in execution.phases}
+    for phase, digest in execution.plan_hashes.items():
+        meta[f"plan_hash/{phase}"] = str(digest)
+    current = execution.plan_hashes.get("optimized")
+    if previous_hash is not None and current is not None:
+        meta["plan_hash_changed"] = bool(previous_hash != current)
+    return meta
+
+
+def _memory_metadata(execution: Any) -> dict[str, Any]:
+    """The plan's memory figures as numbers, so the UI plots them across runs."""
+    if execution.memory is None:
+        return {}
+    return {
+        f"memory/{key}": value for key, value in execution.memory.to_row().items() if isinstance(value, int)
+    }
+
+
 def plan_checks(collector: DiagnosticsCollector, name: str) -> list[dg.AssetCheckResult]:
-    phases = _payloads(collector, "datafusion_plan_phase_v1", plan=name)
-    missing = [
-        p.get("phase")
-        for p in phases
-        if not (p.get("plan_hash") and p.get("span_id") and p.get("duration_ms") is not None)
-    ]
-    seen = {p.get("phase") for p in phases}
-    absent = [p for p in ("logical", "optimized", "physical", "execute") if p not in seen]
-    lost = [
-        r for r in _payloads(collector, "scan_unit_pruning_v1", plan=name) if r["_code"] == "pruning_lost"
-    ]
-    return [
-        check(
-            "plan_phases_recorded",
-            passed=not missing and not absent,
-            severity=Severity.ERROR,
-            explanation="every phase recorded with hash, duration and span"
-            if not (missing or absent)
-            else f"phases missing: {absent}; without hash/duration/span: {missing}",
-        ),
-        check(
-            "scan_pruning_effective",
-            passed=not lost,
-            severity=Severity.WARN,
-            explanation="no scan lost pruning it could have had"
-            if not lost
-            else "; ".join(str(r["_message"]) for r in lost[:5]),
-            metadata={"scans_with_lost_pruning": len(lost)},
-        ),
-    ]
+    phases = [PlanPhaseFact.from_event(e) for e in _step_events(collector, PLAN_PHASE_EVENT, plan=name)]
+    lost = [e for e in _step_events(collector, SCAN_UNIT_EVENT, plan=name) if e.code == PRUNING_LOST]
+    return [_phases_check(phases), _pruning_check(lost)]
+
+
+def _phases_check(phases: Sequence[PlanPhaseFact]) -> dg.AssetCheckResult:
+    missing = [p.phase for p in phases if not p.complete]
+    seen = {p.phase for p in phases}
+    absent = [p for p in PHASES if p not in seen]
+    return check(
+        "plan_phases_recorded",
+        passed=not missing and not absent,
+        severity=Severity.ERROR,
+        explanation="every phase recorded with hash, duration and span"
+        if not (missing or absent)
+        else f"phases missing: {absent}; without hash/duration/span: {missing}",
+    )
+
+
+def _pruning_check(lost: Sequence[DiagnosticEvent]) -> dg.AssetCheckResult:
+    return check(
+        "scan_pruning_effective",
+        passed=not lost,
+        severity=Severity.WARN,
+        explanation="no scan lost pruning it could have had"
+        if not lost
+        else "; ".join(str(e.message) for e in lost[:5]),
+        metadata={"scans_with_lost_pruning": len(lost)},
+    )

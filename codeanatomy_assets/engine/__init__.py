@@ -20,7 +20,7 @@ from codeanatomy_assets.engine.predicates import DeltaPredicate, translate_predi
 from codeanatomy_assets.engine.pruning import TablePruning
 from codeanatomy_assets.engine.scan import SCAN_UNIT_EVENT, ScanUnit, collect_scan_units
 from codeanatomy_assets.engine.session import DEFAULT_OPTIONS, EngineSettings, new_session, parse_size
-from codeanatomy_assets.report import render_scan_units_markdown
+from codeanatomy_assets.report.tables import render_scan_units_markdown
 
 __all__ = [
     "CAPTURE_ERROR_TYPE",

@@ -1,0 +1,219 @@
+"""The events the report and the Dagster assets read, as typed records built in one place.
+
+Each record is read from one :class:`~codeanatomy_assets.diagnostics.events.DiagnosticEvent` by its
+``from_event``; the payload keys of that event are named here only. ``to_row()`` is the record's row in the
+report (JSON-able). The event names are repeated here (not imported from the engine and registration
+modules) so reading a report does not load DataFusion.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Final
+
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.taxonomy import Severity
+
+PROVIDER_MODE_EVENT: Final = "dataset_provider_mode_v1"
+LOG_HEALTH_EVENT: Final = "delta_log_health_v1"
+PROTOCOL_EVENT: Final = "delta_protocol_compatibility_v1"
+DATASET_SUMMARY_EVENT: Final = "dataset_summary_v1"
+PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"
+PLAN_OUTPUT_EVENT: Final = "plan_output_v1"
+SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
+TELEMETRY_EVENT: Final = "telemetry_config_v1"
+PHASES: Final = ("logical", "optimized", "physical", "execute")
+"""The phases every plan records, in execution order."""
+PRUNING_LOST: Final = "pruning_lost"
+"""The code of a scan that read files Delta's statistics could skip (``engine.scan.PRUNING_LOST``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderModeFact:
+    """A ``dataset_provider_mode_v1`` event: the provider mode that serves a dataset, and why."""
+
+    dataset: str | None
+    provider_mode: str | None
+    provider_class: str | None
+    fallback_reason: str | None
+    filter_pushdown: bool | None
+    probe_ok: bool | None
+    datafusion_version: str | None
+    deltalake_version: str | None
+    severity: Severity
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> ProviderModeFact:
+        p = event.payload
+        return cls(
+            dataset=event.dataset,
+            provider_mode=p.get("provider_mode"),
+            provider_class=p.get("provider_class"),
+            fallback_reason=p.get("fallback_reason"),
+            filter_pushdown=p.get("filter_pushdown"),
+            probe_ok=p.get("probe_ok"),
+            datafusion_version=p.get("datafusion_version"),
+            deltalake_version=p.get("deltalake_version"),
+            severity=event.severity,
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The dataset's row of the report's ``provider_modes`` section."""
+        return {
+            "dataset": self.dataset,
+            "provider_mode": self.provider_mode,
+            "provider_class": self.provider_class,
+            "fallback_reason": self.fallback_reason,
+            "filter_pushdown": self.filter_pushdown,
+            "probe_ok": self.probe_ok,
+            "severity": self.severity.value,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogHealthFact:
+    """A ``delta_log_health_v1`` event: the state of a dataset's Delta log and protocol."""
+
+    dataset: str | None
+    latest_version: Any
+    last_checkpoint_version: Any
+    commits_since_checkpoint: Any
+    min_reader_version: Any
+    min_writer_version: Any
+    table_features: tuple[str, ...]
+    protocol_compatible: bool | None
+    severity: Severity
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> LogHealthFact:
+        p = event.payload
+        return cls(
+            dataset=event.dataset,
+            latest_version=p.get("latest_version"),
+            last_checkpoint_version=p.get("last_checkpoint_version"),
+            commits_since_checkpoint=p.get("commits_since_checkpoint"),
+            min_reader_version=p.get("min_reader_version"),
+            min_writer_version=p.get("min_writer_version"),
+            table_features=tuple(p.get("table_features") or ()),
+            protocol_compatible=p.get("protocol_compatible"),
+            severity=event.severity,
+        )
+
+    def version_counts(self) -> dict[str, int]:
+        """The log's version numbers and counts that were recorded as integers (Dagster plots these)."""
+        counts = {
+            "latest_version": self.latest_version,
+            "commits_since_checkpoint": self.commits_since_checkpoint,
+            "min_reader_version": self.min_reader_version,
+            "min_writer_version": self.min_writer_version,
+        }
+        return {key: value for key, value in counts.items() if isinstance(value, int)}
+
+    def to_row(self) -> dict[str, Any]:
+        """The dataset's row of the report's ``delta_log_health`` section."""
+        return {
+            "dataset": self.dataset,
+            "latest_version": self.latest_version,
+            "last_checkpoint_version": self.last_checkpoint_version,
+            "commits_since_checkpoint": self.commits_since_checkpoint,
+            "min_reader_version": self.min_reader_version,
+            "min_writer_version": self.min_writer_version,
+            "table_features": list(self.table_features),
+            "protocol_compatible": self.protocol_compatible,
+            "severity": self.severity.value,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanPhaseFact:
+    """A ``datafusion_plan_phase_v1`` event: one phase of a plan (its span ids default to the event's)."""
+
+    plan: str | None
+    phase: str | None
+    duration_ms: Any
+    plan_hash: str | None
+    trace_id: str | None
+    span_id: str | None
+    severity: Severity
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> PlanPhaseFact:
+        p = event.payload
+        return cls(
+            plan=event.plan,
+            phase=p.get("phase"),
+            duration_ms=p.get("duration_ms"),
+            plan_hash=p.get("plan_hash"),
+            trace_id=p.get("trace_id") or event.trace_id,
+            span_id=p.get("span_id") or event.span_id,
+            severity=event.severity,
+        )
+
+    @property
+    def complete(self) -> bool:
+        """Whether the phase was recorded with its hash, span and duration."""
+        return bool(self.plan_hash and self.span_id and self.duration_ms is not None)
+
+    def to_row(self) -> dict[str, Any]:
+        """The phase's row of the report's ``plan_phases`` section."""
+        return {
+            "plan": self.plan,
+            "phase": self.phase,
+            "duration_ms": self.duration_ms,
+            "plan_hash": self.plan_hash,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "status": "error" if self.severity is Severity.ERROR else "ok",
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScanUnitFact:
+    """A ``scan_unit_pruning_v1`` event: the files one scan of a plan read, and could have skipped."""
+
+    plan: str | None
+    dataset: str | None
+    provider_mode: str | None
+    total_files: Any
+    candidate_files: Any
+    pruned_files: Any
+    delta_prunable_files: Any
+    predicate: Any
+    scan_filters: tuple[Any, ...]
+    pruning_lost: bool
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> ScanUnitFact:
+        p = event.payload
+        return cls(
+            plan=event.plan,
+            dataset=event.dataset or p.get("dataset") or p.get("dataset_label"),
+            provider_mode=p.get("provider_mode"),
+            total_files=p.get("total_files"),
+            candidate_files=p.get("candidate_files"),
+            pruned_files=p.get("pruned_files"),
+            delta_prunable_files=p.get("delta_prunable_files"),
+            predicate=p.get("predicate"),
+            scan_filters=tuple(p.get("scan_filters") or p.get("filters") or ()),
+            pruning_lost=event.code == PRUNING_LOST or bool(p.get("pruning_lost")),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The scan's row of the report's ``scan_units`` section (without its ``scans`` count)."""
+        return {
+            "plan": self.plan,
+            "dataset": self.dataset,
+            "provider_mode": self.provider_mode,
+            "total_files": self.total_files,
+            "candidate_files": self.candidate_files,
+            "pruned_files": self.pruned_files,
+            "delta_prunable_files": self.delta_prunable_files,
+            "predicate": self.predicate,
+            "scan_filters": list(self.scan_filters),
+            "pruning_lost": self.pruning_lost,
+        }
+
+    def identity(self) -> tuple[str, ...]:
+        """What tells two scans apart (identical scans of one table, e.g. a self-join, are one row)."""
+        return tuple(json.dumps(v, sort_keys=True, default=str) for v in self.to_row().values())

@@ -60,7 +60,7 @@ def _worst_message(report: Mapping[str, Any]) -> str:
 
 def _row(report: Mapping[str, Any]) -> str:
     layout = report.get("layout") or {}
-    counts = dict.fromkeys((Severity.ERROR, Severity.WARN), 0)
+    counts: dict[Severity, int] = dict.fromkeys((Severity.ERROR, Severity.WARN), 0)
     for diagnostic in report.get("diagnostics", ()):
         severity = Severity(diagnostic[DIAGNOSTIC_SEVERITY])
         counts[severity] = counts.get(severity, 0) + 1

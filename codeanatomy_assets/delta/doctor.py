@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from codeanatomy_assets.delta.provider import ProviderMode
+from codeanatomy_assets.delta.treatment import DoctorTreatment, examine_layout
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
@@ -37,6 +38,8 @@ REPORT_KEYS: Final = (
     "protocol_compatible",
     "compatibility",
     "diagnostics",
+    "layout",
+    "maintenance",
 )
 """The keys of a doctor report, in output order."""
 
@@ -91,11 +94,19 @@ def _empty_report(uri: str) -> dict[str, Any]:
         "protocol_compatible": False,
         "compatibility": {},
         "diagnostics": [],
+        "layout": None,
+        "maintenance": None,
     }
 
 
-def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Diagnose the Delta table at ``uri``; never raises for a damaged or unreadable table.
+def diagnose(
+    uri: str,
+    storage_options: Mapping[str, str] | None = None,
+    *,
+    treatment: DoctorTreatment | None = None,
+) -> dict[str, Any]:
+    """Diagnose the Delta table at ``uri``; never raises for a damaged or unreadable table. With a
+    ``treatment`` the report also holds the maintenance plan (and, when applying, what each step did).
 
     >>> report = diagnose("/no/such/table")
     >>> report["delta_log_present"], report["provider_mode"], exit_code(report)
@@ -104,7 +115,7 @@ def diagnose(uri: str, storage_options: Mapping[str, str] | None = None) -> dict
     report = _empty_report(uri)
     run_id = f"doctor-{uuid.uuid4().hex[:12]}"
     try:
-        _fill_report(report, uri, storage_options, run_id)
+        _fill_report(report, uri, storage_options, run_id, treatment or DoctorTreatment())
     except Exception as exc:  # noqa: BLE001 - a doctor bug must still end as a diagnosis, not a traceback
         report["diagnostics"].append(_diagnostic_row(_internal_error(run_id, exc)))
     return _redact_all(report, storage_options)
@@ -125,14 +136,24 @@ def _internal_error(run_id: str, exc: Exception) -> DiagnosticEvent:
 
 
 def _fill_report(
-    report: dict[str, Any], uri: str, storage_options: Mapping[str, str] | None, run_id: str
+    report: dict[str, Any],
+    uri: str,
+    storage_options: Mapping[str, str] | None,
+    run_id: str,
+    treatment: DoctorTreatment,
 ) -> None:
-    """The log health of the table at ``uri``, then the provider a build would choose and its events."""
+    """The log health of the table at ``uri``, the provider a build would choose, then its layout and the
+    maintenance it calls for; the events of each appended to the diagnostics."""
     from codeanatomy_assets.delta.log import read_log_health
 
     health = read_log_health(uri, storage_options)
     report.update(_health_fields(health))
     report.update(_provider_fields(uri, storage_options, health, run_id))
+    layout, maintenance, events = examine_layout(
+        uri, storage_options, health, run_id=run_id, dataset=_dataset_name(uri), treatment=treatment
+    )
+    report.update(layout=layout, maintenance=maintenance)
+    report["diagnostics"].extend(_diagnostic_row(e) for e in events)
 
 
 def _health_fields(health: LogHealth) -> dict[str, Any]:

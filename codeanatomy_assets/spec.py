@@ -352,25 +352,26 @@ def _plan_inputs(
     if inputs_raw is None:
         inputs = sql_references(sql, known)
     else:
-        if not isinstance(inputs_raw, list) or not all(isinstance(i, str) for i in inputs_raw):
-            raise ConfigError("must be a list of dataset or plan names", source=source, key=f"{key}.inputs")
-        unknown = sorted(set(inputs_raw) - known)
-        if unknown:
-            raise ConfigError(f"unknown inputs {unknown}", source=source, key=f"{key}.inputs")
-        inputs = tuple(sorted(set(inputs_raw)))
+        inputs = _declared_inputs(inputs_raw, known, source, f"{key}.inputs")
     if not inputs:
         misses = quoted_near_misses(sql, known)
-        hint = (
-            f"; quoted identifiers keep their case ({', '.join(misses)}): write them unquoted"
-            if misses
-            else ""
-        )
+        hint = f"; quoted identifiers keep their case ({', '.join(misses)}): write them unquoted"
         raise ConfigError(
-            f"the SQL names no declared dataset or plan (known: {sorted(known)}){hint}",
+            f"the SQL names no declared dataset or plan (known: {sorted(known)}){hint if misses else ''}",
             source=source,
             key=key,
         )
     return inputs
+
+
+def _declared_inputs(inputs_raw: Any, known: set[str], source: str, key: str) -> tuple[str, ...]:
+    """An explicit ``inputs = [...]``: known names, sorted and without repeats."""
+    if not isinstance(inputs_raw, list) or not all(isinstance(i, str) for i in inputs_raw):
+        raise ConfigError("must be a list of dataset or plan names", source=source, key=key)
+    unknown = sorted(set(inputs_raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown inputs {unknown}", source=source, key=key)
+    return tuple(sorted(set(inputs_raw)))
 
 
 def _read_sql_file(sql_file: str, base_dir: Path | None, source: str, key: str) -> str:

@@ -59,7 +59,8 @@ if TYPE_CHECKING:
         emit,
         fanout_with_failure_events,
     )
-    from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT, DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
     from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
 _MODULE_OF: Final = {
@@ -81,7 +82,7 @@ _MODULE_OF: Final = {
     "FanoutSink": "sinks",
     "OTelLogSink": "otel",
     "OtlpProtocol": "otel",
-    "PLAN_ARTIFACTS_EVENT": "store",
+    "PLAN_ARTIFACTS_EVENT": "table_rows",
     "REDACTED": "redact",
     "RUN_FINISHED_EVENT": "runs",
     "RUN_STARTED_EVENT": "runs",

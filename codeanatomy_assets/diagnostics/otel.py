@@ -61,7 +61,17 @@ DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 INSTRUMENTATION_SCOPE: Final = "codeanatomy_assets"
 LOG_SCOPE: Final = "codeanatomy_assets.diagnostics"
 
-_HTTP_PATHS: Final = {"TRACES": "/v1/traces", "LOGS": "/v1/logs"}
+
+class Signal(StrEnum):
+    """A telemetry signal this package exports (its name is the one in ``OTEL_*`` variables)."""
+
+    TRACES = "traces"
+    LOGS = "logs"
+
+    @property
+    def http_path(self) -> str:
+        """The path an OTLP/HTTP collector takes the signal at (``/v1/traces``)."""
+        return f"/v1/{self.value}"
 
 
 class ExporterKind(StrEnum):
@@ -120,6 +130,10 @@ class _Layers:
         return None
 
 
+def _source_of(found: _Found | None) -> SettingSource:
+    return found.source if found else SettingSource.DEFAULT
+
+
 def _parse_pairs(text: str, *, variable: str) -> dict[str, str]:
     """Parse ``k=v,k2=v2`` (values percent-decoded), as used by resource attributes and OTLP headers."""
     pairs: dict[str, str] = {}
@@ -165,49 +179,53 @@ class _Signal:
     sources: Mapping[str, SettingSource]
 
 
-def _resolve_signal(layers: _Layers, signal: str) -> _Signal:
-    """Resolve exporter, protocol, endpoint and headers of ``signal`` (``TRACES`` or ``LOGS``)."""
-    prefix = signal.lower()
-    protocol_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+def _resolve_signal(layers: _Layers, signal: Signal) -> _Signal:
+    """Resolve exporter, protocol, endpoint and headers of ``signal``."""
+    protocol_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal.name}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
     protocol = _parse_protocol(protocol_found) if protocol_found else OtlpProtocol.HTTP_PROTOBUF
-
-    endpoint_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    if endpoint_found is None:
-        base = DEFAULT_GRPC_ENDPOINT if protocol is OtlpProtocol.GRPC else DEFAULT_HTTP_ENDPOINT
-        endpoint = base if protocol is OtlpProtocol.GRPC else base + _HTTP_PATHS[signal]
-    elif endpoint_found.variable == "OTEL_EXPORTER_OTLP_ENDPOINT" and protocol is OtlpProtocol.HTTP_PROTOBUF:
-        # The generic endpoint is a base URL: the signal path is appended (OTLP exporter spec).
-        endpoint = endpoint_found.value.rstrip("/") + _HTTP_PATHS[signal]
-    else:
-        endpoint = endpoint_found.value
-
-    exporter_found = layers.get(f"OTEL_{signal}_EXPORTER")
-    if exporter_found is not None:
-        exporters = _parse_exporters(exporter_found)
-        exporter_source = exporter_found.source
-    elif endpoint_found is not None:
-        exporters, exporter_source = (ExporterKind.OTLP,), endpoint_found.source
-    else:
-        exporters, exporter_source = (), SettingSource.DEFAULT
-
-    headers_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
+    endpoint_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal.name}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    exporters, exporter_source = _signal_exporters(layers, signal, endpoint_found)
+    headers_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal.name}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
     headers = _parse_pairs(headers_found.value, variable=headers_found.variable) if headers_found else {}
-
-    def source(found: _Found | None) -> SettingSource:
-        return found.source if found else SettingSource.DEFAULT
-
     return _Signal(
         exporters=exporters,
-        endpoint=endpoint,
+        endpoint=_signal_endpoint(signal, endpoint_found, protocol),
         protocol=protocol,
         headers=headers,
         sources={
-            f"{prefix}_exporters": exporter_source,
-            f"{prefix}_endpoint": source(endpoint_found),
-            f"{prefix}_protocol": source(protocol_found),
-            f"{prefix}_headers": source(headers_found),
+            f"{signal}_exporters": exporter_source,
+            f"{signal}_endpoint": _source_of(endpoint_found),
+            f"{signal}_protocol": _source_of(protocol_found),
+            f"{signal}_headers": _source_of(headers_found),
         },
     )
+
+
+def _signal_endpoint(signal: Signal, found: _Found | None, protocol: OtlpProtocol) -> str:
+    """The endpoint ``signal`` is exported to: the default one of ``protocol`` unless one is set."""
+    if found is None:
+        return (
+            DEFAULT_GRPC_ENDPOINT
+            if protocol is OtlpProtocol.GRPC
+            else DEFAULT_HTTP_ENDPOINT + signal.http_path
+        )
+    if found.variable == "OTEL_EXPORTER_OTLP_ENDPOINT" and protocol is OtlpProtocol.HTTP_PROTOBUF:
+        # The generic endpoint is a base URL: the signal path is appended (OTLP exporter spec).
+        return found.value.rstrip("/") + signal.http_path
+    return found.value
+
+
+def _signal_exporters(
+    layers: _Layers, signal: Signal, endpoint_found: _Found | None
+) -> tuple[tuple[ExporterKind, ...], SettingSource]:
+    """The exporters of ``signal`` and where they came from: ``OTEL_<SIGNAL>_EXPORTER``, else ``otlp`` when
+    an endpoint is set, else none."""
+    exporter_found = layers.get(f"OTEL_{signal.name}_EXPORTER")
+    if exporter_found is not None:
+        return _parse_exporters(exporter_found), exporter_found.source
+    if endpoint_found is not None:
+        return (ExporterKind.OTLP,), endpoint_found.source
+    return (), SettingSource.DEFAULT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -221,11 +239,11 @@ class TelemetryConfig:
     service_name: str = DEFAULT_SERVICE_NAME
     resource_attributes: Mapping[str, str] = field(default_factory=dict)
     traces_exporters: tuple[ExporterKind, ...] = ()
-    traces_endpoint: str = DEFAULT_HTTP_ENDPOINT + _HTTP_PATHS["TRACES"]
+    traces_endpoint: str = DEFAULT_HTTP_ENDPOINT + Signal.TRACES.http_path
     traces_protocol: OtlpProtocol = OtlpProtocol.HTTP_PROTOBUF
     traces_headers: Mapping[str, str] = field(default_factory=dict)
     logs_exporters: tuple[ExporterKind, ...] = ()
-    logs_endpoint: str = DEFAULT_HTTP_ENDPOINT + _HTTP_PATHS["LOGS"]
+    logs_endpoint: str = DEFAULT_HTTP_ENDPOINT + Signal.LOGS.http_path
     logs_protocol: OtlpProtocol = OtlpProtocol.HTTP_PROTOBUF
     logs_headers: Mapping[str, str] = field(default_factory=dict)
     sources: Mapping[str, SettingSource] = field(default_factory=dict)
@@ -244,22 +262,13 @@ class TelemetryConfig:
         on an unknown exporter or protocol or a malformed ``key=value`` list.
         """
         layers = _Layers(os.environ if env is None else env, flags, config_file)
-        disabled = layers.get("OTEL_SDK_DISABLED")
-        service = layers.get("OTEL_SERVICE_NAME")
-        resource = layers.get("OTEL_RESOURCE_ATTRIBUTES")
-        resource_attributes = _parse_pairs(resource.value, variable=resource.variable) if resource else {}
-        traces = _resolve_signal(layers, "TRACES")
-        logs = _resolve_signal(layers, "LOGS")
-
-        def source(found: _Found | None) -> SettingSource:
-            return found.source if found else SettingSource.DEFAULT
-
+        general = _resolve_general(layers)
+        traces = _resolve_signal(layers, Signal.TRACES)
+        logs = _resolve_signal(layers, Signal.LOGS)
         return cls(
-            sdk_disabled=bool(disabled and disabled.value.lower() == "true"),
-            service_name=(
-                service.value if service else resource_attributes.get("service.name", DEFAULT_SERVICE_NAME)
-            ),
-            resource_attributes=resource_attributes,
+            sdk_disabled=general.sdk_disabled,
+            service_name=general.service_name,
+            resource_attributes=general.resource_attributes,
             traces_exporters=traces.exporters,
             traces_endpoint=traces.endpoint,
             traces_protocol=traces.protocol,
@@ -268,13 +277,7 @@ class TelemetryConfig:
             logs_endpoint=logs.endpoint,
             logs_protocol=logs.protocol,
             logs_headers=logs.headers,
-            sources={
-                "sdk_disabled": source(disabled),
-                "service_name": source(service or _service_from(resource, resource_attributes)),
-                "resource_attributes": source(resource),
-                **traces.sources,
-                **logs.sources,
-            },
+            sources={**general.sources, **traces.sources, **logs.sources},
         )
 
     def resource(self) -> dict[str, str]:
@@ -291,19 +294,64 @@ class TelemetryConfig:
             "sdk_disabled": self.sdk_disabled,
             "service_name": self.service_name,
             "resource_attributes": redact_mapping(self.resource_attributes),
-            "traces_exporters": ",".join(self.traces_exporters) or ExporterKind.NONE.value,
-            "traces_endpoint": redact_url(self.traces_endpoint),
-            "traces_protocol": self.traces_protocol.value,
-            "traces_headers": redact_headers(_format_pairs(self.traces_headers)),
-            "logs_exporters": ",".join(self.logs_exporters) or ExporterKind.NONE.value,
-            "logs_endpoint": redact_url(self.logs_endpoint),
-            "logs_protocol": self.logs_protocol.value,
-            "logs_headers": redact_headers(_format_pairs(self.logs_headers)),
+            **_signal_values(
+                Signal.TRACES,
+                self.traces_exporters,
+                self.traces_endpoint,
+                self.traces_protocol,
+                self.traces_headers,
+            ),
+            **_signal_values(
+                Signal.LOGS, self.logs_exporters, self.logs_endpoint, self.logs_protocol, self.logs_headers
+            ),
         }
         return {
             key: {"value": values[key], "source": self.sources.get(key, SettingSource.DEFAULT).value}
             for key in sorted(values)
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _General:
+    """The settings that are not per signal, with their sources."""
+
+    sdk_disabled: bool
+    service_name: str
+    resource_attributes: Mapping[str, str]
+    sources: Mapping[str, SettingSource]
+
+
+def _resolve_general(layers: _Layers) -> _General:
+    disabled = layers.get("OTEL_SDK_DISABLED")
+    service = layers.get("OTEL_SERVICE_NAME")
+    resource = layers.get("OTEL_RESOURCE_ATTRIBUTES")
+    attributes = _parse_pairs(resource.value, variable=resource.variable) if resource else {}
+    return _General(
+        sdk_disabled=bool(disabled and disabled.value.lower() == "true"),
+        service_name=service.value if service else attributes.get("service.name", DEFAULT_SERVICE_NAME),
+        resource_attributes=attributes,
+        sources={
+            "sdk_disabled": _source_of(disabled),
+            "service_name": _source_of(service or _service_from(resource, attributes)),
+            "resource_attributes": _source_of(resource),
+        },
+    )
+
+
+def _signal_values(
+    signal: Signal,
+    exporters: tuple[ExporterKind, ...],
+    endpoint: str,
+    protocol: OtlpProtocol,
+    headers: Mapping[str, str],
+) -> dict[str, object]:
+    """The snapshot values of one signal's settings, secrets redacted."""
+    return {
+        f"{signal}_exporters": ",".join(exporters) or ExporterKind.NONE.value,
+        f"{signal}_endpoint": redact_url(endpoint),
+        f"{signal}_protocol": protocol.value,
+        f"{signal}_headers": redact_headers(_format_pairs(headers)),
+    }
 
 
 def _service_from(resource: _Found | None, attributes: Mapping[str, str]) -> _Found | None:
@@ -319,10 +367,10 @@ class ExportTally:
     """Counts of export batches that succeeded and failed, per signal (thread-safe enough: the GIL)."""
 
     def __init__(self) -> None:
-        self.ok: dict[str, int] = {"traces": 0, "logs": 0}
-        self.failed: dict[str, int] = {"traces": 0, "logs": 0}
+        self.ok: dict[str, int] = dict.fromkeys(Signal, 0)
+        self.failed: dict[str, int] = dict.fromkeys(Signal, 0)
 
-    def count(self, signal: str, success: bool) -> None:
+    def count(self, signal: Signal, success: bool) -> None:
         (self.ok if success else self.failed)[signal] += 1
 
 
@@ -335,7 +383,7 @@ class _TalliedSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         result = self._inner.export(spans)
-        self._tally.count("traces", result is SpanExportResult.SUCCESS)
+        self._tally.count(Signal.TRACES, result is SpanExportResult.SUCCESS)
         return result
 
     def shutdown(self) -> None:
@@ -354,7 +402,7 @@ class _TalliedLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         result = self._inner.export(batch)
-        self._tally.count("logs", result is LogRecordExportResult.SUCCESS)
+        self._tally.count(Signal.LOGS, result is LogRecordExportResult.SUCCESS)
         return result
 
     def shutdown(self) -> None:
@@ -442,25 +490,40 @@ def bootstrap_telemetry(
     # Secret-looking resource attributes (api keys, tokens) would travel with every span and log: redact.
     resource = Resource({k: str(v) for k, v in redact_mapping(config.resource()).items()})
     tally = ExportTally()
-    sdk_tracer_provider = SdkTracerProvider(resource=resource)
-    for kind in config.traces_exporters:
-        exporter = _TalliedSpanExporter(_span_exporter(kind, config), tally)
-        sdk_tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-    if span_exporter is not None:
-        sdk_tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    sdk_logger_provider = SdkLoggerProvider(resource=resource)
-    for kind in config.logs_exporters:
-        log_exporter_ = _TalliedLogExporter(_log_exporter(kind, config), tally)
-        sdk_logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter_))
-    if log_exporter is not None:
-        sdk_logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    sdk_tracer_provider = _tracer_provider(config, resource, tally, span_exporter)
     return Telemetry(
         config=config,
         tracer_provider=sdk_tracer_provider,
-        logger_provider=sdk_logger_provider,
+        logger_provider=_logger_provider(config, resource, tally, log_exporter),
         tracer=sdk_tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         exports=tally,
     )
+
+
+def _tracer_provider(
+    config: TelemetryConfig, resource: Resource, tally: ExportTally, injected: SpanExporter | None
+) -> SdkTracerProvider:
+    """A tracer provider with a batch processor per configured exporter and a simple one for ``injected``."""
+    provider = SdkTracerProvider(resource=resource)
+    for kind in config.traces_exporters:
+        exporter = _TalliedSpanExporter(_span_exporter(kind, config), tally)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if injected is not None:
+        provider.add_span_processor(SimpleSpanProcessor(injected))
+    return provider
+
+
+def _logger_provider(
+    config: TelemetryConfig, resource: Resource, tally: ExportTally, injected: LogRecordExporter | None
+) -> SdkLoggerProvider:
+    """A logger provider with a batch processor per configured exporter and a simple one for ``injected``."""
+    provider = SdkLoggerProvider(resource=resource)
+    for kind in config.logs_exporters:
+        exporter = _TalliedLogExporter(_log_exporter(kind, config), tally)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    if injected is not None:
+        provider.add_log_record_processor(SimpleLogRecordProcessor(injected))
+    return provider
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:

@@ -87,15 +87,9 @@ def open_table(
     log from its checkpoint.
     """
     identity = _identity(uri)
-    shared = _OPENED.get(uri)
-    cached = known or (shared[1] if shared and shared[0] == identity else None)
+    cached = _brought_up_to_date(uri, known, identity)
     if cached is not None:
-        try:
-            cached.update_incremental()
-        except Exception:  # noqa: BLE001 - the folder was replaced or removed under us: open it afresh below
-            _OPENED.pop(uri, None)
-        else:
-            return cached
+        return cached
     delta = _open_or_create(uri, table, storage_options, create=create)
     if delta is None:
         return None
@@ -103,6 +97,23 @@ def open_table(
     if identity is not None:
         _OPENED[uri] = (identity, delta)
     return delta
+
+
+def _brought_up_to_date(
+    uri: str, known: DeltaTable | None, identity: tuple[int, int, int] | None
+) -> DeltaTable | None:
+    """``known``, else the handle this process opened on the same table, at its latest version; ``None``
+    when there is none or the folder was replaced or removed under it (it is then forgotten)."""
+    shared = _OPENED.get(uri)
+    cached = known or (shared[1] if shared and shared[0] == identity else None)
+    if cached is None:
+        return None
+    try:
+        cached.update_incremental()
+    except Exception:  # noqa: BLE001 - the folder was replaced or removed under us: to be opened afresh
+        _OPENED.pop(uri, None)
+        return None
+    return cached
 
 
 def _open_or_create(

@@ -208,24 +208,36 @@ def analyse_chunks(
 def _one_file_at_a_time(
     work: Callable[[ChunkRequest], ChunkColumns], pending: Mapping[int, ChunkRequest]
 ) -> Iterator[tuple[int, ChunkColumns]]:
-    pool: ProcessPoolExecutor | None = None
+    solo = _SoloPool(work)
     try:
         for index, request in pending.items():
-            parts = []
-            for source in request.files:
-                single = dataclasses.replace(request, files=(source,))
-                if pool is None:
-                    pool = _pool(1)
-                try:
-                    parts.append(pool.submit(work, single).result())
-                except BrokenProcessPool as exc:  # this file killed its worker: recorded as its status
-                    pool.shutdown()
-                    pool = None
-                    parts.append(worker_died(single, f"the worker process died on this file ({exc})"))
+            parts = [solo.run(dataclasses.replace(request, files=(source,))) for source in request.files]
             yield index, merge_chunks(parts)
     finally:
-        if pool is not None:
-            pool.shutdown()
+        solo.close()
+
+
+class _SoloPool:
+    """A one-worker pool that runs one file at a time and is replaced when a file kills its worker."""
+
+    def __init__(self, work: Callable[[ChunkRequest], ChunkColumns]) -> None:
+        self._work = work
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, single: ChunkRequest) -> ChunkColumns:
+        """The columns of a one-file request; a ``worker_died`` row when the file killed its worker."""
+        if self._pool is None:
+            self._pool = _pool(1)
+        try:
+            return self._pool.submit(self._work, single).result()
+        except BrokenProcessPool as exc:  # this file killed its worker: recorded as its status
+            self.close()
+            return worker_died(single, f"the worker process died on this file ({exc})")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def map_chunks(work: Callable[[_T], _R], requests: list[_T], *, workers: int) -> Iterator[tuple[int, _R]]:

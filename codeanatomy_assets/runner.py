@@ -40,7 +40,8 @@ from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
 from codeanatomy_assets.defs.factory import REPORT_ASSET
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, TelemetryConfig, bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus, finish_run, start_run
 from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore

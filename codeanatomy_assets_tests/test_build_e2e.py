@@ -18,7 +18,8 @@ from deltalake import DeltaTable
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from codeanatomy_assets.diagnostics.otel import TelemetryConfig, bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.runner import BuildOutcome, BuildRequest, run_build

@@ -35,10 +35,11 @@ from codeanatomy_assets.extract import (
     file_counts,
     write_datasets,
 )
-from codeanatomy_assets.extract import analysis as analysis_module
 from codeanatomy_assets.extract import layout as layout_module
-from codeanatomy_assets.extract.analysis import ChunkColumns, ChunkRequest, analyse_chunk, resolve_import
+from codeanatomy_assets.extract import syntax as analysis_module
+from codeanatomy_assets.extract.analysis import ChunkColumns, ChunkRequest, analyse_chunk
 from codeanatomy_assets.extract.runner import analyse_chunks
+from codeanatomy_assets.extract.syntax import resolve_import
 from codeanatomy_assets.extract.tables import COLUMNS, assemble, chunk_batches
 from codeanatomy_assets.extract.tree import discover
 

@@ -15,14 +15,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import (
-    ExporterKind,
     OTelLogSink,
-    OtlpProtocol,
-    SettingSource,
-    TelemetryConfig,
     bootstrap_telemetry,
     current_trace_ids,
     span_attributes_for_step,
+)
+from codeanatomy_assets.diagnostics.otel_config import (
+    ExporterKind,
+    OtlpProtocol,
+    SettingSource,
+    TelemetryConfig,
 )
 from codeanatomy_assets.diagnostics.redact import REDACTED
 from codeanatomy_assets.diagnostics.sinks import emit

@@ -29,7 +29,7 @@ from codeanatomy_assets.bench.tpch import (
 from codeanatomy_assets.delta.provider import RegisteredTable
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
-from codeanatomy_assets.diagnostics.store import plan_artifact_row
+from codeanatomy_assets.diagnostics.table_rows import plan_artifact_row
 from codeanatomy_assets.engine import (
     CAPTURE_ERROR_TYPE,
     PLAN_PHASE_EVENT,

@@ -23,7 +23,8 @@ from datafusion import SessionContext
 from deltalake import DeltaTable
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from codeanatomy_assets.diagnostics.otel import TelemetryConfig, bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.runner import BuildRequest, run_build

@@ -9,7 +9,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.otel import TelemetryConfig, bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
+from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.redact import REDACTED
 from codeanatomy_assets.diagnostics.runs import (
     RUN_FINISHED_EVENT,

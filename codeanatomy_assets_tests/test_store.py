@@ -26,11 +26,9 @@ from codeanatomy_assets.diagnostics.schemas import (
     DIAGNOSTICS_EVENTS_V1,
 )
 from codeanatomy_assets.diagnostics.sinks import emit
-from codeanatomy_assets.diagnostics.store import (
-    CHECKPOINT_INTERVAL,
-    PLAN_ARTIFACTS_EVENT,
-    DeltaDiagnosticsStore,
-)
+from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+from codeanatomy_assets.diagnostics.store_tables import CHECKPOINT_INTERVAL
+from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.errors import DiagnosticsError
 

@@ -128,7 +128,7 @@ def resolve_cli_telemetry(
     flags: Mapping[str, str], env: Mapping[str, str], config: str | Path | None
 ) -> tuple[Any, str | None]:
     """The effective :class:`TelemetryConfig` (flags > env > config file) and a config-file problem."""
-    from codeanatomy_assets.diagnostics.otel import TelemetryConfig
+    from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 
     from_file, problem = config_file_telemetry(config)
     try:

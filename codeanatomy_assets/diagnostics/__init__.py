@@ -16,15 +16,17 @@ from codeanatomy_assets.exports import lazy_exports
 if TYPE_CHECKING:
     from codeanatomy_assets.diagnostics.events import EVENT_SCHEMA_VERSION, DiagnosticEvent, now_unix_ms
     from codeanatomy_assets.diagnostics.otel import (
-        ExporterKind,
         OTelLogSink,
-        OtlpProtocol,
-        SettingSource,
         Telemetry,
-        TelemetryConfig,
         bootstrap_telemetry,
         current_trace_ids,
         span_attributes_for_step,
+    )
+    from codeanatomy_assets.diagnostics.otel_config import (
+        ExporterKind,
+        OtlpProtocol,
+        SettingSource,
+        TelemetryConfig,
     )
     from codeanatomy_assets.diagnostics.redact import (
         REDACTED,
@@ -59,7 +61,8 @@ if TYPE_CHECKING:
         emit,
         fanout_with_failure_events,
     )
-    from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT, DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+    from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
     from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
 _MODULE_OF: Final = {
@@ -77,21 +80,21 @@ _MODULE_OF: Final = {
     "DiagnosticsSink": "sinks",
     "EVENT_SCHEMA_VERSION": "events",
     "EventKind": "taxonomy",
-    "ExporterKind": "otel",
+    "ExporterKind": "otel_config",
     "FanoutSink": "sinks",
     "OTelLogSink": "otel",
-    "OtlpProtocol": "otel",
-    "PLAN_ARTIFACTS_EVENT": "store",
+    "OtlpProtocol": "otel_config",
+    "PLAN_ARTIFACTS_EVENT": "table_rows",
     "REDACTED": "redact",
     "RUN_FINISHED_EVENT": "runs",
     "RUN_STARTED_EVENT": "runs",
     "RunStatus": "runs",
     "SINK_FAILED_EVENT": "sinks",
-    "SettingSource": "otel",
+    "SettingSource": "otel_config",
     "Severity": "taxonomy",
     "TABLE_SCHEMAS": "schemas",
     "Telemetry": "otel",
-    "TelemetryConfig": "otel",
+    "TelemetryConfig": "otel_config",
     "bootstrap_telemetry": "otel",
     "current_trace_ids": "otel",
     "emit": "sinks",

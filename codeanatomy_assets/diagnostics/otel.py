@@ -1,32 +1,17 @@
-"""OpenTelemetry for the diagnostics backbone: configuration, bootstrap, the logs sink, span helpers.
+"""OpenTelemetry for the diagnostics backbone: bootstrap, export accounting, the logs sink, span helpers.
 
-Configuration is resolved at run time from ``OTEL_*`` variables given as a mapping (normally
-``os.environ``), optionally overlaid by command-line flags and a project config file, all keyed by the
-``OTEL_*`` variable name. Precedence, highest first: ``flag`` > ``env`` > ``config_file`` > ``default``;
-within one layer a per-signal variable (``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) beats the generic one.
-
-**Default exporter: none.** With nothing configured, no exporter runs. The OpenTelemetry SDK default
-(``otlp`` to ``localhost:4318``) would make every local CLI run spray connection errors and retry
-back-off delays when no collector listens. Setting any OTLP endpoint without an exporter selects
-``otlp`` for the signals it applies to.
-
-:func:`bootstrap_telemetry` builds fresh providers and never sets the global ones: library code receives
-its tracer by injection (``docs/architecture/overview.md``).
-
->>> config = TelemetryConfig.resolve({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"})
->>> config.traces_exporters, config.traces_endpoint
-((<ExporterKind.OTLP: 'otlp'>,), 'http://127.0.0.1:4318/v1/traces')
+The configuration (``OTEL_*`` variables, flags, config file) is resolved by
+:mod:`~codeanatomy_assets.diagnostics.otel_config`. :func:`bootstrap_telemetry` builds fresh providers
+and never sets the global ones: library code receives its tracer by injection
+(``docs/architecture/overview.md``).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any, Final
-from urllib.parse import unquote
 
 from opentelemetry import trace
 from opentelemetry._logs import LoggerProvider, NoOpLoggerProvider, SeverityNumber
@@ -52,277 +37,21 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, forma
 
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.redact import redact_headers, redact_mapping, redact_url
-from codeanatomy_assets.errors import ConfigError
+from codeanatomy_assets.diagnostics.otel_config import ExporterKind, OtlpProtocol, Signal, TelemetryConfig
+from codeanatomy_assets.diagnostics.redact import redact_mapping
 
-DEFAULT_SERVICE_NAME: Final = "codeanatomy-assets"
-DEFAULT_HTTP_ENDPOINT: Final = "http://localhost:4318"
-DEFAULT_GRPC_ENDPOINT: Final = "http://localhost:4317"
 INSTRUMENTATION_SCOPE: Final = "codeanatomy_assets"
 LOG_SCOPE: Final = "codeanatomy_assets.diagnostics"
-
-_HTTP_PATHS: Final = {"TRACES": "/v1/traces", "LOGS": "/v1/logs"}
-
-
-class ExporterKind(StrEnum):
-    """Where a signal is exported."""
-
-    CONSOLE = "console"
-    OTLP = "otlp"
-    NONE = "none"
-
-
-class OtlpProtocol(StrEnum):
-    """The OTLP transport (``http/json`` is not supported by the Python exporters)."""
-
-    HTTP_PROTOBUF = "http/protobuf"
-    GRPC = "grpc"
-
-
-class SettingSource(StrEnum):
-    """Where an effective setting came from."""
-
-    FLAG = "flag"
-    ENV = "env"
-    CONFIG_FILE = "config_file"
-    DEFAULT = "default"
-
-
-@dataclass(frozen=True, slots=True)
-class _Found:
-    value: str
-    source: SettingSource
-    variable: str
-
-
-class _Layers:
-    """The configuration layers in precedence order."""
-
-    def __init__(
-        self,
-        env: Mapping[str, str],
-        flags: Mapping[str, str] | None,
-        config_file: Mapping[str, str] | None,
-    ) -> None:
-        self._layers = (
-            (SettingSource.FLAG, flags or {}),
-            (SettingSource.ENV, env),
-            (SettingSource.CONFIG_FILE, config_file or {}),
-        )
-
-    def get(self, *variables: str) -> _Found | None:
-        """The first non-empty value of ``variables`` (most specific first) in the highest layer."""
-        for source, layer in self._layers:
-            for variable in variables:
-                value = layer.get(variable)
-                if value is not None and value.strip():
-                    return _Found(value.strip(), source, variable)
-        return None
-
-
-def _parse_pairs(text: str, *, variable: str) -> dict[str, str]:
-    """Parse ``k=v,k2=v2`` (values percent-decoded), as used by resource attributes and OTLP headers."""
-    pairs: dict[str, str] = {}
-    for entry in text.split(","):
-        if not entry.strip():
-            continue
-        key, sep, value = entry.partition("=")
-        if not sep or not key.strip():
-            raise ConfigError(f"expected key=value pairs separated by commas, got {entry!r}", key=variable)
-        pairs[key.strip()] = unquote(value.strip())
-    return pairs
-
-
-def _parse_exporters(found: _Found) -> tuple[ExporterKind, ...]:
-    kinds: list[ExporterKind] = []
-    for name in found.value.lower().split(","):
-        try:
-            kinds.append(ExporterKind(name.strip()))
-        except ValueError:
-            allowed = ", ".join(k.value for k in ExporterKind)
-            raise ConfigError(
-                f"exporter {name.strip()!r} is not supported (one of: {allowed})", key=found.variable
-            ) from None
-    return () if ExporterKind.NONE in kinds else tuple(dict.fromkeys(kinds))
-
-
-def _parse_protocol(found: _Found) -> OtlpProtocol:
-    try:
-        return OtlpProtocol(found.value.lower())
-    except ValueError:
-        allowed = ", ".join(p.value for p in OtlpProtocol)
-        raise ConfigError(
-            f"OTLP protocol {found.value!r} is not supported (one of: {allowed})", key=found.variable
-        ) from None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Signal:
-    exporters: tuple[ExporterKind, ...]
-    endpoint: str
-    protocol: OtlpProtocol
-    headers: Mapping[str, str]
-    sources: Mapping[str, SettingSource]
-
-
-def _resolve_signal(layers: _Layers, signal: str) -> _Signal:
-    """Resolve exporter, protocol, endpoint and headers of ``signal`` (``TRACES`` or ``LOGS``)."""
-    prefix = signal.lower()
-    protocol_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-    protocol = _parse_protocol(protocol_found) if protocol_found else OtlpProtocol.HTTP_PROTOBUF
-
-    endpoint_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    if endpoint_found is None:
-        base = DEFAULT_GRPC_ENDPOINT if protocol is OtlpProtocol.GRPC else DEFAULT_HTTP_ENDPOINT
-        endpoint = base if protocol is OtlpProtocol.GRPC else base + _HTTP_PATHS[signal]
-    elif endpoint_found.variable == "OTEL_EXPORTER_OTLP_ENDPOINT" and protocol is OtlpProtocol.HTTP_PROTOBUF:
-        # The generic endpoint is a base URL: the signal path is appended (OTLP exporter spec).
-        endpoint = endpoint_found.value.rstrip("/") + _HTTP_PATHS[signal]
-    else:
-        endpoint = endpoint_found.value
-
-    exporter_found = layers.get(f"OTEL_{signal}_EXPORTER")
-    if exporter_found is not None:
-        exporters = _parse_exporters(exporter_found)
-        exporter_source = exporter_found.source
-    elif endpoint_found is not None:
-        exporters, exporter_source = (ExporterKind.OTLP,), endpoint_found.source
-    else:
-        exporters, exporter_source = (), SettingSource.DEFAULT
-
-    headers_found = layers.get(f"OTEL_EXPORTER_OTLP_{signal}_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
-    headers = _parse_pairs(headers_found.value, variable=headers_found.variable) if headers_found else {}
-
-    def source(found: _Found | None) -> SettingSource:
-        return found.source if found else SettingSource.DEFAULT
-
-    return _Signal(
-        exporters=exporters,
-        endpoint=endpoint,
-        protocol=protocol,
-        headers=headers,
-        sources={
-            f"{prefix}_exporters": exporter_source,
-            f"{prefix}_endpoint": source(endpoint_found),
-            f"{prefix}_protocol": source(protocol_found),
-            f"{prefix}_headers": source(headers_found),
-        },
-    )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TelemetryConfig:
-    """The effective telemetry configuration, with the source of every value.
-
-    Build it with :meth:`resolve`; :meth:`snapshot` is safe to record (secrets redacted).
-    """
-
-    sdk_disabled: bool = False
-    service_name: str = DEFAULT_SERVICE_NAME
-    resource_attributes: Mapping[str, str] = field(default_factory=dict)
-    traces_exporters: tuple[ExporterKind, ...] = ()
-    traces_endpoint: str = DEFAULT_HTTP_ENDPOINT + _HTTP_PATHS["TRACES"]
-    traces_protocol: OtlpProtocol = OtlpProtocol.HTTP_PROTOBUF
-    traces_headers: Mapping[str, str] = field(default_factory=dict)
-    logs_exporters: tuple[ExporterKind, ...] = ()
-    logs_endpoint: str = DEFAULT_HTTP_ENDPOINT + _HTTP_PATHS["LOGS"]
-    logs_protocol: OtlpProtocol = OtlpProtocol.HTTP_PROTOBUF
-    logs_headers: Mapping[str, str] = field(default_factory=dict)
-    sources: Mapping[str, SettingSource] = field(default_factory=dict)
-
-    @classmethod
-    def resolve(
-        cls,
-        env: Mapping[str, str] | None = None,
-        *,
-        flags: Mapping[str, str] | None = None,
-        config_file: Mapping[str, str] | None = None,
-    ) -> TelemetryConfig:
-        """Resolve from ``env`` (default: ``os.environ``, read now), ``flags`` and ``config_file``.
-
-        All three are keyed by ``OTEL_*`` variable names. Raises :class:`ConfigError` naming the variable
-        on an unknown exporter or protocol or a malformed ``key=value`` list.
-        """
-        layers = _Layers(os.environ if env is None else env, flags, config_file)
-        disabled = layers.get("OTEL_SDK_DISABLED")
-        service = layers.get("OTEL_SERVICE_NAME")
-        resource = layers.get("OTEL_RESOURCE_ATTRIBUTES")
-        resource_attributes = _parse_pairs(resource.value, variable=resource.variable) if resource else {}
-        traces = _resolve_signal(layers, "TRACES")
-        logs = _resolve_signal(layers, "LOGS")
-
-        def source(found: _Found | None) -> SettingSource:
-            return found.source if found else SettingSource.DEFAULT
-
-        return cls(
-            sdk_disabled=bool(disabled and disabled.value.lower() == "true"),
-            service_name=(
-                service.value if service else resource_attributes.get("service.name", DEFAULT_SERVICE_NAME)
-            ),
-            resource_attributes=resource_attributes,
-            traces_exporters=traces.exporters,
-            traces_endpoint=traces.endpoint,
-            traces_protocol=traces.protocol,
-            traces_headers=traces.headers,
-            logs_exporters=logs.exporters,
-            logs_endpoint=logs.endpoint,
-            logs_protocol=logs.protocol,
-            logs_headers=logs.headers,
-            sources={
-                "sdk_disabled": source(disabled),
-                "service_name": source(service or _service_from(resource, resource_attributes)),
-                "resource_attributes": source(resource),
-                **traces.sources,
-                **logs.sources,
-            },
-        )
-
-    def resource(self) -> dict[str, str]:
-        """The resource attributes, with ``service.name`` set."""
-        return {**self.resource_attributes, "service.name": self.service_name}
-
-    def snapshot(self) -> dict[str, dict[str, object]]:
-        """Every effective value with its source, secrets redacted; sorted keys, JSON-serializable.
-
-        >>> TelemetryConfig.resolve({}).snapshot()["traces_exporters"]
-        {'value': 'none', 'source': 'default'}
-        """
-        values: dict[str, object] = {
-            "sdk_disabled": self.sdk_disabled,
-            "service_name": self.service_name,
-            "resource_attributes": redact_mapping(self.resource_attributes),
-            "traces_exporters": ",".join(self.traces_exporters) or ExporterKind.NONE.value,
-            "traces_endpoint": redact_url(self.traces_endpoint),
-            "traces_protocol": self.traces_protocol.value,
-            "traces_headers": redact_headers(_format_pairs(self.traces_headers)),
-            "logs_exporters": ",".join(self.logs_exporters) or ExporterKind.NONE.value,
-            "logs_endpoint": redact_url(self.logs_endpoint),
-            "logs_protocol": self.logs_protocol.value,
-            "logs_headers": redact_headers(_format_pairs(self.logs_headers)),
-        }
-        return {
-            key: {"value": values[key], "source": self.sources.get(key, SettingSource.DEFAULT).value}
-            for key in sorted(values)
-        }
-
-
-def _service_from(resource: _Found | None, attributes: Mapping[str, str]) -> _Found | None:
-    """The resource attributes setting when it is what named the service."""
-    return resource if "service.name" in attributes else None
-
-
-def _format_pairs(pairs: Mapping[str, str]) -> str:
-    return ",".join(f"{key}={value}" for key, value in pairs.items())
 
 
 class ExportTally:
     """Counts of export batches that succeeded and failed, per signal (thread-safe enough: the GIL)."""
 
     def __init__(self) -> None:
-        self.ok: dict[str, int] = {"traces": 0, "logs": 0}
-        self.failed: dict[str, int] = {"traces": 0, "logs": 0}
+        self.ok: dict[str, int] = dict.fromkeys(Signal, 0)
+        self.failed: dict[str, int] = dict.fromkeys(Signal, 0)
 
-    def count(self, signal: str, success: bool) -> None:
+    def count(self, signal: Signal, success: bool) -> None:
         (self.ok if success else self.failed)[signal] += 1
 
 
@@ -335,7 +64,7 @@ class _TalliedSpanExporter(SpanExporter):
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         result = self._inner.export(spans)
-        self._tally.count("traces", result is SpanExportResult.SUCCESS)
+        self._tally.count(Signal.TRACES, result is SpanExportResult.SUCCESS)
         return result
 
     def shutdown(self) -> None:
@@ -354,7 +83,7 @@ class _TalliedLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[Any]) -> LogRecordExportResult:
         result = self._inner.export(batch)
-        self._tally.count("logs", result is LogRecordExportResult.SUCCESS)
+        self._tally.count(Signal.LOGS, result is LogRecordExportResult.SUCCESS)
         return result
 
     def shutdown(self) -> None:
@@ -442,25 +171,40 @@ def bootstrap_telemetry(
     # Secret-looking resource attributes (api keys, tokens) would travel with every span and log: redact.
     resource = Resource({k: str(v) for k, v in redact_mapping(config.resource()).items()})
     tally = ExportTally()
-    sdk_tracer_provider = SdkTracerProvider(resource=resource)
-    for kind in config.traces_exporters:
-        exporter = _TalliedSpanExporter(_span_exporter(kind, config), tally)
-        sdk_tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
-    if span_exporter is not None:
-        sdk_tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
-    sdk_logger_provider = SdkLoggerProvider(resource=resource)
-    for kind in config.logs_exporters:
-        log_exporter_ = _TalliedLogExporter(_log_exporter(kind, config), tally)
-        sdk_logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter_))
-    if log_exporter is not None:
-        sdk_logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    sdk_tracer_provider = _tracer_provider(config, resource, tally, span_exporter)
     return Telemetry(
         config=config,
         tracer_provider=sdk_tracer_provider,
-        logger_provider=sdk_logger_provider,
+        logger_provider=_logger_provider(config, resource, tally, log_exporter),
         tracer=sdk_tracer_provider.get_tracer(INSTRUMENTATION_SCOPE),
         exports=tally,
     )
+
+
+def _tracer_provider(
+    config: TelemetryConfig, resource: Resource, tally: ExportTally, injected: SpanExporter | None
+) -> SdkTracerProvider:
+    """A tracer provider with a batch processor per configured exporter and a simple one for ``injected``."""
+    provider = SdkTracerProvider(resource=resource)
+    for kind in config.traces_exporters:
+        exporter = _TalliedSpanExporter(_span_exporter(kind, config), tally)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if injected is not None:
+        provider.add_span_processor(SimpleSpanProcessor(injected))
+    return provider
+
+
+def _logger_provider(
+    config: TelemetryConfig, resource: Resource, tally: ExportTally, injected: LogRecordExporter | None
+) -> SdkLoggerProvider:
+    """A logger provider with a batch processor per configured exporter and a simple one for ``injected``."""
+    provider = SdkLoggerProvider(resource=resource)
+    for kind in config.logs_exporters:
+        exporter = _TalliedLogExporter(_log_exporter(kind, config), tally)
+        provider.add_log_record_processor(BatchLogRecordProcessor(exporter))
+    if injected is not None:
+        provider.add_log_record_processor(SimpleLogRecordProcessor(injected))
+    return provider
 
 
 def current_trace_ids() -> tuple[str | None, str | None]:

@@ -15,6 +15,7 @@ from typing import Any, Final, Protocol, runtime_checkable
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.errors import exception_attributes, exception_text
 
 
 @runtime_checkable
@@ -115,26 +116,14 @@ SINK_FAILED_EVENT: Final = "telemetry_sink_failed_v1"
 def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str) -> FanoutSink:
     """A :class:`FanoutSink` that turns a failing sink into a ``telemetry_sink_failed_v1`` warn event.
 
-    The event (category ``telemetry``, payload ``sink``, ``error.type``, ``exception.message``) goes to
-    every other sink. A sink that also fails to take that event is only listed in ``failures``: failure
-    reports are never themselves reported, so one broken sink cannot start a loop.
+    The event (:func:`sink_failed_event`) goes to every other sink. A sink that also fails to take that
+    event is only listed in ``failures``: failure reports are never themselves reported, so one broken sink
+    cannot start a loop.
     """
     fanout: FanoutSink
 
     def on_error(failed: DiagnosticsSink, exc: BaseException) -> None:
-        sink_name = type(failed).__qualname__
-        row = DiagnosticEvent(
-            name=SINK_FAILED_EVENT,
-            run_id=run_id,
-            severity=Severity.WARN,
-            category=Category.TELEMETRY,
-            message=f"diagnostics sink {sink_name} failed: {type(exc).__name__}: {exc}",
-            payload={
-                "sink": sink_name,
-                attr.ERROR_TYPE: type(exc).__qualname__,
-                attr.EXCEPTION_MESSAGE: str(exc),
-            },
-        ).to_row()
+        row = sink_failed_event(failed, exc, run_id=run_id).to_row()
         for other in fanout.sinks:
             if other is failed:
                 continue
@@ -145,3 +134,17 @@ def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str)
 
     fanout = FanoutSink(sinks, on_error=on_error)
     return fanout
+
+
+def sink_failed_event(failed: DiagnosticsSink, exc: BaseException, *, run_id: str) -> DiagnosticEvent:
+    """The ``telemetry_sink_failed_v1`` warn event of a sink that raised ``exc`` (category ``telemetry``,
+    payload ``sink``, ``error.type`` and the ``exception.*`` attributes)."""
+    sink_name = type(failed).__qualname__
+    return DiagnosticEvent(
+        name=SINK_FAILED_EVENT,
+        run_id=run_id,
+        severity=Severity.WARN,
+        category=Category.TELEMETRY,
+        message=f"diagnostics sink {sink_name} failed: {exception_text(exc)}",
+        payload={"sink": sink_name, attr.ERROR_TYPE: type(exc).__qualname__, **exception_attributes(exc)},
+    )

@@ -54,7 +54,7 @@ from codeanatomy_assets.delta.pruned import FARM
 from codeanatomy_assets.diagnostics import attributes as attr
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
-from codeanatomy_assets.diagnostics.store import PLAN_ARTIFACTS_EVENT
+from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_partitions
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, plan_fingerprint

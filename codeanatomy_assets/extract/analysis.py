@@ -41,15 +41,16 @@ import errno
 import gc
 import hashlib
 import io
-import operator
 import os
 import stat
 import time
 import tokenize
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
+
+from codeanatomy_assets.extract.syntax import collect
 
 
 class ParseStatus(StrEnum):
@@ -78,8 +79,6 @@ class ParseStatus(StrEnum):
     """The worker process died on this file (a crash in the parser, or killed for using too much memory)."""
 
 
-COMPLEX_CALLEE: Final = "<complex>"
-MODULE_SCOPE: Final = "<module>"
 # A dense 3 MB module takes about 1.2 GB and 5 s to parse (measured: 500,000 lines of `x = 1`); the largest
 # file of the standard library is 0.75 MB. Bigger files are recorded as too_large, not parsed.
 DEFAULT_MAX_FILE_BYTES: Final = 2 * 1024 * 1024
@@ -162,19 +161,22 @@ def parse_only(request: ChunkRequest, *, collect_garbage: bool = False) -> tuple
     was_enabled = gc.isenabled()
     if collect_garbage:
         gc.enable()
-    parsed = 0
     try:
-        for source in request.files:
-            try:
-                with open(os.path.join(request.root, source.path), "rb") as handle:
-                    ast.parse(handle.read())
-            except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
-                continue  # counted by the return value: parsed files only
-            parsed += 1
+        parsed = sum(_parses(os.path.join(request.root, source.path)) for source in request.files)
     finally:
         if not was_enabled:
             gc.disable()
     return parsed, time.process_time() - started
+
+
+def _parses(path: str) -> bool:
+    """Whether the file at ``path`` reads and parses (the benchmark baseline: nothing else is done)."""
+    try:
+        with open(path, "rb") as handle:
+            ast.parse(handle.read())
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 def analyse_file(
@@ -185,7 +187,7 @@ def analyse_file(
     if outcome.tree is not None:
         marks = _marks(out)
         try:
-            _collect(outcome.tree, source, out)
+            collect(outcome.tree, source, out)
         except Exception as exc:  # noqa: BLE001 - a bug of this module must not lose the file: it becomes its status
             _truncate(out, marks)
             outcome = _Outcome(
@@ -248,6 +250,25 @@ def _add_file(out: ChunkColumns, source: SourceFile, outcome: _Outcome) -> None:
 
 
 def _read_and_parse(full_path: str, max_file_bytes: int) -> _Outcome:
+    data = _read_bytes(full_path, max_file_bytes)
+    if isinstance(data, _Outcome):
+        return data
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    known = {"size": len(data), "lines": lines, "content_hash": hashlib.sha256(data).hexdigest()}
+    nul = data.find(b"\0")
+    if nul >= 0:
+        line = data.count(b"\n", 0, nul) + 1
+        return _Outcome(
+            status=ParseStatus.BINARY, error=f"line {line}: NUL byte (not Python source)", **known
+        )
+    failure = _decode_failure(data)
+    if failure is not None:
+        return _Outcome(status=failure.status, error=failure.error, **known)
+    return _parse(data, known)
+
+
+def _read_bytes(full_path: str, max_file_bytes: int) -> bytes | _Outcome:
+    """The bytes of a regular file within the size limit, else the outcome that says why not."""
     try:
         info = os.stat(full_path)
     except OSError as exc:
@@ -265,18 +286,11 @@ def _read_and_parse(full_path: str, max_file_bytes: int) -> _Outcome:
     if len(data) > max_file_bytes:  # grew after the stat
         error = f"over the limit of {max_file_bytes} bytes"
         return _Outcome(status=ParseStatus.TOO_LARGE, error=error, size=len(data))
-    size = len(data)
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    digest = hashlib.sha256(data).hexdigest()
-    known = {"size": size, "lines": lines, "content_hash": digest}
-    nul = data.find(b"\0")
-    if nul >= 0:
-        line = data.count(b"\n", 0, nul) + 1
-        error = f"line {line}: NUL byte (not Python source)"
-        return _Outcome(status=ParseStatus.BINARY, error=error, **known)
-    failure = _decode_failure(data)
-    if failure is not None:
-        return _Outcome(status=failure.status, error=failure.error, **known)
+    return data
+
+
+def _parse(data: bytes, known: dict[str, Any]) -> _Outcome:
+    """Parse decodable source bytes; ``known`` holds the size, line count and hash of the outcome."""
     try:
         tree = ast.parse(data)  # the bytes: the parser decodes them as just checked, faster than from str
     except SyntaxError as exc:  # IndentationError and TabError included
@@ -326,270 +340,3 @@ def _declaration_line(data: bytes) -> int:
         except UnicodeDecodeError:
             return number
     return 1
-
-
-# --- the tree walk -----------------------------------------------------------------------------------
-#
-# One iterative pre-order walk over the whole tree (no recursion: deep trees cannot overflow it). It
-# touches most nodes of the file, so it is written for speed: one table lookup per node gives what to do
-# with it and an attrgetter for the fields that can hold child nodes (identifiers, contexts and operators
-# are never visited), and scopes change by a marker on the stack instead of a (node, scope) pair per node.
-
-
-class _Exit:
-    """The stack marker after a body: the scope on top of the scope stack ends here."""
-
-
-_EXIT: Final = _Exit()
-
-# Node codes (small ints, compared with `is`). Codes from _GENERIC on walk their children generically.
-_LEAF, _CALL, _FUNC, _ASYNC_FUNC, _CLASS, _IMPORT, _IMPORT_FROM, _EXIT_CODE = range(8)
-_GENERIC, _DECISION, _COMPREHENSION, _BOOL_OP = range(8, 12)
-_CODES: Final[dict[type, int]] = {
-    ast.Call: _CALL,
-    ast.FunctionDef: _FUNC,
-    ast.AsyncFunctionDef: _ASYNC_FUNC,
-    ast.ClassDef: _CLASS,
-    ast.Import: _IMPORT,
-    ast.ImportFrom: _IMPORT_FROM,
-    ast.If: _DECISION,
-    ast.For: _DECISION,
-    ast.AsyncFor: _DECISION,
-    ast.While: _DECISION,
-    ast.IfExp: _DECISION,
-    ast.ExceptHandler: _DECISION,
-    ast.match_case: _DECISION,
-    ast.comprehension: _COMPREHENSION,
-    ast.BoolOp: _BOOL_OP,
-}
-# Fields that never hold child nodes worth visiting (identifiers, constants, contexts, operators).
-_SKIPPED_FIELDS: Final = frozenset(
-    {"ctx", "id", "attr", "arg", "module", "level", "type_comment", "kind", "is_async", "conversion",
-     "asname", "name", "names", "op", "ops", "tag", "n", "s", "kwd_attrs", "rest", "value_is_constant"}
-)  # fmt: skip
-_LEAF_CLASSES: Final = (
-    ast.Name,
-    ast.Constant,
-    ast.expr_context,
-    ast.operator,
-    ast.boolop,
-    ast.unaryop,
-    ast.cmpop,
-    ast.alias,
-    ast.Pass,
-    ast.Break,
-    ast.Continue,
-    ast.Global,
-    ast.Nonlocal,
-)
-_Plan = tuple[int, int, "Callable[[Any], Any] | None"]
-
-
-def _plans() -> dict[type, _Plan]:
-    """(code, number of child fields, getter of the child fields) for every node class, leaves included."""
-    plans: dict[type, _Plan] = dict.fromkeys(
-        (type(None), str, bytes, int, float, complex, bool, type(...)), (_LEAF, 0, None)
-    )
-    plans[_Exit] = (_EXIT_CODE, 0, None)
-    for cls in vars(ast).values():
-        if not (isinstance(cls, type) and issubclass(cls, ast.AST)):
-            continue
-        fields = tuple(f for f in reversed(cls._fields) if f not in _SKIPPED_FIELDS)  # last first: a stack
-        code = _CODES.get(cls, _GENERIC)
-        if issubclass(cls, _LEAF_CLASSES) or (code is _GENERIC and not fields):
-            plans[cls] = (_LEAF, 0, None)
-        else:
-            plans[cls] = (code, len(fields), operator.attrgetter(*fields) if fields else None)
-    return plans
-
-
-_PLANS: Final = _plans()
-_LEAF_TYPES: Final = frozenset(cls for cls, plan in _PLANS.items() if plan[0] is _LEAF)
-
-
-def dotted_name(node: ast.expr) -> str | None:
-    """``a.b.c`` for a chain of attributes on a name, else None."""
-    parts: list[str] = []
-    while type(node) is ast.Attribute:
-        parts.append(node.attr)
-        node = node.value
-    if type(node) is not ast.Name:
-        return None
-    parts.append(node.id)
-    parts.reverse()
-    return ".".join(parts)
-
-
-def resolve_import(module: str, is_package: bool, target: str | None, level: int) -> str:
-    """The absolute module a ``from`` import names; relative ones resolve against the file's package.
-
-    >>> resolve_import("shop.cart", False, "models", 1)
-    'shop.models'
-    >>> resolve_import("shop", True, None, 1)
-    'shop'
-    >>> resolve_import("top", False, "x", 2)
-    '..x'
-    """
-    if level == 0:
-        return target or ""
-    base = module.split(".") if is_package else module.split(".")[:-1]
-    keep = len(base) - (level - 1)
-    if keep <= 0 or not module:
-        return "." * level + (target or "")
-    parts = base[:keep]
-    if target:
-        parts.append(target)
-    return ".".join(parts)
-
-
-class _Scope:
-    """A symbol being walked: where its qualname children hang, and its decision count."""
-
-    __slots__ = ("complexity", "is_class", "prefix", "qualname", "slot")
-
-    def __init__(self, qualname: str, prefix: str, is_class: bool, slot: int) -> None:
-        self.qualname = qualname
-        self.prefix = prefix
-        self.is_class = is_class
-        self.slot = slot  # index in the symbols columns, -1 for the module
-        self.complexity = 1
-
-
-def _collect(tree: ast.Module, source: SourceFile, out: ChunkColumns) -> None:
-    module, package = source.module, source.package
-    symbols, imports, calls = out.symbols, out.imports, out.calls
-    sym_first = len(symbols["qualname"])
-    call_enclosing, call_callee, call_lineno = calls["enclosing_symbol"], calls["callee"], calls["lineno"]
-    call_count = 0
-    plans, leaves = _PLANS, _LEAF_TYPES
-    name_type, attribute_type = ast.Name, ast.Attribute
-    scopes: list[_Scope] = []
-    scope = _Scope(MODULE_SCOPE, "", False, -1)
-    stack: list[object] = list(reversed(tree.body))
-    pop, push, push_all = stack.pop, stack.append, stack.extend
-    while stack:
-        node = pop()
-        code, arity, children = plans[type(node)]
-        if code is _LEAF:
-            continue
-        if code >= _GENERIC:
-            if code is not _GENERIC:
-                if code is _DECISION:
-                    scope.complexity += 1
-                elif code is _COMPREHENSION:
-                    scope.complexity += 1 + len(node.ifs)  # type: ignore[attr-defined]
-                else:  # _BOOL_OP
-                    scope.complexity += len(node.values) - 1  # type: ignore[attr-defined]
-            if arity == 1:
-                value = children(node)  # type: ignore[misc]
-                if type(value) is list:
-                    push_all(reversed(value))
-                elif type(value) not in leaves:
-                    push(value)
-            else:
-                for value in children(node):  # type: ignore[misc]
-                    if type(value) is list:
-                        push_all(reversed(value))
-                    elif type(value) not in leaves:
-                        push(value)
-        elif code is _CALL:
-            func = node.func  # type: ignore[attr-defined]
-            kind = type(func)
-            if kind is name_type:  # the two commonest shapes inline: f() and a.f()
-                callee = func.id
-            elif kind is attribute_type and type(func.value) is name_type:
-                callee = func.value.id + "." + func.attr
-            else:
-                callee = dotted_name(func)
-            call_enclosing.append(scope.qualname)
-            call_callee.append(callee or COMPLEX_CALLEE)
-            call_lineno.append(node.lineno)  # type: ignore[attr-defined]
-            call_count += 1
-            keywords = node.keywords  # type: ignore[attr-defined]
-            if keywords:
-                push_all([kw.value for kw in reversed(keywords)])
-            push_all(reversed(node.args))  # type: ignore[attr-defined]
-            if callee is None:
-                push(func)
-        elif code is _EXIT_CODE:
-            symbols["complexity"][scope.slot] = scope.complexity
-            scope = scopes.pop()
-        elif code is _IMPORT:
-            for alias in node.names:  # type: ignore[attr-defined]
-                _append(imports, (module, package, alias.name, None, node.lineno, 0))  # type: ignore[attr-defined]
-        elif code is _IMPORT_FROM:
-            level = node.level or 0  # type: ignore[attr-defined]
-            target = resolve_import(module, source.is_package, node.module, level)  # type: ignore[attr-defined]
-            for alias in node.names:  # type: ignore[attr-defined]
-                _append(imports, (module, package, target, alias.name, node.lineno, level))  # type: ignore[attr-defined]
-        else:  # a def or a class
-            scopes.append(scope)
-            scope = _enter(node, code, scope, symbols=symbols, push=push)  # type: ignore[arg-type]
-    calls["module"].extend([module] * call_count)
-    calls["package"].extend([package] * call_count)
-    sym_count = len(symbols["qualname"]) - sym_first
-    symbols["module"].extend([module] * sym_count)
-    symbols["package"].extend([package] * sym_count)
-
-
-def _enter(
-    node: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
-    code: int,
-    scope: _Scope,
-    *,
-    symbols: dict[str, list[object]],
-    push: Callable[[object], None],
-) -> _Scope:
-    """Record a definition, queue its parts, and return the scope its body is walked in."""
-    qualname = scope.prefix + node.name
-    args = None
-    if code is _CLASS:
-        kind, arg_count = "class", None
-    else:
-        args = node.args  # type: ignore[union-attr]
-        arg_count = (
-            len(args.posonlyargs) + len(args.args) + len(args.kwonlyargs)
-            + (args.vararg is not None) + (args.kwarg is not None)
-        )  # fmt: skip
-        kind = "function" if code is _FUNC else "async_function"
-        if scope.is_class:
-            kind = "method" if code is _FUNC else "async_method"
-    decorators = []
-    for deco in node.decorator_list:
-        target = deco.func if type(deco) is ast.Call else deco
-        decorators.append(dotted_name(target) or COMPLEX_CALLEE)
-    slot = len(symbols["qualname"])
-    symbols["qualname"].append(qualname)
-    symbols["name"].append(node.name)
-    symbols["kind"].append(kind)
-    symbols["lineno"].append(node.lineno)
-    symbols["end_lineno"].append(node.end_lineno)
-    symbols["decorators"].append(decorators)
-    symbols["arg_count"].append(arg_count)
-    symbols["complexity"].append(1)
-    # Evaluated in the enclosing scope (popped after the body's _EXIT): decorators, defaults, bases.
-    outer: list[ast.AST] = list(node.decorator_list)
-    if code is _CLASS:
-        outer.extend(node.bases)  # type: ignore[union-attr]
-        outer.extend(node.keywords)  # type: ignore[union-attr]
-    elif args is not None:  # a function: the parts of its signature that are expressions, not every parameter
-        outer.extend(args.defaults)
-        outer.extend(default for default in args.kw_defaults if default is not None)
-        for arg in (*args.posonlyargs, *args.args, args.vararg, *args.kwonlyargs, args.kwarg):
-            if arg is not None and arg.annotation is not None:
-                outer.append(arg.annotation)
-        if node.returns is not None:  # type: ignore[union-attr]
-            outer.append(node.returns)  # type: ignore[union-attr]
-    for part in reversed(outer):
-        push(part)
-    push(_EXIT)
-    for stmt in reversed(node.body):
-        push(stmt)
-    is_class = code is _CLASS
-    return _Scope(qualname, qualname + ("." if is_class else ".<locals>."), is_class, slot)
-
-
-def _append(columns: dict[str, list[object]], row: tuple[object, ...]) -> None:
-    """Append one row to columns whose names are in the row's order."""
-    for column, value in zip(columns.values(), row, strict=True):
-        column.append(value)

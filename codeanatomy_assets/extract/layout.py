@@ -94,8 +94,8 @@ def write_datasets(
     metadata = {"codeanatomy.run_id": result.run_id, "codeanatomy.source": result.source}
     uris = {name: _child_uri(str(lake), name) for name in result.tables}
 
-    def write(name: str) -> None:
-        write_clustered(
+    def write(name: str) -> int:
+        return write_clustered(
             result.tables[name],
             uris[name],
             mode=mode,
@@ -108,8 +108,7 @@ def write_datasets(
     # The tables are independent and pyarrow sorts, compresses and writes without the GIL: one thread
     # per table (the stdlib's four took 0.16 s one after the other). Each table still commits once.
     with ThreadPoolExecutor(max_workers=len(uris)) as pool:
-        for future in [pool.submit(write, name) for name in uris]:
-            future.result()
+        list(pool.map(write, uris))  # in order: the first table that failed raises
     return uris
 
 
@@ -127,16 +126,9 @@ def write_clustered(
     ordered = table if _is_clustered(table) else table.sort_by([(c, "ascending") for c in CLUSTER_COLUMNS])
     options = dict(storage_options) if storage_options else None
     filesystem, base = table_filesystem(str(uri), options)
-    token = uuid.uuid4().hex
     written: list[str] = []
     try:
-        actions = []
-        for index, part in enumerate(_clusters(ordered, layout.target_rows(ordered.num_rows))):
-            file_name = f"part-{index:05d}-{token}.zstd.parquet"
-            path = f"{base}/{file_name}" if base else file_name
-            pq.write_table(part, path, filesystem=filesystem, compression="zstd")
-            written.append(path)
-            actions.append(_add_action(file_name, filesystem.get_file_info(path).size, part))
+        actions = _write_files(ordered, layout.target_rows(ordered.num_rows), filesystem, base, written)
         _commit(
             str(uri), table.schema, actions, mode=mode, name=name, metadata=metadata or {}, options=options
         )
@@ -145,6 +137,22 @@ def write_clustered(
             filesystem.delete_file(path)
         raise
     return len(actions)
+
+
+def _write_files(
+    ordered: pa.Table, target_rows: int, filesystem: FileSystem, base: str, written: list[str]
+) -> list[AddAction]:
+    """Write the clusters of ``ordered`` as Parquet files (each path added to ``written`` once it exists);
+    returns their add actions."""
+    token = uuid.uuid4().hex
+    actions: list[AddAction] = []
+    for index, part in enumerate(_clusters(ordered, target_rows)):
+        file_name = f"part-{index:05d}-{token}.zstd.parquet"
+        path = f"{base}/{file_name}" if base else file_name
+        pq.write_table(part, path, filesystem=filesystem, compression="zstd")
+        written.append(path)
+        actions.append(_add_action(file_name, filesystem.get_file_info(path).size, part))
+    return actions
 
 
 def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tuple[FileSystem, str]:
@@ -203,6 +211,12 @@ def _clusters(ordered: pa.Table, target: int) -> Iterator[pa.Table]:
     if ordered.num_rows == 0:
         yield ordered
         return
+    for start, stop in itertools.pairwise(_cuts(ordered, target)):
+        yield ordered.slice(start, stop - start)
+
+
+def _cuts(ordered: pa.Table, target: int) -> list[int]:
+    """The row offsets where the files of a non-empty ``ordered`` start, and its row count at the end."""
     cuts = [0]
     current = 0
     last_package = None
@@ -217,8 +231,7 @@ def _clusters(ordered: pa.Table, target: int) -> Iterator[pa.Table]:
     if len(cuts) > 1 and current < target // 4:  # fold a small tail into the previous file
         cuts.pop()
     cuts.append(ordered.num_rows)
-    for start, stop in itertools.pairwise(cuts):
-        yield ordered.slice(start, stop - start)
+    return cuts
 
 
 def _module_runs(ordered: pa.Table) -> Iterator[tuple[str, str, int]]:

@@ -147,18 +147,7 @@ def extract_tree(
         ChunkRequest(root=str(tree.root), files=files, max_file_bytes=max_file_bytes)
         for files in tree.chunks(count * CHUNKS_PER_WORKER if count > 1 else 1)
     ]
-    batches: list[dict[str, pa.RecordBatch]] = [{} for _ in requests]
-    cpu_seconds = 0.0
-    bar = tqdm(total=len(tree.files), unit="file", desc="extract", file=sys.stderr, disable=not progress)
-    with (
-        bar,
-        _gc_paused(),  # the results are large and acyclic: collecting while they arrive only costs time
-    ):
-        for index, columns in analyse_chunks(requests, workers=count):
-            batches[index] = chunk_batches(columns)
-            cpu_seconds += columns.cpu_seconds
-            bar.update(len(requests[index].files))
-        tables = assemble(batches)
+    tables, cpu_seconds = _analyse_tree(requests, workers=count, progress=progress)
     stats = _stats(
         tree,
         tables,
@@ -169,8 +158,28 @@ def extract_tree(
     )
     result = ExtractResult(run_id=run_id, source=str(tree.root), stats=stats, **tables)
     if sink is not None:
-        emit(sink, *_events(result, tree))
+        events = [*_file_failed_events(result), *_dir_unreadable_events(result.run_id, tree)]
+        emit(sink, *events, _completed_event(result))
     return result
+
+
+def _analyse_tree(
+    requests: list[ChunkRequest], *, workers: int, progress: bool
+) -> tuple[dict[str, pa.Table], float]:
+    """The four tables of the chunks, and the CPU seconds the workers spent on them."""
+    batches: list[dict[str, pa.RecordBatch]] = [{} for _ in requests]
+    cpu_seconds = 0.0
+    files = sum(len(request.files) for request in requests)
+    bar = tqdm(total=files, unit="file", desc="extract", file=sys.stderr, disable=not progress)
+    with (
+        bar,
+        _gc_paused(),  # the results are large and acyclic: collecting while they arrive only costs time
+    ):
+        for index, columns in analyse_chunks(requests, workers=workers):
+            batches[index] = chunk_batches(columns)
+            cpu_seconds += columns.cpu_seconds
+            bar.update(len(requests[index].files))
+        return assemble(batches), cpu_seconds
 
 
 def analyse_chunks(
@@ -199,24 +208,36 @@ def analyse_chunks(
 def _one_file_at_a_time(
     work: Callable[[ChunkRequest], ChunkColumns], pending: Mapping[int, ChunkRequest]
 ) -> Iterator[tuple[int, ChunkColumns]]:
-    pool: ProcessPoolExecutor | None = None
+    solo = _SoloPool(work)
     try:
         for index, request in pending.items():
-            parts = []
-            for source in request.files:
-                single = dataclasses.replace(request, files=(source,))
-                if pool is None:
-                    pool = _pool(1)
-                try:
-                    parts.append(pool.submit(work, single).result())
-                except BrokenProcessPool as exc:  # this file killed its worker: recorded as its status
-                    pool.shutdown()
-                    pool = None
-                    parts.append(worker_died(single, f"the worker process died on this file ({exc})"))
+            parts = [solo.run(dataclasses.replace(request, files=(source,))) for source in request.files]
             yield index, merge_chunks(parts)
     finally:
-        if pool is not None:
-            pool.shutdown()
+        solo.close()
+
+
+class _SoloPool:
+    """A one-worker pool that runs one file at a time and is replaced when a file kills its worker."""
+
+    def __init__(self, work: Callable[[ChunkRequest], ChunkColumns]) -> None:
+        self._work = work
+        self._pool: ProcessPoolExecutor | None = None
+
+    def run(self, single: ChunkRequest) -> ChunkColumns:
+        """The columns of a one-file request; a ``worker_died`` row when the file killed its worker."""
+        if self._pool is None:
+            self._pool = _pool(1)
+        try:
+            return self._pool.submit(self._work, single).result()
+        except BrokenProcessPool as exc:  # this file killed its worker: recorded as its status
+            self.close()
+            return worker_died(single, f"the worker process died on this file ({exc})")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
 
 def map_chunks(work: Callable[[_T], _R], requests: list[_T], *, workers: int) -> Iterator[tuple[int, _R]]:
@@ -297,10 +318,11 @@ def _sum(column: pa.ChunkedArray) -> int:
     return int(total or 0)
 
 
-def _events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
+def _file_failed_events(result: ExtractResult) -> list[DiagnosticEvent]:
+    """One ``extract_file_failed_v1`` warn per file that did not parse."""
     files = result.source_files
     failed = files.filter(pc.not_equal(files.column("parse_status"), pa.scalar(ParseStatus.OK.value)))
-    events = [
+    return [
         DiagnosticEvent(
             name=FILE_FAILED_EVENT,
             run_id=result.run_id,
@@ -318,10 +340,14 @@ def _events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
         )
         for row in failed.select(["path", "module", "parse_status", "error"]).to_pylist()
     ]
-    events.extend(
+
+
+def _dir_unreadable_events(run_id: str, tree: SourceTree) -> list[DiagnosticEvent]:
+    """One ``extract_dir_unreadable_v1`` warn per directory that could not be listed."""
+    return [
         DiagnosticEvent(
             name=DIR_UNREADABLE_EVENT,
-            run_id=result.run_id,
+            run_id=run_id,
             severity=Severity.WARN,
             category=Category.EXTRACT,
             code=ParseStatus.READ_ERROR.value,
@@ -329,19 +355,18 @@ def _events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
             payload={"path": unreadable.path, "error": unreadable.error},
         )
         for unreadable in tree.unreadable_dirs
+    ]
+
+
+def _completed_event(result: ExtractResult) -> DiagnosticEvent:
+    """The ``extract_completed_v1`` artifact: the counts and time of the extraction."""
+    stats = result.stats
+    return DiagnosticEvent(
+        name=COMPLETED_EVENT,
+        run_id=result.run_id,
+        severity=Severity.INFO,
+        category=Category.EXTRACT,
+        kind=EventKind.ARTIFACT,
+        message=f"{stats.files} files ({stats.failed_files} failed) in {stats.seconds:.2f} s",
+        payload={"source": result.source, "run_id": result.run_id, **stats.to_row()},
     )
-    events.append(
-        DiagnosticEvent(
-            name=COMPLETED_EVENT,
-            run_id=result.run_id,
-            severity=Severity.INFO,
-            category=Category.EXTRACT,
-            kind=EventKind.ARTIFACT,
-            message=(
-                f"{result.stats.files} files ({result.stats.failed_files} failed) in "
-                f"{result.stats.seconds:.2f} s"
-            ),
-            payload={"source": result.source, "run_id": result.run_id, **result.stats.to_row()},
-        )
-    )
-    return events

@@ -87,29 +87,7 @@ def discover(source: Path, *, exclude_dirs: frozenset[str] = DEFAULT_EXCLUDED_DI
     if not source.is_dir():
         raise SourceTreeError("source tree is not a directory", path=shown)
     root = source.resolve()
-    found: list[tuple[str, int]] = []
-    unreadable: list[UnreadableDir] = []
-    pending = [""]
-    while pending:
-        rel_dir = pending.pop()
-        try:
-            with os.scandir(root / rel_dir if rel_dir else root) as entries:
-                listed = list(entries)
-        except OSError as exc:
-            if not rel_dir:
-                raise SourceTreeError(
-                    f"source tree cannot be read: {exc.strerror or exc}", path=shown
-                ) from exc
-            error = f"{type(exc).__name__}: {exc.strerror or exc}"
-            unreadable.append(UnreadableDir(path=rel_dir, error=error))
-            continue
-        for entry in listed:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if _is_real_dir(entry):
-                if entry.name not in exclude_dirs:
-                    pending.append(rel)
-            elif entry.name.endswith(".py") and not _is_dir_link(entry):
-                found.append((rel, _size(entry)))
+    found, unreadable = _walk(root, shown, exclude_dirs)
     if not found:
         raise SourceTreeError("source tree holds no Python files (*.py)", path=shown)
     keyed = sorted((package_name(rel), module_name(rel), rel, size) for rel, size in found)
@@ -123,6 +101,39 @@ def discover(source: Path, *, exclude_dirs: frozenset[str] = DEFAULT_EXCLUDED_DI
         sizes=tuple(size for *_, size in keyed),
         unreadable_dirs=tuple(sorted(unreadable, key=lambda d: d.path)),
     )
+
+
+def _walk(
+    root: Path, shown: str, exclude_dirs: frozenset[str]
+) -> tuple[list[tuple[str, int]], list[UnreadableDir]]:
+    """The ``(path, size)`` of the ``.py`` files under ``root``, and the directories that could not be
+    listed."""
+    found: list[tuple[str, int]] = []
+    unreadable: list[UnreadableDir] = []
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        for entry in _listing(root, rel_dir, shown, unreadable):
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if _is_real_dir(entry):
+                if entry.name not in exclude_dirs:
+                    pending.append(rel)
+            elif entry.name.endswith(".py") and not _is_dir_link(entry):
+                found.append((rel, _size(entry)))
+    return found, unreadable
+
+
+def _listing(root: Path, rel_dir: str, shown: str, unreadable: list[UnreadableDir]) -> list[os.DirEntry[str]]:
+    """The entries of one directory. One that cannot be listed is added to ``unreadable`` (no entries);
+    the root itself raises :class:`SourceTreeError`."""
+    try:
+        with os.scandir(root / rel_dir if rel_dir else root) as entries:
+            return list(entries)
+    except OSError as exc:
+        if not rel_dir:
+            raise SourceTreeError(f"source tree cannot be read: {exc.strerror or exc}", path=shown) from exc
+        unreadable.append(UnreadableDir(path=rel_dir, error=f"{type(exc).__name__}: {exc.strerror or exc}"))
+        return []
 
 
 def _is_real_dir(entry: os.DirEntry[str]) -> bool:

@@ -13,7 +13,12 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from codeanatomy_assets.delta.provider import ProviderMode
-from codeanatomy_assets.delta.treatment import DoctorTreatment, examine_layout
+from codeanatomy_assets.delta.treatment import (
+    DoctorTreatment,
+    examine_layout,
+    layout_markdown,
+    maintenance_markdown,
+)
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
@@ -227,6 +232,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [f"# codeanatomy doctor: `{report['uri']}`", "", f"**Verdict:** {verdict}", ""]
     lines += _summary_lines(report)
     lines += _compatibility_lines(report["compatibility"])
+    lines += layout_markdown(report.get("layout"))
+    lines += maintenance_markdown(report.get("maintenance"))
     lines += _diagnostic_lines(report["diagnostics"])
     return "\n".join(lines) + "\n"
 
@@ -239,7 +246,7 @@ def _summary_lines(report: Mapping[str, Any]) -> list[str]:
         *(
             f"| {key} | {_cell(report[key])} |"
             for key in REPORT_KEYS
-            if key not in {"uri", "compatibility", "diagnostics"}
+            if key not in {"uri", "compatibility", "diagnostics", "layout", "maintenance"}
         ),
     ]
 

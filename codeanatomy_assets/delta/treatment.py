@@ -76,8 +76,14 @@ _FIGURES = (
     ("rows", "total_rows"),
     ("partitions", "partition_count"),
     ("largest / median partition bytes", ("largest_partition_bytes", "median_partition_bytes")),
-    ("tombstones (on storage, past retention)", ("tombstones", "tombstones_present", "tombstones_past_retention")),
-    ("files with deletion vectors (rows deleted)", ("files_with_deletion_vectors", "rows_deleted_by_deletion_vectors")),
+    (
+        "tombstones (on storage, past retention)",
+        ("tombstones", "tombstones_present", "tombstones_past_retention"),
+    ),
+    (
+        "files with deletion vectors (rows deleted)",
+        ("files_with_deletion_vectors", "rows_deleted_by_deletion_vectors"),
+    ),
     ("commits since checkpoint (interval)", ("commits_since_checkpoint", "checkpoint_interval")),
     ("_delta_log files / bytes", ("delta_log_files", "delta_log_bytes")),
     (".crc files (checked)", ("crc_files", "crc_checked")),
@@ -120,7 +126,10 @@ def maintenance_markdown(maintenance: Mapping[str, Any] | None) -> list[str]:
         return [*lines, f"Refused: {maintenance['refused']}"]
     if not maintenance["steps"]:
         return [*lines, "Nothing to do: no finding calls for maintenance."]
-    lines += [f"{i}. `{s['treatment']}` for {'; '.join(s['reasons'])}" for i, s in enumerate(maintenance["steps"], 1)]
+    lines += [
+        f"{i}. `{s['treatment']}` for {'; '.join(s['reasons'])}"
+        for i, s in enumerate(maintenance["steps"], 1)
+    ]
     lines += [f"   - vacuum would delete `{f}`" for s in maintenance["steps"] for f in s["files"][:20]]
     return lines + _outcome_lines(maintenance.get("outcomes"))
 
@@ -128,7 +137,11 @@ def maintenance_markdown(maintenance: Mapping[str, Any] | None) -> list[str]:
 def _outcome_lines(outcomes: Sequence[Mapping[str, Any]] | None) -> list[str]:
     if outcomes is None:
         return ["", "Dry run: nothing was written. Apply with `--fix --apply`."]
-    lines = ["", "| step | status | files before → after | commits since checkpoint | error |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        "| step | status | files before → after | commits since checkpoint | error |",
+        "|---|---|---|---|---|",
+    ]
     for o in outcomes:
         before, after = o["before"], o["after"] or {}
         lines.append(

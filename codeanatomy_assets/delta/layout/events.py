@@ -1,6 +1,6 @@
 """The layout and maintenance diagnostics: one event skeleton per family.
 
-- ``delta_layout_v1`` (artifact, ``delta_layout``): every layout figure of a table; severity of its worst finding.
+- ``delta_layout_v1`` (artifact, ``delta_layout``): every layout figure; the severity of the worst finding.
 - ``delta_layout_finding_v1`` (event, ``delta_layout``): one finding, its recommended action in the payload.
 - ``delta_maintenance_v1`` (event, ``delta_maintenance``): a maintenance plan refused, a step planned (dry
   run), applied or failed, with the figures before and after.
@@ -30,7 +30,8 @@ def layout_events(*, run_id: str, dataset: str, uri: str, layout: TableLayout) -
         severity=layout.severity,
         category=Category.DELTA_LAYOUT,
         code=f"layout_{layout.severity.value}",
-        message=f"{layout.file_count} live files, {layout.total_bytes} bytes, {len(layout.findings)} finding(s)",
+        message=f"{layout.file_count} live files, {layout.total_bytes} bytes, "
+        f"{len(layout.findings)} finding(s)",
         payload={"dataset": dataset, "uri": uri, **layout.to_row()},
         dataset=dataset,
     )

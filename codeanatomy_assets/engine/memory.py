@@ -6,7 +6,7 @@ binary units (``9.6 MB``); spills are counters (``spill_count``, ``spilled_bytes
 So ``peak_mem_bytes`` is the largest single operator's reservation summed over its partitions: a lower
 bound of the pool's peak (operators overlap in time), approximate to DataFusion's rounding.
 
->>> from codeanatomy_assets.engine.plan import OperatorMetrics
+>>> from codeanatomy_assets.engine.operators import OperatorMetrics
 >>> join = OperatorMetrics(operator="HashJoinExec", depth=0, metrics={"build_mem_used": ["9.6 MB", "1.5 KB"]})
 >>> sort = OperatorMetrics(operator="SortExec", depth=1, metrics={"spill_count": 3, "spilled_bytes": 4096})
 >>> plan_memory([join, sort]).to_row()["peak_mem_bytes"]
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from codeanatomy_assets.engine.plan import OperatorMetrics
+    from codeanatomy_assets.engine.operators import OperatorMetrics
 
 GAUGES: Final = ("peak_mem_used", "build_mem_used", "mem_used")
 SPILL_COUNTERS: Final = ("spill_count", "spilled_bytes", "spilled_rows")

@@ -125,9 +125,17 @@ def pruned_tables(tables: Mapping[str, RegisteredTable]) -> dict[str, Registered
     return {n: t for n, t in tables.items() if t.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET}
 
 
-def bind_pruned_tables(
-    ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable]
-) -> tuple[TablePruning, ...]:
+@dataclass(frozen=True, slots=True)
+class PrunedBinding:
+    """What :func:`bind_pruned_tables` did for one plan."""
+
+    tables: tuple[TablePruning, ...] = ()
+    stand_in_plan: LogicalPlan | None = None
+    """The query planned over stand-ins, when a partitioned table needed it (:func:`_predicate_plan`);
+    the scan units read the predicates on partition columns from it."""
+
+
+def bind_pruned_tables(ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable]) -> PrunedBinding:
     """Re-register each ``delta_pruned_parquet`` table ``sql`` scans over the files Delta's log keeps.
 
     Plans ``sql`` once (parse and optimize) to read its predicates, asks each table's pinned snapshot for
@@ -139,13 +147,13 @@ def bind_pruned_tables(
     """
     own = pruned_tables(tables)
     if not own:
-        return ()
+        return PrunedBinding()
     started = time.perf_counter()
     try:
-        plan = _predicate_plan(ctx, sql, tables, own)
+        plan, stand_in_plan = _predicate_plan(ctx, sql, tables, own)
     except Exception as exc:  # noqa: BLE001 - the logical phase plans again and records this failure as the plan's
         reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
-        return tuple(_whole(t, started, reason) for t in own.values())
+        return PrunedBinding(tuple(_whole(t, started, reason) for t in own.values()))
     predicates = pruning_predicates(plan, own)
     bound: list[TablePruning] = []
     try:
@@ -154,13 +162,14 @@ def bind_pruned_tables(
     except BaseException:  # tables bound before the failure are registered whole again, then it propagates
         restore_pruned_tables(ctx, bound, tables)
         raise
-    return tuple(bound)
+    return PrunedBinding(tuple(bound), stand_in_plan)
 
 
 def _predicate_plan(
     ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable], own: Mapping[str, RegisteredTable]
-) -> LogicalPlan:
-    """The optimized plan of ``sql`` whose scans carry each table's predicates.
+) -> tuple[LogicalPlan, LogicalPlan | None]:
+    """The optimized plan of ``sql`` whose scans carry each table's predicates, and whether it is the
+    plan over stand-ins (then it is returned twice; else the second is ``None``).
 
     A partitioned ``delta_pruned_parquet`` table is a view whose partition columns are literals (one
     listing per partition): the optimizer folds a predicate on them away and its scans have no name. Then
@@ -169,8 +178,9 @@ def _predicate_plan(
     Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
     """
     if not any(_partitioned(table) for table in own.values()):
-        return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan()
-    return plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
+        return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan(), None
+    stand_in_plan = plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
+    return stand_in_plan, stand_in_plan
 
 
 def plan_over_stand_ins(sql: str, schemas: Mapping[str, pa.Schema]) -> LogicalPlan:

@@ -241,6 +241,22 @@ def _failure_fields(
     }
 
 
+def _run_fields(
+    log: PhaseLog, failure: PlanError | None, capture_errors: Mapping[str, str]
+) -> dict[str, Any]:
+    """Which run and plan the artifact is of, how the plan ended, and its hashes."""
+    return {
+        "event_time_unix_ms": now_unix_ms(),
+        "run_id": log.options.run_id,
+        "plan": log.plan,
+        **_failure_fields(failure, log.records, capture_errors),
+        "plan_hash": log.hashes.get(PlanPhase.OPTIMIZED.value),
+        "plan_hashes": dict(log.hashes),
+        "fingerprint_version": FINGERPRINT_VERSION,
+        "sql": log.sql,
+    }
+
+
 def plan_artifacts(
     log: PhaseLog,
     captures: PlanCaptures,
@@ -251,20 +267,12 @@ def plan_artifacts(
     failure: PlanError | None,
 ) -> dict[str, Any]:
     """The ``datafusion_plan_artifacts_v1`` payload of a plan run (partial when the plan failed)."""
-    opts = log.options
     texts = {phase: log.texts.get(phase) for phase in PlanPhase}
     return {
-        "event_time_unix_ms": now_unix_ms(),
-        "run_id": opts.run_id,
-        "plan": log.plan,
-        **_failure_fields(failure, log.records, captures.errors),
-        "plan_hash": log.hashes.get(PlanPhase.OPTIMIZED.value),
-        "plan_hashes": dict(log.hashes),
-        "fingerprint_version": FINGERPRINT_VERSION,
-        "sql": log.sql,
+        **_run_fields(log, failure, captures.errors),
         "explain": captures.explain.value,
         "explain_analyze": captures.explain_analyze.value,
-        "operator_metrics": [m.to_row() for m in metrics] if opts.explain_analyze else None,
+        "operator_metrics": [m.to_row() for m in metrics] if log.options.explain_analyze else None,
         "logical_plan": texts[PlanPhase.LOGICAL],
         "optimized_plan": texts[PlanPhase.OPTIMIZED],
         "physical_plan": texts[PlanPhase.PHYSICAL],
@@ -301,16 +309,20 @@ def send_artifacts(log: PhaseLog, payload: dict[str, Any]) -> None:
             payload=payload,
         ),
     )
-    if opts.plan_artifacts_hook is None:
-        return
+    if opts.plan_artifacts_hook is not None:
+        _call_hook(log, opts.plan_artifacts_hook, payload)
+
+
+def _call_hook(log: PhaseLog, hook: Callable[[Mapping[str, Any]], None], payload: dict[str, Any]) -> None:
+    """Call the user's artifact hook; its failure becomes a ``warn`` event."""
     try:
-        opts.plan_artifacts_hook(payload)
+        hook(payload)
     except Exception as exc:  # noqa: BLE001 - the hook is user code: its failure is reported, the plan result stands
         failed = side_step_failed(
             exc,
             name=PLAN_ARTIFACTS_HOOK_FAILED_EVENT,
             step="plan_artifacts_hook",
-            run_id=opts.run_id,
+            run_id=log.options.run_id,
             plan=log.plan,
             category=Category.TELEMETRY,
         )

@@ -224,6 +224,24 @@ class _PlanRun:
             self.metrics = operator_metrics(self.executed)
         return table
 
+    def complete(self) -> PlanExecution:
+        """Every phase, the scan units and the artifact (a partial one when a phase failed)."""
+        opts = self.options
+        try:
+            table = self.run_phases()
+            units = self.scan_units() if opts.scan_units else ()
+            payload: dict[str, Any] | None = None
+            if opts.capture_plan_artifacts:
+                payload = self.artifacts(None)
+                send_artifacts(self.log, payload)
+        except PlanError as failure:
+            if opts.capture_plan_artifacts:
+                send_artifacts(self.log, self.artifacts(failure))
+            raise
+        finally:
+            self.restore()  # after the artifacts: their Substrait round trip resolves tables by name
+        return self.result(table, units, payload)
+
     def result(
         self, table: pa.Table, units: tuple[ScanUnit, ...], payload: Mapping[str, Any] | None
     ) -> PlanExecution:
@@ -279,21 +297,7 @@ def execute_plan(
         tables=tables,
         target_partitions=target_partitions,
     )
-    run = _PlanRun(ctx=ctx, log=log, limits=limits or DrainLimits())
-    try:
-        table = run.run_phases()
-        units = run.scan_units() if options.scan_units else ()
-        payload: dict[str, Any] | None = None
-        if options.capture_plan_artifacts:
-            payload = run.artifacts(None)
-            send_artifacts(log, payload)
-    except PlanError as failure:
-        if options.capture_plan_artifacts:
-            send_artifacts(log, run.artifacts(failure))
-        raise
-    finally:
-        run.restore()  # after the artifacts: their Substrait round trip resolves tables by name
-    return run.result(table, units, payload)
+    return _PlanRun(ctx=ctx, log=log, limits=limits or DrainLimits()).complete()
 
 
 def _set_target_partitions(ctx: SessionContext, target_partitions: int) -> None:

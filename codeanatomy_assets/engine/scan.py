@@ -209,22 +209,15 @@ def collect_scan_units(
     physical = physical_scans(executed if isinstance(executed, OperatorSnapshot) else read_plan(executed))
     remaining = Counter(scan.table for scan in scans)
     attributed = _attribute_scans(physical, _file_owners(snapshots), remaining, by_table)
-    untied = tuple(sorted(name for name, count in remaining.items() if count > 0))
-    bound = {p.dataset: p.files for p in pruning}
-    return [
-        _scan_unit(
-            plan_name=plan_name,
-            scan=scan,
-            name=name,
-            attribution=how,
-            logical=by_table.get(name or "", []),
-            registered=tables.get(name) if name else None,
-            snapshot=snapshots.get(name) if name else None,
-            files_bound=bound.get(name or ""),
-            possible=untied if name is None else (),
-        )
-        for scan, name, how in merge_union_scans(attributed)
-    ]
+    plan = _PlanTables(
+        plan_name=plan_name,
+        tables=tables,
+        snapshots=snapshots,
+        by_table=by_table,
+        bound={p.dataset: p.files for p in pruning},
+        untied=tuple(sorted(name for name, count in remaining.items() if count > 0)),
+    )
+    return [plan.unit(scan, name, how) for scan, name, how in merge_union_scans(attributed)]
 
 
 # ------------------------------------------------------------------------------------------ attribution
@@ -352,6 +345,14 @@ class _UnitPredicate:
     text: str | None = None
     ambiguity: str | None = None
 
+    def fields(self) -> dict[str, Any]:
+        """The :class:`ScanUnit` fields of the predicate."""
+        return {
+            "predicate": self.text,
+            "delta_predicate": self.delta.sql if self.delta else None,
+            "untranslated_predicates": self.delta.untranslated if self.delta else (),
+        }
+
 
 def _unit_predicate(logical: Sequence[LogicalScan]) -> _UnitPredicate:
     """The predicate for a physical scan of a table read by ``logical`` scans.
@@ -394,46 +395,59 @@ def _ambiguity(logical: Sequence[LogicalScan]) -> str | None:
 # ------------------------------------------------------------------------------------------- the units
 
 
-def _scan_unit(
-    *,
-    plan_name: str,
-    scan: PhysicalScan,
-    name: str | None,
-    attribution: str,
-    logical: Sequence[LogicalScan],
-    registered: RegisteredTable | None,
-    snapshot: LiveFiles | None,
-    files_bound: int | None = None,
-    possible: tuple[str, ...] = (),
-) -> ScanUnit:
-    errors = _tie_errors(name, registered, snapshot, possible)
-    total = len(snapshot.files) if snapshot is not None and snapshot.files is not None else None
-    predicate = _unit_predicate(logical)
-    if predicate.ambiguity:
-        errors.append(predicate.ambiguity)
-    delta_candidates, prunable = _delta_files(predicate, snapshot, total, errors)
-    return ScanUnit(
-        plan=plan_name,
-        dataset=registered.dataset if registered else name,
-        operator=scan.operator,
-        provider_mode=registered.provider_mode if registered else None,
-        protocol_compatible=registered.protocol_compatible if registered else None,
-        table_version=snapshot.table.version()
-        if snapshot is not None and snapshot.table is not None
-        else None,
-        total_files=total,
-        **_read_fields(scan, total),
-        scan_filters=tuple(dict.fromkeys(f for s in logical for f in s.scan_filters)),
-        predicate=predicate.text,
-        delta_predicate=predicate.delta.sql if predicate.delta else None,
-        untranslated_predicates=predicate.delta.untranslated if predicate.delta else (),
-        delta_candidate_files=delta_candidates,
-        delta_prunable_files=prunable,
-        attribution=attribution,
-        errors=tuple(errors),
-        files_bound=files_bound,
-        dataset_candidates=possible if len(possible) > 1 else (),
-    )
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PlanTables:
+    """What the scan units of one plan share: its tables, their live files and logical scans."""
+
+    plan_name: str
+    tables: Mapping[str, RegisteredTable]
+    snapshots: Mapping[str, LiveFiles]
+    by_table: Mapping[str, Sequence[LogicalScan]]
+    bound: Mapping[str, int | None]
+    """Files plan-time pruning bound, per ``delta_pruned_parquet`` table."""
+    untied: tuple[str, ...]
+    """Tables with logical scans no physical scan was tied to."""
+
+    def unit(self, scan: PhysicalScan, name: str | None, attribution: str) -> ScanUnit:
+        """The unit of physical ``scan``, tied to table ``name`` (``None``: to none) by ``attribution``."""
+        registered = self.tables.get(name) if name else None
+        snapshot = self.snapshots.get(name) if name else None
+        possible = self.untied if name is None else ()
+        logical = self.by_table.get(name or "", [])
+        errors = _tie_errors(name, registered, snapshot, possible)
+        total = len(snapshot.files) if snapshot is not None and snapshot.files is not None else None
+        predicate = _unit_predicate(logical)
+        if predicate.ambiguity:
+            errors.append(predicate.ambiguity)
+        delta_candidates, prunable = _delta_files(predicate, snapshot, total, errors)
+        return ScanUnit(
+            plan=self.plan_name,
+            operator=scan.operator,
+            **_table_fields(name, registered, snapshot, total),
+            **_read_fields(scan, total),
+            scan_filters=tuple(dict.fromkeys(f for s in logical for f in s.scan_filters)),
+            **predicate.fields(),
+            delta_candidate_files=delta_candidates,
+            delta_prunable_files=prunable,
+            attribution=attribution,
+            errors=tuple(errors),
+            files_bound=self.bound.get(name or ""),
+            dataset_candidates=possible if len(possible) > 1 else (),
+        )
+
+
+def _table_fields(
+    name: str | None, registered: RegisteredTable | None, snapshot: LiveFiles | None, total: int | None
+) -> dict[str, Any]:
+    """The :class:`ScanUnit` fields its table gives: dataset, provider, version, live files."""
+    table = snapshot.table if snapshot is not None else None
+    return {
+        "dataset": registered.dataset if registered else name,
+        "provider_mode": registered.provider_mode if registered else None,
+        "protocol_compatible": registered.protocol_compatible if registered else None,
+        "table_version": table.version() if table is not None else None,
+        "total_files": total,
+    }
 
 
 def _tie_errors(

@@ -196,8 +196,7 @@ def capture_plan(
 ) -> PlanCaptures:
     """Run every capture step over the plans the phases built (those reached) and the run's metrics."""
     opts = log.options
-    optimized_text, physical_text = log.texts.get(PlanPhase.OPTIMIZED), log.texts.get(PlanPhase.PHYSICAL)
-    substrait = _capture_substrait(ctx, opts.capture_substrait, logical, optimized_text)
+    substrait = _capture_substrait(ctx, opts.capture_substrait, logical, log.texts.get(PlanPhase.OPTIMIZED))
     unparsed, reparsed = _capture_unparsed(ctx, opts.capture_unparsed_sql, logical)
     graph_plan = optimized or logical
     return PlanCaptures(
@@ -210,11 +209,17 @@ def capture_plan(
         join_operators=_capture_from(True, physical, lambda plan: [j.to_row() for j in physical_joins(plan)]),
         logical_joins=_capture_from(True, graph_plan, logical_joins),
         explain_analyze=_capture(opts.explain_analyze, log.executed, lambda: render_explain_analyze(metrics)),
-        explain=_capture(
-            True,
-            optimized_text is not None and physical_text is not None,
-            lambda: f"logical_plan:\n{optimized_text}\nphysical_plan:\n{physical_text}",
-        ),
+        explain=_capture_explain(log),
+    )
+
+
+def _capture_explain(log: PhaseLog) -> _Capture:
+    """The ``EXPLAIN`` text, from the optimized and physical plans as rendered after their phases."""
+    optimized, physical = log.texts.get(PlanPhase.OPTIMIZED), log.texts.get(PlanPhase.PHYSICAL)
+    return _capture(
+        True,
+        optimized is not None and physical is not None,
+        lambda: f"logical_plan:\n{optimized}\nphysical_plan:\n{physical}",
     )
 
 

@@ -60,17 +60,11 @@ def path_key(uri: str) -> str:
 
 def open_live_files(registered: RegisteredTable) -> LiveFiles:
     """The live files of ``registered`` (never raises: an unreadable table carries its error)."""
-    options = tuple(sorted(registered.storage_options.items()))
     if registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET and registered.version is not None:
-        try:
-            pinned = open_snapshot(
-                registered.uri, version=registered.version, storage_options=registered.storage_options
-            )
-        except (DeltaError, OSError, ValueError):
-            pass  # opened below as for any mode, which records the error
-        else:
-            files = tuple(f.uri for f in pinned.files)
-            return LiveFiles(table=pinned.table, files=files, error=None, pinned=pinned)
+        pinned = _pinned_live_files(registered, registered.version)
+        if pinned is not None:
+            return pinned
+    options = tuple(sorted(registered.storage_options.items()))
     try:
         if registered.version is None:  # "latest" may move: open it every time
             table, files = _load_snapshot(registered.uri, None, options)
@@ -79,6 +73,15 @@ def open_live_files(registered: RegisteredTable) -> LiveFiles:
     except (DeltaError, OSError, ValueError) as exc:  # not a Delta table, or unreadable: say so in the unit
         return LiveFiles(table=None, files=None, error=f"live files unavailable: {type(exc).__name__}: {exc}")
     return LiveFiles(table=table, files=files, error=None)
+
+
+def _pinned_live_files(registered: RegisteredTable, version: int) -> LiveFiles | None:
+    """The snapshot ``delta_pruned_parquet`` registration pinned (``None``: unreadable, opened as any)."""
+    try:
+        pinned = open_snapshot(registered.uri, version=version, storage_options=registered.storage_options)
+    except (DeltaError, OSError, ValueError):
+        return None  # opened as for any mode, which records the error
+    return LiveFiles(table=pinned.table, files=tuple(f.uri for f in pinned.files), error=None, pinned=pinned)
 
 
 def _load_snapshot(

@@ -57,15 +57,12 @@ def plan_memory(metrics: Iterable[OperatorMetrics], *, result_bytes: int | None 
     """The memory figures of an executed plan's operator metrics."""
     peak: int | None = None
     peak_operator: str | None = None
-    spills = dict.fromkeys(SPILL_COUNTERS, 0)
+    spills: dict[str, int] = dict.fromkeys(SPILL_COUNTERS, 0)
     for op in metrics:
         held = _gauge_bytes(op.metrics)
         if held is not None and (peak is None or held > peak):
             peak, peak_operator = held, op.operator.split(":")[0].strip()
-        for name in SPILL_COUNTERS:
-            value = op.metrics.get(name)
-            if isinstance(value, int):
-                spills[name] += value
+        _add_spills(spills, op.metrics)
     return PlanMemory(
         peak_mem_bytes=peak,
         peak_operator=peak_operator,
@@ -74,6 +71,13 @@ def plan_memory(metrics: Iterable[OperatorMetrics], *, result_bytes: int | None 
         spilled_rows=spills["spilled_rows"],
         result_bytes=result_bytes,
     )
+
+
+def _add_spills(spills: dict[str, int], metrics: Mapping[str, Any]) -> None:
+    for name in SPILL_COUNTERS:
+        value = metrics.get(name)
+        if isinstance(value, int):
+            spills[name] += value
 
 
 def _gauge_bytes(metrics: Mapping[str, Any]) -> int | None:

@@ -41,6 +41,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from codeanatomy_assets.delta.provider import RegisteredTable
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category
 from codeanatomy_assets.engine.artifacts import capture_plan, plan_artifacts, send_artifacts
@@ -155,23 +156,26 @@ class _PlanRun:
         try:
             units = self._collect_scan_units()
         except Exception as exc:  # noqa: BLE001 - the plan succeeded; a diagnostics failure must not hide it, nor be hidden
-            failed = side_step_failed(
-                exc,
-                name=SCAN_UNITS_FAILED_EVENT,
-                step="scan unit analysis",
-                run_id=self.options.run_id,
-                plan=self.log.plan,
-                category=Category.SCAN_PRUNING,
-                trace_id=trace_id,
-                span_id=span_id,
-            )
-            emit(self.log.sink, failed)
+            emit(self.log.sink, self._scan_units_failed(exc))
             return ()
         emit(
             self.log.sink,
             *(u.to_event(run_id=self.options.run_id, trace_id=trace_id, span_id=span_id) for u in units),
         )
         return units
+
+    def _scan_units_failed(self, exc: Exception) -> DiagnosticEvent:
+        trace_id, span_id = self.log.execute_ids
+        return side_step_failed(
+            exc,
+            name=SCAN_UNITS_FAILED_EVENT,
+            step="scan unit analysis",
+            run_id=self.options.run_id,
+            plan=self.log.plan,
+            category=Category.SCAN_PRUNING,
+            trace_id=trace_id,
+            span_id=span_id,
+        )
 
     def _collect_scan_units(self) -> tuple[ScanUnit, ...]:
         assert self.physical is not None

@@ -22,6 +22,8 @@ from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import (
+    PinnedSnapshot,
+    SnapshotFile,
     link_files,
     missing_links,
     open_snapshot,
@@ -154,15 +156,24 @@ def bind_pruned_tables(ctx: SessionContext, sql: str, tables: Mapping[str, Regis
     except Exception as exc:  # noqa: BLE001 - the logical phase plans again and records this failure as the plan's
         reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
         return PrunedBinding(tuple(_whole(t, started, reason) for t in own.values()))
-    predicates = pruning_predicates(plan, own)
+    return PrunedBinding(_bind_tables(ctx, pruning_predicates(plan, own), tables, started), stand_in_plan)
+
+
+def _bind_tables(
+    ctx: SessionContext,
+    predicates: Mapping[str, TablePredicate],
+    tables: Mapping[str, RegisteredTable],
+    started: float,
+) -> tuple[TablePruning, ...]:
+    """Bind each table to the files its predicate keeps; all or none (a failure restores those bound)."""
     bound: list[TablePruning] = []
     try:
         for name, predicate in predicates.items():
-            bound.append(_bind_table(ctx, own[name], predicate, started))
+            bound.append(_bind_table(ctx, tables[name], predicate, started))
     except BaseException:  # tables bound before the failure are registered whole again, then it propagates
         restore_pruned_tables(ctx, bound, tables)
         raise
-    return PrunedBinding(tuple(bound), stand_in_plan)
+    return tuple(bound)
 
 
 def _predicate_plan(
@@ -231,13 +242,7 @@ def _bind_table(
         return _whole(table, started, f"Delta file pruning failed: {type(exc).__name__}: {_first_line(exc)}")
     # A table registered without a version is bound at the snapshot pinned now, whatever it prunes.
     rebound = len(files) < len(snapshot.files) or table.version is None
-    missing = missing_links(link_files(snapshot, files))
-    if missing:
-        raise DatasetError(
-            f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
-            dataset=table.dataset,
-            uri=table.uri,
-        )
+    _check_links(table, snapshot, files)
     if rebound:
         register_files(ctx, table.dataset, snapshot, files)
     return TablePruning(
@@ -250,6 +255,17 @@ def _bind_table(
         ms=(time.perf_counter() - started) * 1000,
         reason=predicate.reason,
     )
+
+
+def _check_links(table: RegisteredTable, snapshot: PinnedSnapshot, files: Sequence[SnapshotFile]) -> None:
+    """Link ``files``; :class:`DatasetError` when one is gone (DataFusion's listing would skip it)."""
+    missing = missing_links(link_files(snapshot, files))
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
+            dataset=table.dataset,
+            uri=table.uri,
+        )
 
 
 def restore_pruned_tables(

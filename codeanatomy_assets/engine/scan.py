@@ -36,10 +36,9 @@ from typing import Any, Final
 from datafusion.plan import ExecutionPlan, LogicalPlan
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import link_target
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-from codeanatomy_assets.engine.live_files import LiveFiles, open_live_files, path_key
+from codeanatomy_assets.engine.live_files import LiveFiles, open_live_files
 from codeanatomy_assets.engine.metrics import OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.predicates import (
     DeltaPredicate,
@@ -48,6 +47,7 @@ from codeanatomy_assets.engine.predicates import (
     translate_predicate,
 )
 from codeanatomy_assets.engine.pruning import TablePruning
+from codeanatomy_assets.engine.scan_attribution import attribute_scans, file_owners
 from codeanatomy_assets.engine.scan_metrics import PhysicalScan, merge_union_scans, physical_scans
 
 SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
@@ -157,17 +157,17 @@ class ScanUnit:
             "dataset_candidates": list(self.dataset_candidates),
         }
 
+    def _pruning_message(self) -> str:
+        return (
+            f"scan of {self.dataset!r} read {self.candidate_files} of {self.total_files} files; "
+            f"Delta's log statistics would skip {self.delta_prunable_files} for {self.delta_predicate}"
+        )
+
     def to_event(
         self, *, run_id: str, trace_id: str | None = None, span_id: str | None = None
     ) -> DiagnosticEvent:
         """The diagnostics record of this scan (``warn`` with a code when pruning was lost)."""
         code = PRUNING_LOST if self.pruning_lost else PRUNING_PARTIAL if self.pruning_partial else None
-        message = None
-        if code is not None:
-            message = (
-                f"scan of {self.dataset!r} read {self.candidate_files} of {self.total_files} files; "
-                f"Delta's log statistics would skip {self.delta_prunable_files} for {self.delta_predicate}"
-            )
         return DiagnosticEvent(
             name=SCAN_UNIT_EVENT,
             run_id=run_id,
@@ -175,7 +175,7 @@ class ScanUnit:
             category=Category.SCAN_PRUNING,
             kind=EventKind.ARTIFACT,
             code=code,
-            message=message,
+            message=None if code is None else self._pruning_message(),
             dataset=self.dataset,
             plan=self.plan,
             trace_id=trace_id,
@@ -208,7 +208,7 @@ def collect_scan_units(
         by_table.update(_partition_predicates(stand_in_plan, by_table, snapshots))
     physical = physical_scans(executed if isinstance(executed, OperatorSnapshot) else read_plan(executed))
     remaining = Counter(scan.table for scan in scans)
-    attributed = _attribute_scans(physical, _file_owners(snapshots), remaining, by_table)
+    attributed = attribute_scans(physical, file_owners(snapshots), remaining, by_table)
     plan = _PlanTables(
         plan_name=plan_name,
         tables=tables,
@@ -218,77 +218,6 @@ def collect_scan_units(
         untied=tuple(sorted(name for name, count in remaining.items() if count > 0)),
     )
     return [plan.unit(scan, name, how) for scan, name, how in merge_union_scans(attributed)]
-
-
-# ------------------------------------------------------------------------------------------ attribution
-
-
-_Attributed = tuple[PhysicalScan, str | None, str]
-"""A physical scan, the table it was tied to (``None``: none) and how (:attr:`ScanUnit.attribution`)."""
-
-
-def _file_owners(snapshots: Mapping[str, LiveFiles]) -> dict[str, str]:
-    """The table of each live file, by its path as DataFusion prints it."""
-    owner: dict[str, str] = {}
-    for name, snapshot in snapshots.items():
-        for uri in snapshot.files or ():
-            owner[path_key(uri)] = name
-    return owner
-
-
-def _attribute_scans(
-    physical: Iterable[PhysicalScan],
-    owner: Mapping[str, str],
-    remaining: Counter[str],
-    by_table: Mapping[str, Sequence[LogicalScan]],
-) -> list[_Attributed]:
-    """Tie each physical scan to its table: by the files it read, else as the only scan left of a table,
-    else by its columns. ``remaining`` (logical scans per table) is counted down as scans are tied."""
-    attributed: list[_Attributed] = []
-    for scan in physical:
-        names = {owner.get(path_key(link_target(f) or f)) for f in scan.filenames}
-        name = names.pop() if len(names) == 1 else None
-        if name is not None:
-            remaining[name] -= 1
-        attributed.append((scan, name, "files" if name else "unattributed"))
-    left = [name for name, count in remaining.items() if count > 0]
-    unmatched = [i for i, (_, name, _) in enumerate(attributed) if name is None]
-    if len(left) == 1 and len(unmatched) <= remaining[left[0]]:
-        for i in unmatched:
-            attributed[i] = (attributed[i][0], left[0], "only_scan")
-    else:
-        _attribute_by_columns(attributed, remaining, by_table)
-    return attributed
-
-
-def _attribute_by_columns(
-    attributed: list[_Attributed],
-    remaining: Counter[str],
-    by_table: Mapping[str, Sequence[LogicalScan]],
-) -> None:
-    """Tie scans that read no file of a table (in-memory tables) by their columns: a scan whose column
-    references (``id@0``, :func:`_child_columns`) fit the projection of only one table still unmatched is
-    that table's. Repeated while it ties one more; ``remaining`` is updated."""
-    progress = True
-    while progress:
-        progress = False
-        for i, (scan, name, _) in enumerate(attributed):
-            if name is not None or not scan.columns:
-                continue
-            fits = [
-                table
-                for table, count in remaining.items()
-                if count > 0
-                and any(_columns_fit(scan.columns, s.projection) for s in by_table.get(table, ()))
-            ]
-            if len(fits) == 1:
-                attributed[i] = (scan, fits[0], "columns")
-                remaining[fits[0]] -= 1
-                progress = True
-
-
-def _columns_fit(columns: Iterable[tuple[str, int]], projection: Sequence[str]) -> bool:
-    return all(index < len(projection) and projection[index] == column for column, index in columns)
 
 
 # ------------------------------------------------------------------------------------------- predicates
@@ -307,14 +236,7 @@ def _partition_predicates(
     pruning did), the same query keeps that predicate as a ``Filter`` above the table's scan: each scan
     gets the stand-in's predicate (its own scan filters stay).
     """
-    views = [
-        name
-        for name, found in by_table.items()
-        if any(s.anonymous for s in found)
-        and (snapshot := snapshots.get(name)) is not None
-        and snapshot.pinned is not None
-        and snapshot.pinned.partition_columns
-    ]
+    views = _partitioned_views(by_table, snapshots)
     if not views:
         return {}
     planned = logical_scans(stand_in_plan)
@@ -324,6 +246,20 @@ def _partition_predicates(
         if stand_in:
             found[name] = _with_stand_in_predicates(by_table[name], stand_in)
     return found
+
+
+def _partitioned_views(
+    by_table: Mapping[str, Sequence[LogicalScan]], snapshots: Mapping[str, LiveFiles]
+) -> list[str]:
+    """The partitioned ``delta_pruned_parquet`` tables (views) the plan scans anonymously."""
+    return [
+        name
+        for name, found in by_table.items()
+        if any(s.anonymous for s in found)
+        and (snapshot := snapshots.get(name)) is not None
+        and snapshot.pinned is not None
+        and snapshot.pinned.partition_columns
+    ]
 
 
 def _with_stand_in_predicates(

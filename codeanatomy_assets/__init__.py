@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector, DiagnosticsSink
     from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
     from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
-    from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
+    from codeanatomy_assets.engine.options import CompileOptions
+    from codeanatomy_assets.engine.plan import execute_plan
     from codeanatomy_assets.errors import (
         CodeAnatomyError,
         ConfigError,
@@ -43,7 +44,7 @@ _MODULE_OF: Final[dict[str, str]] = {
     "BuildRequest": "runner",
     "Category": "diagnostics.taxonomy",
     "CodeAnatomyError": "errors",
-    "CompileOptions": "engine.plan",
+    "CompileOptions": "engine.options",
     "ConfigError": "errors",
     "DatasetError": "errors",
     "DeltaDiagnosticsStore": "diagnostics.store",

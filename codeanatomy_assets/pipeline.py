@@ -31,7 +31,8 @@ from codeanatomy_assets.delta.registration_records import Registration
 from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
-from codeanatomy_assets.engine.plan import CompileOptions, PlanExecution, execute_plan
+from codeanatomy_assets.engine.options import CompileOptions
+from codeanatomy_assets.engine.plan import PlanExecution, execute_plan
 from codeanatomy_assets.engine.session import (
     EngineSettings,
     format_size,

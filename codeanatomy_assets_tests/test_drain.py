@@ -26,7 +26,7 @@ from codeanatomy_assets.engine.drain import (
     drain_threads,
 )
 from codeanatomy_assets.engine.memory import plan_memory
-from codeanatomy_assets.engine.plan import operator_metrics
+from codeanatomy_assets.engine.operators import operator_metrics
 from codeanatomy_assets.engine.session import EngineSettings, new_session
 
 LONG_SQL = "select count(*) as n from t a join t b on a.k = b.k"

@@ -33,7 +33,8 @@ from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
-from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
+from codeanatomy_assets.engine.options import CompileOptions
+from codeanatomy_assets.engine.plan import execute_plan
 from codeanatomy_assets.report.gates import evaluate_gates
 from codeanatomy_assets_tests.conftest import CORPUS, REPO_ROOT
 

@@ -63,7 +63,8 @@ from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.registration import register_dataset
 from codeanatomy_assets.delta.registration_records import RegistrationPolicy
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
-from codeanatomy_assets.engine.plan import CompileOptions, execute_plan
+from codeanatomy_assets.engine.options import CompileOptions
+from codeanatomy_assets.engine.plan import execute_plan
 
 BASELINE: Final = "union_of_read_parquet"
 """The baseline of this case: a view over one ``read_parquet`` per live file (not DataFusion native)."""

@@ -16,7 +16,7 @@ import dagster as dg
 from codeanatomy_assets.cancel import release_inherited_block
 from codeanatomy_assets.diagnostics.otel import Telemetry, bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
-from codeanatomy_assets.engine.plan import CompileOptions
+from codeanatomy_assets.engine.options import CompileOptions
 from codeanatomy_assets.engine.session import SPILL_FOLDER, EngineSettings
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.step import StepDiagnostics, step_diagnostics

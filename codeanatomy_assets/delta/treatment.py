@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codeanatomy_assets.delta.health import LogHealth
-from codeanatomy_assets.delta.layout import LayoutThresholds, TableLayout, read_table_layout
+from codeanatomy_assets.delta.layout import LayoutThresholds, read_table_layout
 from codeanatomy_assets.delta.layout.events import layout_events, maintenance_events
 from codeanatomy_assets.delta.maintenance import StepOutcome, apply_plan, plan_maintenance
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
+from codeanatomy_assets.engine.artifacts import CAPTURE_ERROR_TYPE, CaptureStatus
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION, normalize_plan_text, plan_fingerprint
-from codeanatomy_assets.engine.plan import (
-    CAPTURE_ERROR_TYPE,
-    PLAN_PHASE_EVENT,
-    CaptureStatus,
-    CompileOptions,
-    JoinOperator,
-    OperatorMetrics,
-    PhaseRecord,
-    PlanExecution,
-    PlanPhase,
-    execute_plan,
-    render_explain_analyze,
-)
+from codeanatomy_assets.engine.operators import JoinOperator, OperatorMetrics, render_explain_analyze
+from codeanatomy_assets.engine.options import CompileOptions
+from codeanatomy_assets.engine.phases import PLAN_PHASE_EVENT, PhaseRecord, PlanPhase
+from codeanatomy_assets.engine.plan import PlanExecution, execute_plan
 from codeanatomy_assets.engine.predicates import DeltaPredicate, translate_predicate
 from codeanatomy_assets.engine.pruning import TablePruning
 from codeanatomy_assets.engine.scan import SCAN_UNIT_EVENT, ScanUnit, collect_scan_units

@@ -93,12 +93,16 @@ class _Drain:
         self.held = 0
         self.seen: set[int] = set()
         """Addresses of the buffers already counted in ``held``."""
-        workers = max(1, min(count, os.cpu_count() or 1))
-        self.threads = [
+        self.threads = self._workers()
+        self.alive = len(self.threads)
+
+    def _workers(self) -> list[threading.Thread]:
+        """One draining thread per partition, at most one per core."""
+        workers = max(1, min(self.count, os.cpu_count() or 1))
+        return [
             threading.Thread(target=self._work, name=f"{THREAD_PREFIX}-{i}", daemon=True)
             for i in range(workers)
         ]
-        self.alive = len(self.threads)
 
     def run(self) -> list[list[pa.RecordBatch]]:
         if self.count == 0:

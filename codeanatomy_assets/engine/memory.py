@@ -6,7 +6,7 @@ binary units (``9.6 MB``); spills are counters (``spill_count``, ``spilled_bytes
 So ``peak_mem_bytes`` is the largest single operator's reservation summed over its partitions: a lower
 bound of the pool's peak (operators overlap in time), approximate to DataFusion's rounding.
 
->>> from codeanatomy_assets.engine.plan import OperatorMetrics
+>>> from codeanatomy_assets.engine.operators import OperatorMetrics
 >>> join = OperatorMetrics(operator="HashJoinExec", depth=0, metrics={"build_mem_used": ["9.6 MB", "1.5 KB"]})
 >>> sort = OperatorMetrics(operator="SortExec", depth=1, metrics={"spill_count": 3, "spilled_bytes": 4096})
 >>> plan_memory([join, sort]).to_row()["peak_mem_bytes"]
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from codeanatomy_assets.engine.plan import OperatorMetrics
+    from codeanatomy_assets.engine.operators import OperatorMetrics
 
 GAUGES: Final = ("peak_mem_used", "build_mem_used", "mem_used")
 SPILL_COUNTERS: Final = ("spill_count", "spilled_bytes", "spilled_rows")
@@ -57,15 +57,12 @@ def plan_memory(metrics: Iterable[OperatorMetrics], *, result_bytes: int | None 
     """The memory figures of an executed plan's operator metrics."""
     peak: int | None = None
     peak_operator: str | None = None
-    spills = dict.fromkeys(SPILL_COUNTERS, 0)
+    spills: dict[str, int] = dict.fromkeys(SPILL_COUNTERS, 0)
     for op in metrics:
         held = _gauge_bytes(op.metrics)
         if held is not None and (peak is None or held > peak):
             peak, peak_operator = held, op.operator.split(":")[0].strip()
-        for name in SPILL_COUNTERS:
-            value = op.metrics.get(name)
-            if isinstance(value, int):
-                spills[name] += value
+        _add_spills(spills, op.metrics)
     return PlanMemory(
         peak_mem_bytes=peak,
         peak_operator=peak_operator,
@@ -74,6 +71,13 @@ def plan_memory(metrics: Iterable[OperatorMetrics], *, result_bytes: int | None 
         spilled_rows=spills["spilled_rows"],
         result_bytes=result_bytes,
     )
+
+
+def _add_spills(spills: dict[str, int], metrics: Mapping[str, Any]) -> None:
+    for name in SPILL_COUNTERS:
+        value = metrics.get(name)
+        if isinstance(value, int):
+            spills[name] += value
 
 
 def _gauge_bytes(metrics: Mapping[str, Any]) -> int | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Final
@@ -54,20 +54,7 @@ def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
     def walk(node: LogicalPlan, filters: list[Any], alias: str | None) -> None:
         variant = variant_of(node)
         if isinstance(variant, dfx.TableScan):
-            pushed = list(variant.filters())
-            fqn = variant.fqn()
-            table = fqn[-1] if fqn and fqn[-1] else variant.table_name()
-            found.append(
-                LogicalScan(
-                    # A view over anonymous scans (``?table?``) is named by its alias.
-                    table=alias if table == ANONYMOUS_TABLE and alias else table,
-                    projection=tuple(name for _, name in variant.projection()),
-                    scan_filters=tuple(_expr_text(e) for e in pushed),
-                    predicate=" AND ".join(_expr_text(e) for e in filters) or None,
-                    exprs=(*pushed, *filters),
-                    anonymous=table == ANONYMOUS_TABLE,
-                )
-            )
+            found.append(_logical_scan(variant, filters, alias))
             return
         below = [*filters, variant.predicate()] if isinstance(variant, dfx.Filter) else []
         if isinstance(variant, dfx.SubqueryAlias):
@@ -76,22 +63,41 @@ def logical_scans(plan: LogicalPlan) -> list[LogicalScan]:
             walk(child, below, alias)
 
     walk(plan, [], None)
-    # Scans inside subquery expressions are printed by display_indent() but not reachable by inputs().
+    return found + _subquery_scans(plan, found)
+
+
+def _logical_scan(scan: Any, filters: Sequence[Any], alias: str | None) -> LogicalScan:
+    """A ``TableScan`` variant below the ``Filter`` predicates ``filters`` (and ``SubqueryAlias`` alias)."""
+    pushed = list(scan.filters())
+    fqn = scan.fqn()
+    table = fqn[-1] if fqn and fqn[-1] else scan.table_name()
+    return LogicalScan(
+        # A view over anonymous scans (``?table?``) is named by its alias.
+        table=alias if table == ANONYMOUS_TABLE and alias else table,
+        projection=tuple(name for _, name in scan.projection()),
+        scan_filters=tuple(_expr_text(e) for e in pushed),
+        predicate=" AND ".join(_expr_text(e) for e in filters) or None,
+        exprs=(*pushed, *filters),
+        anonymous=table == ANONYMOUS_TABLE,
+    )
+
+
+def _subquery_scans(plan: LogicalPlan, visited_scans: Sequence[LogicalScan]) -> list[LogicalScan]:
+    """Scans inside subquery expressions: printed by ``display_indent()``, not reachable by ``inputs()``."""
     printed = Counter(printed_scan_names(plan.display_indent()))
-    visited = Counter(scan.table for scan in found)
-    for table, count in printed.items():
-        found.extend(
-            LogicalScan(
-                table=table,
-                projection=(),
-                scan_filters=(),
-                predicate=None,
-                in_subquery=True,
-                anonymous=table == ANONYMOUS_TABLE,
-            )
-            for _ in range(count - visited[table])
+    visited = Counter(scan.table for scan in visited_scans)
+    return [
+        LogicalScan(
+            table=table,
+            projection=(),
+            scan_filters=(),
+            predicate=None,
+            in_subquery=True,
+            anonymous=table == ANONYMOUS_TABLE,
         )
-    return found
+        for table, count in printed.items()
+        for _ in range(count - visited[table])
+    ]
 
 
 def printed_scan_names(text: str) -> list[str]:
@@ -154,10 +160,13 @@ def _sql_literal(expr: Any) -> str | None:
     if not isinstance(variant_of(expr), dfx.Literal):
         return None
     scalar = expr.python_value()
-    value = scalar.as_py() if isinstance(scalar, pa.Scalar) else scalar
-    kind = scalar.type if isinstance(scalar, pa.Scalar) else None
-    if value is None or kind is None:
+    if not isinstance(scalar, pa.Scalar):
         return None
+    value = scalar.as_py()
+    return None if value is None else _typed_literal(value, scalar.type)
+
+
+def _typed_literal(value: Any, kind: pa.DataType) -> str | None:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
         return "'" + str(value).replace("'", "''") + "'"
     if pa.types.is_date(kind):
@@ -182,21 +191,7 @@ def _translate(expr: Any) -> str | None:
     """One expression as a Delta file-pruning predicate, or ``None`` when it cannot be translated."""
     variant = variant_of(expr)
     if isinstance(variant, dfx.BinaryExpr):
-        op = variant.op().upper()
-        if op in {"AND", "OR"}:
-            left, right = _translate(variant.left()), _translate(variant.right())
-            if left is not None and right is not None:
-                return f"({left} {op} {right})"
-            # Dropping one side of an AND only widens the file set; an OR needs both sides.
-            return (left or right) if op == "AND" else None
-        if op in _COMPARISONS:
-            column, literal = _sql_column(variant.left()), _sql_literal(variant.right())
-            if column is not None and literal is not None:
-                return f"{column} {op} {literal}"
-            column, literal = _sql_column(variant.right()), _sql_literal(variant.left())
-            if column is not None and literal is not None:
-                return f"{column} {_COMPARISONS[op]} {literal}"
-        return None
+        return _translate_binary(variant)
     if isinstance(variant, dfx.InList):
         column = _sql_column(variant.expr())
         items = [_sql_literal(e) for e in variant.list()]
@@ -214,6 +209,25 @@ def _translate(expr: Any) -> str | None:
         if column is None:
             return None
         return f"{column} {'IS NULL' if isinstance(variant, dfx.IsNull) else 'IS NOT NULL'}"
+    return None
+
+
+def _translate_binary(variant: Any) -> str | None:
+    """A ``BinaryExpr``: ``AND``/``OR`` of translatable sides, or a column compared with a literal."""
+    op = variant.op().upper()
+    if op in {"AND", "OR"}:
+        left, right = _translate(variant.left()), _translate(variant.right())
+        if left is not None and right is not None:
+            return f"({left} {op} {right})"
+        # Dropping one side of an AND only widens the file set; an OR needs both sides.
+        return (left or right) if op == "AND" else None
+    if op in _COMPARISONS:
+        column, literal = _sql_column(variant.left()), _sql_literal(variant.right())
+        if column is not None and literal is not None:
+            return f"{column} {op} {literal}"
+        column, literal = _sql_column(variant.right()), _sql_literal(variant.left())
+        if column is not None and literal is not None:
+            return f"{column} {_COMPARISONS[op]} {literal}"
     return None
 
 

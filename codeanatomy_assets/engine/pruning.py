@@ -22,6 +22,8 @@ from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import (
+    PinnedSnapshot,
+    SnapshotFile,
     link_files,
     missing_links,
     open_snapshot,
@@ -125,9 +127,17 @@ def pruned_tables(tables: Mapping[str, RegisteredTable]) -> dict[str, Registered
     return {n: t for n, t in tables.items() if t.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET}
 
 
-def bind_pruned_tables(
-    ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable]
-) -> tuple[TablePruning, ...]:
+@dataclass(frozen=True, slots=True)
+class PrunedBinding:
+    """What :func:`bind_pruned_tables` did for one plan."""
+
+    tables: tuple[TablePruning, ...] = ()
+    stand_in_plan: LogicalPlan | None = None
+    """The query planned over stand-ins, when a partitioned table needed it (:func:`_predicate_plan`);
+    the scan units read the predicates on partition columns from it."""
+
+
+def bind_pruned_tables(ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable]) -> PrunedBinding:
     """Re-register each ``delta_pruned_parquet`` table ``sql`` scans over the files Delta's log keeps.
 
     Plans ``sql`` once (parse and optimize) to read its predicates, asks each table's pinned snapshot for
@@ -139,18 +149,27 @@ def bind_pruned_tables(
     """
     own = pruned_tables(tables)
     if not own:
-        return ()
+        return PrunedBinding()
     started = time.perf_counter()
     try:
-        plan = _predicate_plan(ctx, sql, tables, own)
+        plan, stand_in_plan = _predicate_plan(ctx, sql, tables, own)
     except Exception as exc:  # noqa: BLE001 - the logical phase plans again and records this failure as the plan's
         reason = f"not planned as a query: {type(exc).__name__}: {_first_line(exc)}"
-        return tuple(_whole(t, started, reason) for t in own.values())
-    predicates = pruning_predicates(plan, own)
+        return PrunedBinding(tuple(_whole(t, started, reason) for t in own.values()))
+    return PrunedBinding(_bind_tables(ctx, pruning_predicates(plan, own), tables, started), stand_in_plan)
+
+
+def _bind_tables(
+    ctx: SessionContext,
+    predicates: Mapping[str, TablePredicate],
+    tables: Mapping[str, RegisteredTable],
+    started: float,
+) -> tuple[TablePruning, ...]:
+    """Bind each table to the files its predicate keeps; all or none (a failure restores those bound)."""
     bound: list[TablePruning] = []
     try:
         for name, predicate in predicates.items():
-            bound.append(_bind_table(ctx, own[name], predicate, started))
+            bound.append(_bind_table(ctx, tables[name], predicate, started))
     except BaseException:  # tables bound before the failure are registered whole again, then it propagates
         restore_pruned_tables(ctx, bound, tables)
         raise
@@ -159,8 +178,9 @@ def bind_pruned_tables(
 
 def _predicate_plan(
     ctx: SessionContext, sql: str, tables: Mapping[str, RegisteredTable], own: Mapping[str, RegisteredTable]
-) -> LogicalPlan:
-    """The optimized plan of ``sql`` whose scans carry each table's predicates.
+) -> tuple[LogicalPlan, LogicalPlan | None]:
+    """The optimized plan of ``sql`` whose scans carry each table's predicates, and whether it is the
+    plan over stand-ins (then it is returned twice; else the second is ``None``).
 
     A partitioned ``delta_pruned_parquet`` table is a view whose partition columns are literals (one
     listing per partition): the optimizer folds a predicate on them away and its scans have no name. Then
@@ -169,8 +189,9 @@ def _predicate_plan(
     Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
     """
     if not any(_partitioned(table) for table in own.values()):
-        return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan()
-    return plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
+        return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan(), None
+    stand_in_plan = plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
+    return stand_in_plan, stand_in_plan
 
 
 def plan_over_stand_ins(sql: str, schemas: Mapping[str, pa.Schema]) -> LogicalPlan:
@@ -221,13 +242,7 @@ def _bind_table(
         return _whole(table, started, f"Delta file pruning failed: {type(exc).__name__}: {_first_line(exc)}")
     # A table registered without a version is bound at the snapshot pinned now, whatever it prunes.
     rebound = len(files) < len(snapshot.files) or table.version is None
-    missing = missing_links(link_files(snapshot, files))
-    if missing:
-        raise DatasetError(
-            f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
-            dataset=table.dataset,
-            uri=table.uri,
-        )
+    _check_links(table, snapshot, files)
     if rebound:
         register_files(ctx, table.dataset, snapshot, files)
     return TablePruning(
@@ -240,6 +255,17 @@ def _bind_table(
         ms=(time.perf_counter() - started) * 1000,
         reason=predicate.reason,
     )
+
+
+def _check_links(table: RegisteredTable, snapshot: PinnedSnapshot, files: Sequence[SnapshotFile]) -> None:
+    """Link ``files``; :class:`DatasetError` when one is gone (DataFusion's listing would skip it)."""
+    missing = missing_links(link_files(snapshot, files))
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",
+            dataset=table.dataset,
+            uri=table.uri,
+        )
 
 
 def restore_pruned_tables(

@@ -28,21 +28,17 @@ Plan-time file pruning (``delta_pruned_parquet``) is :mod:`codeanatomy_assets.en
 
 from __future__ import annotations
 
-import functools
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
-import pyarrow as pa
 from datafusion.plan import ExecutionPlan, LogicalPlan
-from deltalake import DeltaTable
-from deltalake.exceptions import DeltaError
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
-from codeanatomy_assets.delta.pruned import PinnedSnapshot, link_target, open_snapshot
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
+from codeanatomy_assets.engine.live_files import LiveFiles, open_live_files
 from codeanatomy_assets.engine.metrics import OperatorSnapshot, read_plan
 from codeanatomy_assets.engine.predicates import (
     DeltaPredicate,
@@ -50,7 +46,8 @@ from codeanatomy_assets.engine.predicates import (
     logical_scans,
     translate_predicate,
 )
-from codeanatomy_assets.engine.pruning import TablePruning, plan_over_stand_ins
+from codeanatomy_assets.engine.pruning import TablePruning
+from codeanatomy_assets.engine.scan_attribution import attribute_scans, file_owners
 from codeanatomy_assets.engine.scan_metrics import PhysicalScan, merge_union_scans, physical_scans
 
 SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
@@ -160,17 +157,17 @@ class ScanUnit:
             "dataset_candidates": list(self.dataset_candidates),
         }
 
+    def _pruning_message(self) -> str:
+        return (
+            f"scan of {self.dataset!r} read {self.candidate_files} of {self.total_files} files; "
+            f"Delta's log statistics would skip {self.delta_prunable_files} for {self.delta_predicate}"
+        )
+
     def to_event(
         self, *, run_id: str, trace_id: str | None = None, span_id: str | None = None
     ) -> DiagnosticEvent:
         """The diagnostics record of this scan (``warn`` with a code when pruning was lost)."""
         code = PRUNING_LOST if self.pruning_lost else PRUNING_PARTIAL if self.pruning_partial else None
-        message = None
-        if code is not None:
-            message = (
-                f"scan of {self.dataset!r} read {self.candidate_files} of {self.total_files} files; "
-                f"Delta's log statistics would skip {self.delta_prunable_files} for {self.delta_predicate}"
-            )
         return DiagnosticEvent(
             name=SCAN_UNIT_EVENT,
             run_id=run_id,
@@ -178,93 +175,13 @@ class ScanUnit:
             category=Category.SCAN_PRUNING,
             kind=EventKind.ARTIFACT,
             code=code,
-            message=message,
+            message=None if code is None else self._pruning_message(),
             dataset=self.dataset,
             plan=self.plan,
             trace_id=trace_id,
             span_id=span_id,
             payload=self.to_row(),
         )
-
-
-@dataclass(slots=True)
-class _Snapshot:
-    """The live files of one registered table (pinned versions are loaded once per process)."""
-
-    table: DeltaTable | None
-    files: tuple[str, ...] | None
-    error: str | None
-    prunable: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)
-    pinned: PinnedSnapshot | None = None
-    """The snapshot ``delta_pruned_parquet`` registration loaded: its candidates per predicate are cached,
-    so a predicate plan-time pruning already asked is not evaluated again."""
-
-
-def _path_key(uri: str) -> str:
-    """A file location as DataFusion prints it: no scheme (and no bucket for object stores), no leading /."""
-    if uri.startswith("file://"):
-        uri = uri[len("file://") :]
-    elif "://" in uri:
-        uri = uri.split("://", 1)[1].split("/", 1)[-1]
-    return uri.lstrip("/")
-
-
-def _open_snapshot(registered: RegisteredTable) -> _Snapshot:
-    options = tuple(sorted(registered.storage_options.items()))
-    if registered.provider_mode is ProviderMode.DELTA_PRUNED_PARQUET and registered.version is not None:
-        try:
-            pinned = open_snapshot(
-                registered.uri, version=registered.version, storage_options=registered.storage_options
-            )
-        except (DeltaError, OSError, ValueError):
-            pass  # opened below as for any mode, which records the error
-        else:
-            files = tuple(f.uri for f in pinned.files)
-            return _Snapshot(table=pinned.table, files=files, error=None, pinned=pinned)
-    try:
-        if registered.version is None:  # "latest" may move: open it every time
-            table, files = _load_snapshot(registered.uri, None, options)
-        else:
-            table, files = _pinned_snapshot(registered.uri, registered.version, options)
-    except (DeltaError, OSError, ValueError) as exc:  # not a Delta table, or unreadable: say so in the unit
-        return _Snapshot(table=None, files=None, error=f"live files unavailable: {type(exc).__name__}: {exc}")
-    return _Snapshot(table=table, files=files, error=None)
-
-
-def _load_snapshot(
-    uri: str, version: int | None, options: tuple[tuple[str, str], ...]
-) -> tuple[DeltaTable, tuple[str, ...]]:
-    table = DeltaTable(uri, version=version, storage_options=dict(options) or None)
-    return table, tuple(table.file_uris())
-
-
-@functools.lru_cache(maxsize=256)
-def _pinned_snapshot(
-    uri: str, version: int, options: tuple[tuple[str, str], ...]
-) -> tuple[DeltaTable, tuple[str, ...]]:
-    """A table version never changes, so its snapshot is loaded once per process."""
-    return _load_snapshot(uri, version, options)
-
-
-def _delta_candidates(snapshot: _Snapshot, predicate: str) -> tuple[int | None, str | None]:
-    if predicate not in snapshot.prunable:
-        if snapshot.table is None:
-            snapshot.prunable[predicate] = (None, snapshot.error)
-        else:
-            try:
-                kept = (
-                    snapshot.pinned.candidates(predicate)
-                    if snapshot.pinned is not None
-                    else snapshot.table.file_uris(file_pruning_predicate=predicate)
-                )
-                snapshot.prunable[predicate] = (len(kept), None)
-            except (DeltaError, ValueError) as exc:
-                first = str(exc).splitlines()[0] if str(exc) else ""
-                snapshot.prunable[predicate] = (
-                    None,
-                    f"file_pruning_predicate failed: {type(exc).__name__}: {first}",
-                )
-    return snapshot.prunable[predicate]
 
 
 def collect_scan_units(
@@ -274,104 +191,68 @@ def collect_scan_units(
     optimized: LogicalPlan,
     tables: Mapping[str, RegisteredTable],
     pruning: Iterable[TablePruning] = (),
-    sql: str | None = None,
+    stand_in_plan: LogicalPlan | None = None,
 ) -> list[ScanUnit]:
     """Scan units of a plan that has run once (its metrics are read, nothing is re-executed).
 
-    ``pruning`` is what :func:`bind_pruned_tables` did for this plan (``files_bound``). ``sql``, the plan's
-    query, lets predicates on partition columns be seen (:func:`_partition_predicates`).
+    ``pruning`` is what :func:`bind_pruned_tables` did for this plan (``files_bound``); ``stand_in_plan``,
+    the plan's query planned over stand-ins there, lets predicates on partition columns be seen
+    (:func:`_partition_predicates`).
     """
-    bound = {p.dataset: p.files for p in pruning}
     scans = logical_scans(optimized)
     by_table: dict[str, list[LogicalScan]] = {}
     for scan in scans:
         by_table.setdefault(scan.table, []).append(scan)
-    snapshots = {name: _open_snapshot(tables[name]) for name in by_table if name in tables}
-    if sql is not None:
-        by_table.update(_partition_predicates(sql, by_table, tables, snapshots))
-    owner: dict[str, str] = {}
-    for name, snapshot in snapshots.items():
-        for uri in snapshot.files or ():
-            owner[_path_key(uri)] = name
-
+    snapshots = {name: open_live_files(tables[name]) for name in by_table if name in tables}
+    if stand_in_plan is not None:
+        by_table.update(_partition_predicates(stand_in_plan, by_table, snapshots))
     physical = physical_scans(executed if isinstance(executed, OperatorSnapshot) else read_plan(executed))
-    attributed: list[tuple[PhysicalScan, str | None, str]] = []
     remaining = Counter(scan.table for scan in scans)
-    for scan in physical:
-        names = {owner.get(_path_key(link_target(f) or f)) for f in scan.filenames}
-        name = names.pop() if len(names) == 1 else None
-        if name is not None:
-            remaining[name] -= 1
-        attributed.append((scan, name, "files" if name else "unattributed"))
-    left = [name for name, count in remaining.items() if count > 0]
-    unmatched = [i for i, (_, name, _) in enumerate(attributed) if name is None]
-    if len(left) == 1 and len(unmatched) <= remaining[left[0]]:
-        for i in unmatched:
-            attributed[i] = (attributed[i][0], left[0], "only_scan")
-    else:
-        _attribute_by_columns(attributed, remaining, by_table)
-    untied = tuple(sorted(name for name, count in remaining.items() if count > 0))
-    return [
-        _scan_unit(
-            plan_name=plan_name,
-            scan=scan,
-            name=name,
-            attribution=how,
-            logical=by_table.get(name or "", []),
-            tables=tables,
-            snapshots=snapshots,
-            files_bound=bound.get(name or ""),
-            possible=untied if name is None else (),
-        )
-        for scan, name, how in merge_union_scans(attributed)
-    ]
+    attributed = attribute_scans(physical, file_owners(snapshots), remaining, by_table)
+    plan = _PlanTables(
+        plan_name=plan_name,
+        tables=tables,
+        snapshots=snapshots,
+        by_table=by_table,
+        bound={p.dataset: p.files for p in pruning},
+        untied=tuple(sorted(name for name, count in remaining.items() if count > 0)),
+    )
+    return [plan.unit(scan, name, how) for scan, name, how in merge_union_scans(attributed)]
 
 
-def _attribute_by_columns(
-    attributed: list[tuple[PhysicalScan, str | None, str]],
-    remaining: Counter[str],
-    by_table: Mapping[str, Sequence[LogicalScan]],
-) -> None:
-    """Tie scans that read no file of a table (in-memory tables) by their columns: a scan whose column
-    references (``id@0``, :func:`_child_columns`) fit the projection of only one table still unmatched is
-    that table's. Repeated while it ties one more; ``remaining`` is updated."""
-    progress = True
-    while progress:
-        progress = False
-        for i, (scan, name, _) in enumerate(attributed):
-            if name is not None or not scan.columns:
-                continue
-            fits = [
-                table
-                for table, count in remaining.items()
-                if count > 0
-                and any(_columns_fit(scan.columns, s.projection) for s in by_table.get(table, ()))
-            ]
-            if len(fits) == 1:
-                attributed[i] = (scan, fits[0], "columns")
-                remaining[fits[0]] -= 1
-                progress = True
-
-
-def _columns_fit(columns: Iterable[tuple[str, int]], projection: Sequence[str]) -> bool:
-    return all(index < len(projection) and projection[index] == column for column, index in columns)
+# ------------------------------------------------------------------------------------------- predicates
 
 
 def _partition_predicates(
-    sql: str,
+    stand_in_plan: LogicalPlan,
     by_table: Mapping[str, Sequence[LogicalScan]],
-    tables: Mapping[str, RegisteredTable],
-    snapshots: Mapping[str, _Snapshot],
+    snapshots: Mapping[str, LiveFiles],
 ) -> dict[str, list[LogicalScan]]:
     """The scans of partitioned ``delta_pruned_parquet`` tables with their predicates on partition columns.
 
     Such a table is a view whose partition columns are literals (one listing per partition), so the
     optimizer folds a predicate on them into ``true`` or ``false`` and drops the excluded partitions before
-    any scan sees it. Planned again over stand-ins (empty in-memory tables of the same schemas), the same
-    query keeps that predicate as a ``Filter`` above the table's scan: each scan gets the stand-in's
-    predicate (its own scan filters stay). A query the stand-ins cannot plan leaves the scans as they are.
+    any scan sees it. Planned over stand-ins (empty in-memory tables of the same schemas, which plan-time
+    pruning did), the same query keeps that predicate as a ``Filter`` above the table's scan: each scan
+    gets the stand-in's predicate (its own scan filters stay).
     """
-    views = [
+    views = _partitioned_views(by_table, snapshots)
+    if not views:
+        return {}
+    planned = logical_scans(stand_in_plan)
+    found: dict[str, list[LogicalScan]] = {}
+    for name in views:
+        stand_in = [s for s in planned if s.table == name]
+        if stand_in:
+            found[name] = _with_stand_in_predicates(by_table[name], stand_in)
+    return found
+
+
+def _partitioned_views(
+    by_table: Mapping[str, Sequence[LogicalScan]], snapshots: Mapping[str, LiveFiles]
+) -> list[str]:
+    """The partitioned ``delta_pruned_parquet`` tables (views) the plan scans anonymously."""
+    return [
         name
         for name, found in by_table.items()
         if any(s.anonymous for s in found)
@@ -379,93 +260,140 @@ def _partition_predicates(
         and snapshot.pinned is not None
         and snapshot.pinned.partition_columns
     ]
-    if not views:
-        return {}
-    try:
-        schemas = {
-            name: _table_schema(snapshots.get(name) or _open_snapshot(registered))
-            for name, registered in tables.items()
+
+
+def _with_stand_in_predicates(
+    real: Sequence[LogicalScan], stand_in: Sequence[LogicalScan]
+) -> list[LogicalScan]:
+    """The real scans of a table with the predicates of its scans over stand-ins."""
+    if len(stand_in) == len(real):
+        return [replace(r, predicate=s.predicate, exprs=s.exprs) for r, s in zip(real, stand_in, strict=True)]
+    # partitions dropped whole scans: every stand-in predicate, as for a self-join
+    filters = tuple(dict.fromkeys(f for r in real for f in r.scan_filters))
+    return [replace(s, scan_filters=filters) for s in stand_in]
+
+
+@dataclass(frozen=True, slots=True)
+class _UnitPredicate:
+    """The predicate of a physical scan: translated for Delta, as DataFusion prints it, or why unknown."""
+
+    delta: DeltaPredicate | None = None
+    text: str | None = None
+    ambiguity: str | None = None
+
+    def fields(self) -> dict[str, Any]:
+        """The :class:`ScanUnit` fields of the predicate."""
+        return {
+            "predicate": self.text,
+            "delta_predicate": self.delta.sql if self.delta else None,
+            "untranslated_predicates": self.delta.untranslated if self.delta else (),
         }
-        planned = logical_scans(plan_over_stand_ins(sql, schemas))
-    except Exception:  # noqa: BLE001 - DataFusion raises bare Exception: the partition predicates stay unknown, as before
-        return {}
-    found: dict[str, list[LogicalScan]] = {}
-    for name in views:
-        real = list(by_table[name])
-        stand_in = [s for s in planned if s.table == name]
-        if len(stand_in) == len(real):
-            found[name] = [
-                replace(r, predicate=s.predicate, exprs=s.exprs) for r, s in zip(real, stand_in, strict=True)
-            ]
-        elif stand_in:  # partitions dropped whole scans: every stand-in predicate, as for a self-join
-            filters = tuple(dict.fromkeys(f for r in real for f in r.scan_filters))
-            found[name] = [replace(s, scan_filters=filters) for s in stand_in]
-    return found
 
 
-def _table_schema(snapshot: _Snapshot) -> pa.Schema:
-    if snapshot.pinned is not None:
-        return snapshot.pinned.schema
-    if snapshot.table is None:
-        raise ValueError(snapshot.error or "table not readable")
-    # pyarrow-stubs lacks the Arrow PyCapsule overload (a deltalake Schema exports __arrow_c_schema__).
-    return pa.schema(snapshot.table.schema())  # pyright: ignore[reportArgumentType]
-
-
-def _unit_predicate(logical: Sequence[LogicalScan]) -> tuple[DeltaPredicate | None, str | None, str | None]:
-    """The predicate for a physical scan of a table read by ``logical`` scans: (translated, text, ambiguity).
+def _unit_predicate(logical: Sequence[LogicalScan]) -> _UnitPredicate:
+    """The predicate for a physical scan of a table read by ``logical`` scans.
 
     One logical scan, or several with the same predicate: that predicate. Several with different
     predicates (a self-join, a CTE read twice): the physical scans cannot be told apart, so the OR of
     them, which holds for each; when one of them has no predicate the answer is unknown (ambiguity set).
     """
     if not logical:
-        return None, None, None
+        return _UnitPredicate()
     texts = [s.predicate or None for s in logical]
     parts = [translate_predicate(s.exprs) for s in logical]
     if len(set(texts)) == 1 and len({p.sql for p in parts}) == 1:
-        return parts[0], texts[0], None
+        return _UnitPredicate(parts[0], texts[0])
+    ambiguity = _ambiguity(logical)
+    if ambiguity is not None:
+        return _UnitPredicate(ambiguity=ambiguity)
+    text = " OR ".join(dict.fromkeys(f"({t})" for t in texts if t))
+    untranslated = tuple(dict.fromkeys(u for p in parts for u in p.untranslated))
+    sql = " OR ".join(dict.fromkeys(f"({p.sql})" for p in parts)) if all(p.sql for p in parts) else None
+    return _UnitPredicate(DeltaPredicate(sql=sql, untranslated=untranslated), text)
+
+
+def _ambiguity(logical: Sequence[LogicalScan]) -> str | None:
+    """Why scans of one table with different predicates leave the predicate unknown (``None``: they don't)."""
+    table = logical[0].table
     if any(s.in_subquery for s in logical):
         return (
-            None,
-            None,
-            (
-                f"a scan of {logical[0].table!r} sits inside a subquery expression, whose plan DataFusion's "
-                "Python API does not expose: its predicate, and Delta's skippable files, are unknown"
-            ),
+            f"a scan of {table!r} sits inside a subquery expression, whose plan DataFusion's "
+            "Python API does not expose: its predicate, and Delta's skippable files, are unknown"
         )
     if any(not s.exprs for s in logical):
         return (
-            None,
-            None,
-            (
-                f"{len(logical)} scans of {logical[0].table!r} with different predicates, one without any, "
-                "cannot be told apart: Delta's skippable files unknown"
-            ),
+            f"{len(logical)} scans of {table!r} with different predicates, one without any, "
+            "cannot be told apart: Delta's skippable files unknown"
         )
-    text = " OR ".join(dict.fromkeys(f"({t})" for t in texts if t))
-    untranslated = tuple(dict.fromkeys(u for p in parts for u in p.untranslated))
-    if all(p.sql for p in parts):
-        sql = " OR ".join(dict.fromkeys(f"({p.sql})" for p in parts))
-        return DeltaPredicate(sql=sql, untranslated=untranslated), text, None
-    return DeltaPredicate(sql=None, untranslated=untranslated), text, None
+    return None
 
 
-def _scan_unit(
-    *,
-    plan_name: str,
-    scan: PhysicalScan,
+# ------------------------------------------------------------------------------------------- the units
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _PlanTables:
+    """What the scan units of one plan share: its tables, their live files and logical scans."""
+
+    plan_name: str
+    tables: Mapping[str, RegisteredTable]
+    snapshots: Mapping[str, LiveFiles]
+    by_table: Mapping[str, Sequence[LogicalScan]]
+    bound: Mapping[str, int | None]
+    """Files plan-time pruning bound, per ``delta_pruned_parquet`` table."""
+    untied: tuple[str, ...]
+    """Tables with logical scans no physical scan was tied to."""
+
+    def unit(self, scan: PhysicalScan, name: str | None, attribution: str) -> ScanUnit:
+        """The unit of physical ``scan``, tied to table ``name`` (``None``: to none) by ``attribution``."""
+        registered = self.tables.get(name) if name else None
+        snapshot = self.snapshots.get(name) if name else None
+        possible = self.untied if name is None else ()
+        logical = self.by_table.get(name or "", [])
+        errors = _tie_errors(name, registered, snapshot, possible)
+        total = len(snapshot.files) if snapshot is not None and snapshot.files is not None else None
+        predicate = _unit_predicate(logical)
+        if predicate.ambiguity:
+            errors.append(predicate.ambiguity)
+        delta_candidates, prunable = _delta_files(predicate, snapshot, total, errors)
+        return ScanUnit(
+            plan=self.plan_name,
+            operator=scan.operator,
+            **_table_fields(name, registered, snapshot, total),
+            **_read_fields(scan, total),
+            scan_filters=tuple(dict.fromkeys(f for s in logical for f in s.scan_filters)),
+            **predicate.fields(),
+            delta_candidate_files=delta_candidates,
+            delta_prunable_files=prunable,
+            attribution=attribution,
+            errors=tuple(errors),
+            files_bound=self.bound.get(name or ""),
+            dataset_candidates=possible if len(possible) > 1 else (),
+        )
+
+
+def _table_fields(
+    name: str | None, registered: RegisteredTable | None, snapshot: LiveFiles | None, total: int | None
+) -> dict[str, Any]:
+    """The :class:`ScanUnit` fields its table gives: dataset, provider, version, live files."""
+    table = snapshot.table if snapshot is not None else None
+    return {
+        "dataset": registered.dataset if registered else name,
+        "provider_mode": registered.provider_mode if registered else None,
+        "protocol_compatible": registered.protocol_compatible if registered else None,
+        "table_version": table.version() if table is not None else None,
+        "total_files": total,
+    }
+
+
+def _tie_errors(
     name: str | None,
-    attribution: str,
-    logical: Sequence[LogicalScan],
-    tables: Mapping[str, RegisteredTable],
-    snapshots: Mapping[str, _Snapshot],
-    files_bound: int | None = None,
-    possible: tuple[str, ...] = (),
-) -> ScanUnit:
+    registered: RegisteredTable | None,
+    snapshot: LiveFiles | None,
+    possible: tuple[str, ...],
+) -> list[str]:
+    """What is wrong with the scan's table: not tied to one, not registered, or its live files unreadable."""
     errors: list[str] = []
-    registered = tables.get(name) if name else None
-    snapshot = snapshots.get(name) if name else None
     if name is None:
         errors.append(
             "scan could not be tied to a registered table (it read no file of one, and its columns fit "
@@ -475,56 +403,43 @@ def _scan_unit(
         errors.append(f"table {name!r} is not in the registered tables passed to the plan")
     if snapshot is not None and snapshot.error:
         errors.append(snapshot.error)
-    total = len(snapshot.files) if snapshot is not None and snapshot.files is not None else None
-    candidates = len(scan.opened) if scan.filenames or scan.files_opened is not None else None
+    return errors
 
-    scan_filters = tuple(dict.fromkeys(f for s in logical for f in s.scan_filters))
-    predicate, predicate_text, ambiguity = _unit_predicate(logical)
-    if ambiguity:
-        errors.append(ambiguity)
-    delta_candidates: int | None = None
-    prunable: int | None = None
-    if predicate is not None and predicate.sql and snapshot is not None:
-        delta_candidates, error = _delta_candidates(snapshot, predicate.sql)
+
+def _delta_files(
+    predicate: _UnitPredicate, snapshot: LiveFiles | None, total: int | None, errors: list[str]
+) -> tuple[int | None, int | None]:
+    """``(delta_candidate_files, delta_prunable_files)`` for the scan's predicate; why not, in ``errors``."""
+    delta = predicate.delta
+    if delta is not None and delta.sql and snapshot is not None:
+        candidates, error = snapshot.delta_candidates(delta.sql)
         if error:
             errors.append(error)
-        elif total is not None and delta_candidates is not None:
-            prunable = total - delta_candidates
-    elif predicate is not None and predicate_text and not predicate.sql:
+            return candidates, None
+        prunable = total - candidates if total is not None and candidates is not None else None
+        return candidates, prunable
+    if delta is not None and predicate.text and not delta.sql:
         errors.append(
-            "predicate could not be translated for Delta file pruning: " + "; ".join(predicate.untranslated)
+            "predicate could not be translated for Delta file pruning: " + "; ".join(delta.untranslated)
         )
-    elif not predicate_text and not ambiguity and total is not None:
-        prunable, delta_candidates = 0, total  # no predicate: nothing to skip
-    return ScanUnit(
-        plan=plan_name,
-        dataset=registered.dataset if registered else name,
-        operator=scan.operator,
-        provider_mode=registered.provider_mode if registered else None,
-        protocol_compatible=registered.protocol_compatible if registered else None,
-        table_version=snapshot.table.version()
-        if snapshot is not None and snapshot.table is not None
-        else None,
-        total_files=total,
-        candidate_files=candidates,
-        pruned_files=total - candidates if total is not None and candidates is not None else None,
-        files_opened=scan.files_opened,
-        scan_filters=scan_filters,
-        predicate=predicate_text,
-        delta_predicate=predicate.sql if predicate else None,
-        untranslated_predicates=predicate.untranslated if predicate else (),
-        delta_candidate_files=delta_candidates,
-        delta_prunable_files=prunable,
-        row_groups_total=scan.row_groups.total if scan.row_groups else None,
-        row_groups_matched=scan.row_groups.matched if scan.row_groups else None,
-        row_groups_exact=scan.row_groups.exact if scan.row_groups else True,
-        file_ranges_total=scan.file_ranges.total if scan.file_ranges else None,
-        file_ranges_matched=scan.file_ranges.matched if scan.file_ranges else None,
-        bytes_scanned=scan.bytes_scanned,
-        output_rows=scan.output_rows,
-        merged_scans=scan.merged,
-        attribution=attribution,
-        errors=tuple(errors),
-        files_bound=files_bound,
-        dataset_candidates=possible if len(possible) > 1 else (),
-    )
+    elif not predicate.text and not predicate.ambiguity and total is not None:
+        return total, 0  # no predicate: nothing to skip
+    return None, None
+
+
+def _read_fields(scan: PhysicalScan, total: int | None) -> dict[str, Any]:
+    """The :class:`ScanUnit` fields the scan's own metrics give: files, row groups, ranges, bytes, rows."""
+    candidates = len(scan.opened) if scan.filenames or scan.files_opened is not None else None
+    return {
+        "candidate_files": candidates,
+        "pruned_files": total - candidates if total is not None and candidates is not None else None,
+        "files_opened": scan.files_opened,
+        "row_groups_total": scan.row_groups.total if scan.row_groups else None,
+        "row_groups_matched": scan.row_groups.matched if scan.row_groups else None,
+        "row_groups_exact": scan.row_groups.exact if scan.row_groups else True,
+        "file_ranges_total": scan.file_ranges.total if scan.file_ranges else None,
+        "file_ranges_matched": scan.file_ranges.matched if scan.file_ranges else None,
+        "bytes_scanned": scan.bytes_scanned,
+        "output_rows": scan.output_rows,
+        "merged_scans": scan.merged,
+    }

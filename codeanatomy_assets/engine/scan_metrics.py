@@ -17,7 +17,7 @@ from typing import Final
 
 from datafusion.plan import ExecutionPlan
 
-from codeanatomy_assets.engine.metrics import OperatorSnapshot, operator_name_of
+from codeanatomy_assets.engine.metrics import MetricReading, OperatorSnapshot, operator_name_of
 
 _NON_SCAN_LEAVES: Final = frozenset({"PlaceholderRowExec", "EmptyExec"})
 _DELTA_SCAN: Final = "DeltaScanExec"
@@ -190,26 +190,16 @@ def _combine(a: PhysicalScan, b: PhysicalScan) -> PhysicalScan:
 
 def _summarize_scan(node: OperatorSnapshot, name: str) -> PhysicalScan:
     """The exact counts of one scan from its metrics (and those of the operators inside it)."""
-    metrics = node.subtree_metrics()
     labelled: set[str] = set()
     opened: set[str] = set()
     sums: Counter[str] = Counter()
     pruning: dict[str, list[PruningCount | None]] = {}
-    for metric in metrics:
+    for metric in node.subtree_metrics():
         filename = metric.labels.get("filename")
         if filename:
             labelled.add(filename)
-        if metric.name in _PRUNING_METRICS:
-            count = parse_pruning(metric.text or "")
-            pruning.setdefault(metric.name, []).append(count)
-            if filename and count is not None and count.total > 0 and metric.name == _ROW_GROUPS:
-                opened.add(filename)
-        elif metric.name in _SUMMED_METRICS and (value := metric.exact_int) is not None:
-            sums[metric.name] += value
-            # A file whose metadata was loaded or whose bytes were read was opened; a file pruned by its
-            # statistics before opening still gets labelled metrics, all zero.
-            if filename and value > 0 and metric.name in {"bytes_scanned", "metadata_load_time"}:
-                opened.add(filename)
+        if _tally(metric, sums, pruning) and filename:
+            opened.add(filename)
     return PhysicalScan(
         operator=name,
         filenames=frozenset(labelled),
@@ -220,6 +210,20 @@ def _summarize_scan(node: OperatorSnapshot, name: str) -> PhysicalScan:
         file_ranges=_sum_pruning(pruning.get(_FILE_RANGES)),
         output_rows=node.output_rows,
     )
+
+
+def _tally(metric: MetricReading, sums: Counter[str], pruning: dict[str, list[PruningCount | None]]) -> bool:
+    """Add one metric to the sums or the pruning counts; whether it shows that its file was opened."""
+    if metric.name in _PRUNING_METRICS:
+        count = parse_pruning(metric.text or "")
+        pruning.setdefault(metric.name, []).append(count)
+        return count is not None and count.total > 0 and metric.name == _ROW_GROUPS
+    if metric.name in _SUMMED_METRICS and (value := metric.exact_int) is not None:
+        sums[metric.name] += value
+        # A file whose metadata was loaded or whose bytes were read was opened; a file pruned by its
+        # statistics before opening still gets labelled metrics, all zero.
+        return value > 0 and metric.name in {"bytes_scanned", "metadata_load_time"}
+    return False
 
 
 def _sum_pruning(counts: list[PruningCount | None] | None) -> PruningCount | None:

@@ -192,21 +192,22 @@ def parse_size(value: str | int, *, source: str | None = None, key: str | None =
     """
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise ConfigError(f"must be a size such as 2GB, not {type(value).__name__}", source=source, key=key)
-    size: float
-    if isinstance(value, int):
-        size = value
-    elif match := _PERCENT_RE.match(value):
-        percent = float(match["number"])
-        if not 0 < percent <= 100:
-            raise ConfigError(f"a share of memory must be in (0%, 100%]: {value!r}", source=source, key=key)
-        size = machine_memory() * percent / 100
-    elif match := _SIZE_RE.match(value):
-        size = float(match["number"]) * _UNITS[match["unit"].upper()]
-    else:
-        raise ConfigError(f"not a size: {value!r} (use e.g. 2GB, 512MiB, 70%)", source=source, key=key)
+    size = value if isinstance(value, int) else _size_text(value, source=source, key=key)
     if size < 1 or not math.isfinite(size):
         raise ConfigError(f"must be a positive size: {value!r}", source=source, key=key)
     return int(size)
+
+
+def _size_text(value: str, *, source: str | None, key: str | None) -> float:
+    """Bytes (not yet checked positive) of a size text: ``2GB``, ``1.5G`` or ``70%``."""
+    if match := _PERCENT_RE.match(value):
+        percent = float(match["number"])
+        if not 0 < percent <= 100:
+            raise ConfigError(f"a share of memory must be in (0%, 100%]: {value!r}", source=source, key=key)
+        return machine_memory() * percent / 100
+    if match := _SIZE_RE.match(value):
+        return float(match["number"]) * _UNITS[match["unit"].upper()]
+    raise ConfigError(f"not a size: {value!r} (use e.g. 2GB, 512MiB, 70%)", source=source, key=key)
 
 
 def format_size(size: int) -> str:

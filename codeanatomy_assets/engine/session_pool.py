@@ -58,13 +58,7 @@ class SessionPool:
         self, key: Hashable, factory: Callable[[], SessionContext]
     ) -> Generator[SessionContext, None, None]:
         """The session for ``key`` (made by ``factory`` on first use), cleaned when it comes back."""
-        ctx: SessionContext | None = None
-        with self._lock:
-            if key not in self._lent:
-                if key not in self._sessions:
-                    self._sessions[key] = factory()
-                ctx = self._sessions[key]
-                self._lent.add(key)
+        ctx = self._borrow(key, factory)
         if ctx is None:
             yield factory()  # lent already (another thread): a session of its own
             return
@@ -78,17 +72,31 @@ class SessionPool:
             failed = True
             raise
         finally:
-            try:
-                for name in _table_names(ctx) - before:
-                    ctx.deregister_table(quote_ident(name))
-            except BaseException:
-                failed = True  # a session that could not be cleaned is not lent again either
-                raise
-            finally:
-                with self._lock:
-                    if failed:
-                        self._sessions.pop(key, None)
-                    self._lent.discard(key)
+            self._give_back(key, ctx, before, failed=failed)
+
+    def _borrow(self, key: Hashable, factory: Callable[[], SessionContext]) -> SessionContext | None:
+        """The pooled session for ``key``, marked lent (``None`` when it is lent already)."""
+        with self._lock:
+            if key in self._lent:
+                return None
+            if key not in self._sessions:
+                self._sessions[key] = factory()
+            self._lent.add(key)
+            return self._sessions[key]
+
+    def _give_back(self, key: Hashable, ctx: SessionContext, before: set[str], *, failed: bool) -> None:
+        """Deregister the tables the borrower added; a failed step's session is dropped, not lent again."""
+        try:
+            for name in _table_names(ctx) - before:
+                ctx.deregister_table(quote_ident(name))
+        except BaseException:
+            failed = True  # a session that could not be cleaned is not lent again either
+            raise
+        finally:
+            with self._lock:
+                if failed:
+                    self._sessions.pop(key, None)
+                self._lent.discard(key)
 
 
 def _table_names(ctx: SessionContext) -> set[str]:

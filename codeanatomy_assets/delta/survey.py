@@ -50,12 +50,17 @@ def worst_severity(report: Mapping[str, Any]) -> Severity:
     return max(severities, key=lambda s: s.rank, default=Severity.INFO)
 
 
+_SUMMARY_EVENTS: Final = frozenset({"delta_log_health_v1", "delta_layout_v1"})
+"""Artifacts that summarize their findings: the summary names the finding itself."""
+
+
 def _worst_message(report: Mapping[str, Any]) -> str:
     worst = worst_severity(report)
-    for diagnostic in report.get("diagnostics", ()):
-        if diagnostic[DIAGNOSTIC_SEVERITY] == worst.value and worst is not Severity.INFO:
-            return f"{diagnostic['code']}: {diagnostic['message']}"
-    return "-"
+    if worst is Severity.INFO:
+        return "-"
+    candidates = [d for d in report.get("diagnostics", ()) if d[DIAGNOSTIC_SEVERITY] == worst.value]
+    specific = [d for d in candidates if d["name"] not in _SUMMARY_EVENTS] or candidates
+    return f"{specific[0]['code']}: {specific[0]['message']}"
 
 
 def _row(report: Mapping[str, Any]) -> str:

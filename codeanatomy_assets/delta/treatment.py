@@ -143,10 +143,13 @@ def _outcome_lines(outcomes: Sequence[Mapping[str, Any]] | None) -> list[str]:
         "|---|---|---|---|---|",
     ]
     for o in outcomes:
-        before, after = o["before"], o["after"] or {}
         lines.append(
-            f"| {o['treatment']} | {o['status']} | {before.get('file_count')} → {after.get('file_count', '-')} | "
-            f"{before.get('commits_since_checkpoint')} → {after.get('commits_since_checkpoint', '-')} | "
-            f"{o['error'] or '-'} |"
+            f"| {o['treatment']} | {o['status']} | {_change(o, 'file_count')} | "
+            f"{_change(o, 'commits_since_checkpoint')} | {o['error'] or '-'} |"
         )
     return lines
+
+
+def _change(outcome: Mapping[str, Any], figure: str) -> str:
+    """``before → after`` of one figure of a step's outcome (``-`` after a failed step)."""
+    return f"{outcome['before'].get(figure, '-')} → {(outcome['after'] or {}).get(figure, '-')}"

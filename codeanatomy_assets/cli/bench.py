@@ -13,18 +13,22 @@ CaseName = Literal[
 ]
 
 
+QuickOption = Annotated[
+    bool, Parameter(help="Smaller data, fewer repetitions, same cases (3-4 minutes on 2 cores).")
+]
+OutOption = Annotated[Path, Parameter(help="Where to write the JSON results.")]
+CacheDirOption = Annotated[Path, Parameter(help="Cache of generated data (TPC-H), reused across runs.")]
+CaseOption = Annotated[
+    list[CaseName] | None, Parameter(help="Run only these cases (repeatable; default: all).")
+]
+
+
 def bench(
     *,
-    quick: Annotated[
-        bool, Parameter(help="Smaller data, fewer repetitions, same cases (3-4 minutes on 2 cores).")
-    ] = False,
-    out: Annotated[Path, Parameter(help="Where to write the JSON results.")] = Path("codeanatomy-bench.json"),
-    cache_dir: Annotated[Path, Parameter(help="Cache of generated data (TPC-H), reused across runs.")] = Path(
-        "~/.cache/codeanatomy-bench"
-    ),
-    case: Annotated[
-        list[CaseName] | None, Parameter(help="Run only these cases (repeatable; default: all).")
-    ] = None,
+    quick: QuickOption = False,
+    out: OutOption = Path("codeanatomy-bench.json"),
+    cache_dir: CacheDirOption = Path("~/.cache/codeanatomy-bench"),
+    case: CaseOption = None,
 ) -> int:
     """Measure diagnostics overhead, provider modes, log health, orchestration, extraction, report scaling
     and TPC-H across engines (DataFusion native, peers, the product's build path).

@@ -124,40 +124,62 @@ def watch_signals(
 ) -> Generator[CancelScope, None, None]:
     """Turn SIGINT/SIGTERM (and ``poll``'s answer) into a cancellation of ``scope`` while inside.
 
-    Outside a Dagster job our own handlers run: they only record the signal (the caller checks the
-    scope at its next step, and the build lock's wait checks it). ``on_cancel`` runs once, on the watcher
-    thread, right after the first request. Off the main thread (signals cannot be handled there) only
-    ``poll`` is watched. The previous handlers and wakeup fd are restored on exit.
+    Outside a Dagster job our own handlers only record the signal (the caller, and the build lock's
+    wait, check the scope). ``on_cancel`` runs once, on the watcher thread, after the first request. Off
+    the main thread (no signals there) only ``poll`` is watched. Handlers and wakeup fd are restored on exit.
     """
     scope.reset()
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    stop = threading.Event()
-    watcher = threading.Thread(
-        target=_watch,
-        args=(reader, stop, scope, on_cancel, poll),
-        name="codeanatomy-cancel-watcher",
-        daemon=True,
-    )
-    watcher.start()  # before blocking SIGINT below: this thread must be able to receive it
+    watcher = _Watcher.start(scope, on_cancel, poll)  # before SIGINT is blocked: its thread must receive it
     main = threading.current_thread() is threading.main_thread()
     try:
-        with _signals_to(writer) if main else contextlib.nullcontext():
+        with _signals_to(watcher.writer) if main else contextlib.nullcontext():
             yield scope
     finally:
-        stop.set()
-        with contextlib.suppress(OSError):  # wake the watcher now, not at its next poll (up to 0.5 s)
-            writer.send(b"\0")  # not a signal number: only ends the select
-        watcher.join(timeout=2 * POLL_SECONDS)
-        reader.close()
-        writer.close()
+        watcher.close()
+
+
+@dataclass(slots=True, eq=False)
+class _Watcher:
+    """The watcher thread, and the socket pair it reads signal numbers from (the wakeup fd's)."""
+
+    reader: socket.socket
+    writer: socket.socket
+    stop: threading.Event
+    thread: threading.Thread
+
+    @classmethod
+    def start(
+        cls,
+        scope: CancelScope,
+        on_cancel: Callable[[], None] | None,
+        poll: Callable[[], str | None] | None,
+    ) -> _Watcher:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_watch,
+            args=(reader, stop, scope, on_cancel, poll),
+            name="codeanatomy-cancel-watcher",
+            daemon=True,
+        )
+        thread.start()
+        return cls(reader=reader, writer=writer, stop=stop, thread=thread)
+
+    def close(self) -> None:
+        """Stop the thread (woken now, not at its next poll: up to 0.5 s) and close the sockets."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.writer.send(b"\0")  # not a signal number: only ends the select
+        self.thread.join(timeout=2 * POLL_SECONDS)
+        self.reader.close()
+        self.writer.close()
 
 
 @contextlib.contextmanager
 def _signals_to(writer: socket.socket) -> Generator[None, None, None]:
-    """On the main thread: our handlers, the wakeup fd on ``writer`` and SIGINT blocked while inside;
-    the previous ones restored on exit."""
+    """On the main thread: our handlers, the wakeup fd on ``writer``, SIGINT blocked; restored on exit."""
     # A signal ignored from the start stays ignored (a background job of a script, nohup-like use).
     previous_handlers = {
         s: handler for s in CANCEL_SIGNALS if (handler := signal.getsignal(s)) is not signal.SIG_IGN

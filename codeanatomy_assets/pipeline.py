@@ -121,11 +121,8 @@ def run_dataset(
     *,
     engine: EngineSettings | None = None,
 ) -> DatasetOutcome:
-    """Register one dataset with probes: provider mode, log health and protocol compatibility.
-
-    Raises :class:`ProtocolIncompatibleError` when no provider reads the table correctly (after recording
-    why).
-    """
+    """Register one dataset with probes (provider mode, log health, protocol compatibility); raises
+    :class:`ProtocolIncompatibleError` when no provider reads the table correctly (after recording why)."""
     uri, options = dataset_uri(spec, home, name)
     with _session(engine or spec.engine) as ctx:
         registration = register_dataset(
@@ -133,21 +130,34 @@ def run_dataset(
         )
         remember_decision(step.run_id, registration.registered)
         row_count, schema = _count_and_schema(ctx, name)
-    registered = registration.registered
+    _emit_dataset_summary(step, name, uri, options, registered=registration.registered, rows=row_count)
+    return DatasetOutcome(registration=registration, uri=uri, row_count=row_count, schema=schema)
+
+
+def _emit_dataset_summary(
+    step: StepDiagnostics,
+    name: str,
+    uri: str,
+    options: Mapping[str, str],
+    *,
+    registered: RegisteredTable,
+    rows: int | None,
+) -> None:
+    """Record ``dataset_summary_v1``: the dataset's rows, live files, version and provider mode."""
+    payload = {
+        "rows": rows,
+        **_live_files(uri, options, registered=registered),
+        "version": registered.version,
+        "uri": uri,
+        "provider_mode": registered.provider_mode.value,
+    }
     step.emit(
         name="dataset_summary_v1",
         severity=Severity.INFO,
         category=Category.DATASET,
         dataset=name,
-        payload={
-            "rows": row_count,
-            **_live_files(uri, options, registered=registered),
-            "version": registered.version,
-            "uri": uri,
-            "provider_mode": registered.provider_mode.value,
-        },
+        payload=payload,
     )
-    return DatasetOutcome(registration=registration, uri=uri, row_count=row_count, schema=schema)
 
 
 def _count_and_schema(ctx: SessionContext, name: str) -> tuple[int | None, pa.Schema | None]:
@@ -212,6 +222,15 @@ class _WrittenResult:
     storage_options: Mapping[str, str]
     write_ms: float
 
+    def outcome(self, ran: _PlanRun) -> PlanOutcome:
+        return PlanOutcome(
+            execution=ran.execution,
+            uri=self.uri,
+            version=self.version,
+            inputs=ran.inputs,
+            write_ms=self.write_ms,
+        )
+
 
 def run_plan(
     spec: PipelineSpec,
@@ -235,13 +254,7 @@ def run_plan(
     written = _write_plan_result(home, step, name, ran.execution.table)
     payload = _output_payload(ran, written, engine)
     _emit_plan_event(step, name, "plan_output_v1", Severity.INFO, payload=payload)
-    return PlanOutcome(
-        execution=ran.execution,
-        uri=written.uri,
-        version=written.version,
-        inputs=ran.inputs,
-        write_ms=written.write_ms,
-    )
+    return written.outcome(ran)
 
 
 def _run_within_limits(
@@ -260,19 +273,8 @@ def _run_within_limits(
     limits = DrainLimits(deadline=deadline, timeout_s=plan.timeout_s, result_bytes=result_limit(engine))
     try:
         with _session(engine) as ctx:
-            registering = time.perf_counter()
-            inputs = register_inputs(ctx, spec, home, step, plan.inputs)
-            registration_ms = (time.perf_counter() - registering) * 1000
-            execution = execute_plan(
-                ctx,
-                name=plan.name,
-                sql=plan.sql,
-                options=options,
-                sink=step.sink,
-                tables=inputs,
-                tracer=step.tracer,
-                target_partitions=engine.target_partitions,
-                limits=limits,
+            return _register_and_execute(
+                ctx, spec, home, step, plan, options=options, engine=engine, limits=limits
             )
     except PlanError as exc:
         raise _limit_exceeded(step, plan.name, engine, limits, exc) from exc
@@ -280,6 +282,34 @@ def _run_within_limits(
         if not isinstance(exc, Exception):  # an interrupt: the build was cancelled
             _record_cancelled(step, plan.name, exc, time.monotonic() - started)
         raise
+
+
+def _register_and_execute(
+    ctx: SessionContext,
+    spec: PipelineSpec,
+    home: ProjectHome,
+    step: StepDiagnostics,
+    plan: PlanSpec,
+    *,
+    options: CompileOptions,
+    engine: EngineSettings,
+    limits: DrainLimits,
+) -> _PlanRun:
+    """Register the plan's inputs in ``ctx`` (timed) and run its SQL there."""
+    registering = time.perf_counter()
+    inputs = register_inputs(ctx, spec, home, step, plan.inputs)
+    registration_ms = (time.perf_counter() - registering) * 1000
+    execution = execute_plan(
+        ctx,
+        name=plan.name,
+        sql=plan.sql,
+        options=options,
+        sink=step.sink,
+        tables=inputs,
+        tracer=step.tracer,
+        target_partitions=engine.target_partitions,
+        limits=limits,
+    )
     return _PlanRun(execution=execution, inputs=inputs, registration_ms=registration_ms)
 
 
@@ -294,21 +324,27 @@ def _write_plan_result(
         written = DeltaTable(uri, storage_options=storage)
         version = written.version()
     except Exception as exc:
-        error = redact(f"writing the result to {uri} failed: {exc}", storage)
-        _emit_plan_event(
-            step,
-            name,
-            "datafusion_plan_phase_v1",
-            Severity.ERROR,
-            code="write_failed",
-            message=f"plan {name!r}: {error}",
-            payload={"phase": "write", "error.type": type(exc).__name__},
-        )
-        raise PlanError(error, plan=name, phase="write") from exc
+        raise _write_failed(
+            step, name, redact(f"writing the result to {uri} failed: {exc}", storage), exc
+        ) from exc
     write_ms = (time.perf_counter() - started) * 1000
     return _WrittenResult(
         uri=uri, table=written, version=version, storage_options=storage or {}, write_ms=write_ms
     )
+
+
+def _write_failed(step: StepDiagnostics, name: str, error: str, exc: Exception) -> PlanError:
+    """The error of a failed write of the plan's result, recorded as its ``write`` phase's error."""
+    _emit_plan_event(
+        step,
+        name,
+        "datafusion_plan_phase_v1",
+        Severity.ERROR,
+        code="write_failed",
+        message=f"plan {name!r}: {error}",
+        payload={"phase": "write", "error.type": type(exc).__name__},
+    )
+    return PlanError(error, plan=name, phase="write")
 
 
 def _output_payload(ran: _PlanRun, written: _WrittenResult, engine: EngineSettings) -> dict[str, Any]:

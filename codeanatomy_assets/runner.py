@@ -105,9 +105,8 @@ class BuildRequest:
         """Load and validate everything a build needs before anything is written.
 
         ``lake`` (else ``CODEANATOMY_LAKE_URI``) moves the datasets and the diagnostics store, e.g. to
-        ``s3://bucket/prefix``; :mod:`codeanatomy_assets.home` says where its storage options come from.
-        ``memory_limit`` (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``.
-        """
+        ``s3://bucket/prefix`` (storage options: :mod:`codeanatomy_assets.home`); ``memory_limit``
+        (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``."""
         limit = None if memory_limit is None else parse_size(memory_limit, source="--memory-limit")
         spec = load_spec(config).with_source(str(source) if source is not None else None)
         if spec.extract is not None:

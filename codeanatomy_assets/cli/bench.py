@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cyclopts import Parameter
 
@@ -37,11 +37,17 @@ def bench(
     Exit codes: 0 every case ran, 1 a case failed (its error is in the JSON), 2 usage error.
     """
     from codeanatomy_assets.bench.harness import write_json
-    from codeanatomy_assets.bench.suite import CASES, BenchSettings, headline, run_benchmark
+    from codeanatomy_assets.bench.suite import CASES, BenchSettings, run_benchmark
 
     settings = (BenchSettings.quick_mode if quick else BenchSettings.full)(cache_dir)
     document = run_benchmark(settings, cases=tuple(case) if case else CASES)
-    path = write_json(out, document)
+    return _report(document, write_json(out, document))
+
+
+def _report(document: dict[str, Any], path: Path) -> int:
+    """Print the headline figures and the JSON file's path; 1 when a case failed (said on stderr), else 0."""
+    from codeanatomy_assets.bench.suite import CASES, headline
+
     for line in headline(document):
         print(line)
     print(path)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Final
 from codeanatomy_assets.exports import lazy_exports
 
 if TYPE_CHECKING:
+    from codeanatomy_assets.build_outcome import BuildOutcome
     from codeanatomy_assets.defs.definitions import build_definitions
     from codeanatomy_assets.delta.doctor import diagnose
     from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
@@ -36,11 +37,11 @@ if TYPE_CHECKING:
     )
     from codeanatomy_assets.home import ProjectHome
     from codeanatomy_assets.report.run_report import build_report
-    from codeanatomy_assets.runner import BuildOutcome, BuildRequest, Executor, run_build
+    from codeanatomy_assets.runner import BuildRequest, Executor, run_build
     from codeanatomy_assets.spec import PipelineSpec, load_spec
 
 _MODULE_OF: Final[dict[str, str]] = {
-    "BuildOutcome": "runner",
+    "BuildOutcome": "build_outcome",
     "BuildRequest": "runner",
     "Category": "diagnostics.taxonomy",
     "CodeAnatomyError": "errors",

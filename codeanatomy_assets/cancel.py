@@ -124,53 +124,80 @@ def watch_signals(
 ) -> Generator[CancelScope, None, None]:
     """Turn SIGINT/SIGTERM (and ``poll``'s answer) into a cancellation of ``scope`` while inside.
 
-    Outside a Dagster job our own handlers run: they only record the signal (the caller checks the
-    scope at its next step, and the build lock's wait checks it). ``on_cancel`` runs once, on the watcher
-    thread, right after the first request. Off the main thread (signals cannot be handled there) only
-    ``poll`` is watched. The previous handlers and wakeup fd are restored on exit.
+    Outside a Dagster job our own handlers only record the signal (the caller, and the build lock's
+    wait, check the scope). ``on_cancel`` runs once, on the watcher thread, after the first request. Off
+    the main thread (no signals there) only ``poll`` is watched. Handlers and wakeup fd are restored on exit.
     """
     scope.reset()
+    watcher = _Watcher.start(scope, on_cancel, poll)  # before SIGINT is blocked: its thread must receive it
     main = threading.current_thread() is threading.main_thread()
-    reader, writer = socket.socketpair()
-    reader.setblocking(False)
-    writer.setblocking(False)
-    stop = threading.Event()
-    previous_handlers = {}
-    previous_fd = -1
-    previous_mask: set[int | signal.Signals] = set()
-    watcher = threading.Thread(
-        target=_watch,
-        args=(reader, stop, scope, on_cancel, poll),
-        name="codeanatomy-cancel-watcher",
-        daemon=True,
-    )
-    watcher.start()  # before blocking SIGINT below: this thread must be able to receive it
-    if main:
-        # A signal ignored from the start stays ignored (a background job of a script, nohup-like use).
-        previous_handlers = {
-            s: handler for s in CANCEL_SIGNALS if (handler := signal.getsignal(s)) is not signal.SIG_IGN
-        }
-        for signum in previous_handlers:
-            signal.signal(signum, _record_only)
-        previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-        multiprocessing.resource_tracker.ensure_running()  # started later, it would unblock SIGINT
-        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        _BLOCKING_PIDS.add(os.getpid())
     try:
-        yield scope
+        with _signals_to(watcher.writer) if main else contextlib.nullcontext():
+            yield scope
     finally:
-        if main:
-            _BLOCKING_PIDS.discard(os.getpid())
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
-            signal.set_wakeup_fd(previous_fd)
-            for signum, handler in previous_handlers.items():
-                signal.signal(signum, handler)
-        stop.set()
-        with contextlib.suppress(OSError):  # wake the watcher now, not at its next poll (up to 0.5 s)
-            writer.send(b"\0")  # not a signal number: only ends the select
-        watcher.join(timeout=2 * POLL_SECONDS)
-        reader.close()
-        writer.close()
+        watcher.close()
+
+
+@dataclass(slots=True, eq=False)
+class _Watcher:
+    """The watcher thread, and the socket pair it reads signal numbers from (the wakeup fd's)."""
+
+    reader: socket.socket
+    writer: socket.socket
+    stop: threading.Event
+    thread: threading.Thread
+
+    @classmethod
+    def start(
+        cls,
+        scope: CancelScope,
+        on_cancel: Callable[[], None] | None,
+        poll: Callable[[], str | None] | None,
+    ) -> _Watcher:
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_watch,
+            args=(reader, stop, scope, on_cancel, poll),
+            name="codeanatomy-cancel-watcher",
+            daemon=True,
+        )
+        thread.start()
+        return cls(reader=reader, writer=writer, stop=stop, thread=thread)
+
+    def close(self) -> None:
+        """Stop the thread (woken now, not at its next poll: up to 0.5 s) and close the sockets."""
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.writer.send(b"\0")  # not a signal number: only ends the select
+        self.thread.join(timeout=2 * POLL_SECONDS)
+        self.reader.close()
+        self.writer.close()
+
+
+@contextlib.contextmanager
+def _signals_to(writer: socket.socket) -> Generator[None, None, None]:
+    """On the main thread: our handlers, the wakeup fd on ``writer``, SIGINT blocked; restored on exit."""
+    # A signal ignored from the start stays ignored (a background job of a script, nohup-like use).
+    previous_handlers = {
+        s: handler for s in CANCEL_SIGNALS if (handler := signal.getsignal(s)) is not signal.SIG_IGN
+    }
+    for signum in previous_handlers:
+        signal.signal(signum, _record_only)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    multiprocessing.resource_tracker.ensure_running()  # started later, it would unblock SIGINT
+    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    _BLOCKING_PIDS.add(os.getpid())
+    try:
+        yield
+    finally:
+        _BLOCKING_PIDS.discard(os.getpid())
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        signal.set_wakeup_fd(previous_fd)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
 
 
 def _record_only(signum: int, frame: FrameType | None) -> None:
@@ -189,19 +216,29 @@ def _watch(
     while not stop.is_set():
         ready, _, _ = select.select([reader], [], [], POLL_SECONDS)
         if ready:
-            with contextlib.suppress(BlockingIOError, OSError):
-                for signum in reader.recv(64):
-                    if signum in CANCEL_SIGNALS:
-                        scope.request(signal.Signals(signum).name, signum=signum)
+            _read_signals(reader, scope)
         elif poll is not None and not scope.is_set():
-            reason = _safe_poll(poll)
-            if reason is not None and scope.request(reason):
-                # Dagster unwinds a job only on an interrupt: deliver one to this process's main thread.
-                os.kill(os.getpid(), signal.SIGINT)
+            _poll_elsewhere(poll, scope)
         if scope.is_set() and not announced:
             announced = True
             if on_cancel is not None:
                 _safe_call(on_cancel)
+
+
+def _read_signals(reader: socket.socket, scope: CancelScope) -> None:
+    """Request cancellation for the first cancelling signal the wakeup fd wrote."""
+    with contextlib.suppress(BlockingIOError, OSError):
+        for signum in reader.recv(64):
+            if signum in CANCEL_SIGNALS:
+                scope.request(signal.Signals(signum).name, signum=signum)
+
+
+def _poll_elsewhere(poll: Callable[[], str | None], scope: CancelScope) -> None:
+    """Ask ``poll`` whether the run was cancelled elsewhere; if so, interrupt this process."""
+    reason = _safe_poll(poll)
+    if reason is not None and scope.request(reason):
+        # Dagster unwinds a job only on an interrupt: deliver one to this process's main thread.
+        os.kill(os.getpid(), signal.SIGINT)
 
 
 def _safe_poll(poll: Callable[[], str | None]) -> str | None:

@@ -85,22 +85,27 @@ def build_lock(
     home.root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with open(home.root / LOCK_FILE, "a+") as handle:
-        while True:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if cancelled is not None and cancelled():
-                    raise Cancelled("cancelled while waiting for the build lock") from None
-                if time.monotonic() - started > timeout_s:
-                    raise BuildLockTimeoutError(
-                        f"{home.root}: another build has held the home's lock for over {timeout_s:.0f} s"
-                    ) from None
-                time.sleep(POLL_SECONDS)
+        while not _try_lock(handle.fileno()):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled while waiting for the build lock")
+            if time.monotonic() - started > timeout_s:
+                raise BuildLockTimeoutError(
+                    f"{home.root}: another build has held the home's lock for over {timeout_s:.0f} s"
+                )
+            time.sleep(POLL_SECONDS)
         try:
             yield time.monotonic() - started
         finally:
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _try_lock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` if no other process holds it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def write_marker(home: ProjectHome, *, run_id: str, label: str, start_time_unix_ms: int) -> Path:

@@ -24,20 +24,18 @@ absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used 
 from __future__ import annotations
 
 import dataclasses
-import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import dagster as dg
 
-from codeanatomy_assets.cancel import CANCEL, CancelScope, watch_signals
+from codeanatomy_assets.build_outcome import BuildOutcome, JobEnding, JobResult
+from codeanatomy_assets.cancel import CancelScope, watch_signals
+from codeanatomy_assets.dagster_run_watch import DagsterRunWatch
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
-from codeanatomy_assets.defs.factory import REPORT_ASSET
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, bootstrap_telemetry
@@ -53,17 +51,11 @@ from codeanatomy_assets.engine.session import (
     parse_size,
     sweep_spill,
 )
-from codeanatomy_assets.errors import clean_error_text
+from codeanatomy_assets.errors import exception_text
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.lease import (
-    build_lock,
-    clear_marker,
-    record_abandoned_runs,
-    touch_marker,
-    write_marker,
-)
-from codeanatomy_assets.report.run_report import write_run_report
+from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
+from codeanatomy_assets.report.run_report import RenderedReport, write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
     STDLIB_SOURCE,
@@ -81,15 +73,6 @@ telemetry:
 # Step failures are logged at ERROR with their stack traces: those stay in the Dagster event log (the UI),
 # and the terminal gets one line per failed step with its root cause (BuildOutcome.summary_lines).
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-_CHECK_FAILED: Final = "DagsterAssetCheckFailedError"
-_PLAN_ERROR_RE: Final = re.compile(
-    r"^plan '(?:[^']|'')*' failed in phase (?P<phase>\w+): (?:datafusion\.\w+: )?"
-)
-_SQL_PARSER_RE: Final = re.compile(r'SQL error: (?:ParserError|TokenizerError)\("(?P<text>.*)"\)')
-
-JobResult = dg.ExecuteInProcessResult | dg.JobExecutionResult
-HEARTBEAT_S: Final = 1.0
-"""How often a running build touches its marker (the end recorded for it if it is killed)."""
 
 
 class Executor(StrEnum):
@@ -123,9 +106,8 @@ class BuildRequest:
         """Load and validate everything a build needs before anything is written.
 
         ``lake`` (else ``CODEANATOMY_LAKE_URI``) moves the datasets and the diagnostics store, e.g. to
-        ``s3://bucket/prefix``; :mod:`codeanatomy_assets.home` says where its storage options come from.
-        ``memory_limit`` (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``.
-        """
+        ``s3://bucket/prefix`` (storage options: :mod:`codeanatomy_assets.home`); ``memory_limit``
+        (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``."""
         limit = None if memory_limit is None else parse_size(memory_limit, source="--memory-limit")
         spec = load_spec(config).with_source(str(source) if source is not None else None)
         if spec.extract is not None:
@@ -177,61 +159,6 @@ def reconstruct_build_job(
     return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepFailure:
-    """A failed step of the job with its root cause in one line (full stack traces: the Dagster logs)."""
-
-    step: str
-    error_type: str
-    """The class name of the step's own error (``PlanError``), or ``DagsterAssetCheckFailedError`` when a
-    blocking check failed it."""
-    cause: str
-
-
-@dataclass(slots=True, kw_only=True)
-class BuildOutcome:
-    run_id: str
-    success: bool
-    report_path: Path
-    dagster_run_id: str | None = None
-    failed_steps: list[str] = field(default_factory=list)
-    step_failures: list[StepFailure] = field(default_factory=list)
-    """The failed steps of ``failed_steps`` with their root causes."""
-    failed_gates: list[str] = field(default_factory=list)
-    failed_checks: list[str] = field(default_factory=list)
-    duration_ms: int | None = None
-    store_failures: list[str] = field(default_factory=list)
-    cancelled_by: str | None = None
-    """``SIGINT``, ``SIGTERM`` or ``the Dagster UI`` when the run was cancelled."""
-    cancel_signal: int | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """0 success; 128 + the signal's number when a signal cancelled it (130, 143); else 1."""
-        if self.cancel_signal is not None:
-            return 128 + self.cancel_signal
-        if self.cancelled_by is not None:
-            return 1
-        return 0 if self.success and not self.failed_gates and not self.store_failures else 1
-
-    def summary_lines(self) -> list[str]:
-        if self.cancelled_by is not None:  # one line: the run stopped because it was asked to
-            return [
-                f"run {self.run_id}: cancelled by {self.cancelled_by} after {self.duration_ms} ms; "
-                f"report: {self.report_path}"
-            ]
-        lines = [f"run {self.run_id}: {'completed' if self.success else 'failed'} in {self.duration_ms} ms"]
-        causes = {f.step: f.cause for f in self.step_failures}
-        lines += [
-            f"  failed step: {s}: {causes[s]}" if s in causes else f"  failed step: {s}"
-            for s in self.failed_steps
-        ]
-        lines += [f"  failed check: {c}" for c in self.failed_checks]
-        lines += [f"  failed gate: {g}" for g in self.failed_gates]
-        lines += [f"  diagnostics store failed: {f}" for f in self.store_failures]
-        return lines
-
-
 def instance_for(home: ProjectHome) -> dg.DagsterInstance:
     """The persistent Dagster instance under ``<home>/dagster``, as its ``dagster.yaml`` configures it.
 
@@ -265,10 +192,8 @@ def run_build(
     home = request.home.ensure()
     telemetry = telemetry or bootstrap_telemetry(telemetry_config or TelemetryConfig.resolve({}))
     use_telemetry(telemetry)
-    store = home.diagnostics_store()
-    sink = FanoutSink([store, OTelLogSink(telemetry.logger_provider)])
-    store_failures: list[str] = []
-    dagster = _DagsterRunWatch(run_id=run_id, home=home)
+    records = _RunRecords.open(home, telemetry)
+    dagster = DagsterRunWatch(run_id=run_id, home=home)
     with (
         watch_signals(on_cancel=dagster.mark_canceling, poll=dagster.poll) as cancel,
         build_lock(home, cancelled=cancel.is_set) as waited_s,
@@ -276,82 +201,89 @@ def run_build(
             "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
         ) as span,
     ):
-        _close_abandoned_runs(home, sink, store, store_failures)
+        _close_abandoned_runs(home, records)
         sweep_spill(home.root / SPILL_FOLDER)  # what killed or cancelled builds' sessions left
         trace_id = format(span.get_span_context().trace_id, "032x")
-        metadata = {**_run_metadata(request, trace_id, executor), "waited_for_lock_s": round(waited_s, 3)}
-        metadata["engine"] = effective_settings(request.engine())
-        run = start_run(label=request.spec.label, sink=sink, run_id=run_id, metadata=metadata)
-        write_marker(home, run_id=run_id, label=run.label, start_time_unix_ms=run.start_time_unix_ms)
-        emit(sink, _telemetry_config_event(run_id, telemetry, trace_id))
-        _flush(store, store_failures)
-        instance = instance_for(home)
-        dagster.instance = instance
+        run = _open_run(request, run_id, records, telemetry, trace_id, executor=executor, waited_s=waited_s)
+        dagster.instance = instance = instance_for(home)
         if cancel.is_set():  # signalled before the job started: do not start it
-            return _cancelled_before_job(request, run, sink, store, cancel)
-        if executor is Executor.MULTIPROCESS:
-            result: JobResult = _execute_multiprocess(request, run_id, instance, max_concurrent)
-        else:
-            result = _execute_in_process(request, run_id, instance, progress=progress)
-        # Cancelled if asked before the job ended and the job did not finish anyway; a later signal only
-        # shortens what is left (the record and the report).
-        stopped = cancel.reason if cancel.is_set() and not result.success else None
-        stopped_by_signal = cancel.signum if stopped else None
-        if stopped:
-            dagster.settle_cancelled(cancel)
+            return _cancelled_before_job(request, run, records, cancel)
+        result = _execute(
+            request, run_id, instance, executor, progress=progress, max_concurrent=max_concurrent
+        )
+        stopped = _cancelled_during_job(cancel, result, dagster)
         telemetry.force_flush()
         for event in _export_failure_events(run_id, telemetry, trace_id):
-            emit(sink, event)
-        step_failures = _step_failures(result)
-        failed_checks = _failed_checks(result)
-        run = finish_run(
-            run,
-            sink=sink,
-            status=RunStatus.CANCELLED
-            if stopped
-            else (RunStatus.COMPLETED if result.success else RunStatus.FAILED),
-            metadata={
-                "dagster_run_id": result.run_id,
-                "failed_checks": failed_checks,
-                **({"cancelled_by": stopped} if stopped else {}),
-            },
-            error=None if stopped else _run_error(step_failures, failed=not result.success),
-        )
-        _flush(store, store_failures)
-        if not store_failures:
-            clear_marker(home, run_id)  # the run's end is recorded; else the next build records it
+            emit(records.sink, event)
+        job = JobEnding.read(result)
+        run = _finish_run(run, records, job, stopped=stopped)
     report = write_run_report(home, run_id, label=request.spec.label)
     telemetry.force_flush()
-    reported = _report_materialized(result)
-    return BuildOutcome(
-        run_id=run_id,
-        dagster_run_id=result.run_id,
-        success=result.success,
-        report_path=report.path,
-        failed_steps=[f.step for f in step_failures]
-        + ([] if reported else [f"{REPORT_ASSET} (not run: upstream failed)"]),
-        step_failures=step_failures,
-        failed_gates=[g.name for g in report.gates if not g.passed],
-        failed_checks=failed_checks,
-        duration_ms=run.to_row().get("duration_ms"),
-        store_failures=store_failures,
-        cancelled_by=stopped,
-        cancel_signal=stopped_by_signal,
-    )
+    return _job_outcome(run, job, report, records.store_failures, stopped=stopped)
+
+
+@dataclass(slots=True, kw_only=True)
+class _RunRecords:
+    """Where a build records its run envelope (the durable store and the OpenTelemetry logs), and which
+    of the store's commits failed."""
+
+    home: ProjectHome
+    store: DeltaDiagnosticsStore
+    sink: FanoutSink
+    store_failures: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, home: ProjectHome, telemetry: Telemetry) -> _RunRecords:
+        store = home.diagnostics_store()
+        return cls(home=home, store=store, sink=FanoutSink([store, OTelLogSink(telemetry.logger_provider)]))
+
+    def flush(self) -> str | None:
+        """Commit the run's own records; a store that cannot commit fails the build's outcome, not the
+        build. Returns the failure (kept in ``store_failures`` too), ``None`` when committed."""
+        try:
+            self.store.flush()
+        except Exception as exc:  # noqa: BLE001 - reported in the outcome and on the other sinks by the steps
+            self.store_failures.append(exception_text(exc, limit=None))
+            return self.store_failures[-1]
+        return None
+
+    def close(self, run_id: str) -> None:
+        """Commit the run's end; forget its marker once every record of the build is committed (else the
+        next build records the run's end)."""
+        self.flush()
+        if not self.store_failures:
+            clear_marker(self.home, run_id)
+
+
+def _open_run(
+    request: BuildRequest,
+    run_id: str,
+    records: _RunRecords,
+    telemetry: Telemetry,
+    trace_id: str,
+    *,
+    executor: Executor,
+    waited_s: float,
+) -> DataFusionRun:
+    """Start the run envelope (with the build's settings and telemetry configuration) and its marker."""
+    metadata = {**_run_metadata(request, trace_id, executor), "waited_for_lock_s": round(waited_s, 3)}
+    metadata["engine"] = effective_settings(request.engine())
+    run = start_run(label=request.spec.label, sink=records.sink, run_id=run_id, metadata=metadata)
+    write_marker(request.home, run_id=run_id, label=run.label, start_time_unix_ms=run.start_time_unix_ms)
+    emit(records.sink, _telemetry_config_event(run_id, telemetry, trace_id))
+    records.flush()
+    return run
 
 
 def _cancelled_before_job(
-    request: BuildRequest,
-    run: DataFusionRun,
-    sink: FanoutSink,
-    store: DeltaDiagnosticsStore,
-    cancel: CancelScope,
+    request: BuildRequest, run: DataFusionRun, records: _RunRecords, cancel: CancelScope
 ) -> BuildOutcome:
     """The outcome of a build cancelled after its run was opened but before its job started."""
-    run = finish_run(run, sink=sink, status=RunStatus.CANCELLED, metadata={"cancelled_by": cancel.reason})
-    failures: list[str] = []
-    _flush(store, failures)
-    if not failures:
+    run = finish_run(
+        run, sink=records.sink, status=RunStatus.CANCELLED, metadata={"cancelled_by": cancel.reason}
+    )
+    failure = records.flush()
+    if failure is None:
         clear_marker(request.home, run.run_id)
     report = write_run_report(request.home, run.run_id, label=request.spec.label)
     return BuildOutcome(
@@ -359,84 +291,74 @@ def _cancelled_before_job(
         success=False,
         report_path=report.path,
         duration_ms=run.duration_ms,
-        store_failures=failures,
+        store_failures=[] if failure is None else [failure],
         cancelled_by=cancel.reason,
         cancel_signal=cancel.signum,
     )
 
 
-@dataclass(slots=True, kw_only=True)
-class _DagsterRunWatch:
-    """The Dagster side of cancelling a build: Terminate in the UI, and the run's status in the instance.
-
-    Terminate on a run that ``codeanatomy build`` executes marks it CANCELING (the default run launcher
-    has no process of its own to stop); :meth:`cancel_requested` sees that. On a signal,
-    :meth:`mark_canceling` marks the run CANCELING at once, so that Dagster ends it as CANCELED when the
-    interrupt unwinds the job; :meth:`settle_cancelled` makes sure it did (the job may have finished
-    first).
-    """
-
-    run_id: str
-    home: ProjectHome
-    instance: dg.DagsterInstance | None = None
-    touched: float = 0.0
-
-    def poll(self) -> str | None:
-        """Who cancelled the run elsewhere, if anyone; touches the run's marker each second."""
-        if time.monotonic() - self.touched >= HEARTBEAT_S:
-            touch_marker(self.home, self.run_id)
-            self.touched = time.monotonic()
-        return self.cancel_requested()
-
-    def _run(self) -> dg.DagsterRun | None:
-        if self.instance is None:
-            return None
-        run = self.instance.get_run_by_id(self.run_id)
-        if run is None:  # the multiprocess executor's run carries our run id as a tag
-            found = self.instance.get_runs(filters=dg.RunsFilter(tags={RUN_ID_TAG: self.run_id}), limit=1)
-            run = found[0] if found else None
-        return run
-
-    def cancel_requested(self) -> str | None:
-        run = self._run()
-        canceling = (dg.DagsterRunStatus.CANCELING, dg.DagsterRunStatus.CANCELED)
-        return "the Dagster UI" if run is not None and run.status in canceling else None
-
-    def mark_canceling(self) -> None:
-        run = self._run()
-        if self.instance is None or run is None or run.is_finished:
-            return
-        if run.status is not dg.DagsterRunStatus.CANCELING:
-            self.instance.report_run_canceling(run, message=f"codeanatomy build: {CANCEL.reason}")
-
-    def settle_cancelled(self, cancel: CancelScope) -> None:
-        run = self._run()
-        if self.instance is not None and run is not None and run.status is not dg.DagsterRunStatus.CANCELED:
-            self.instance.report_run_canceled(run, message=f"codeanatomy build cancelled by {cancel.reason}")
+def _cancelled_during_job(
+    cancel: CancelScope, result: JobResult, dagster: DagsterRunWatch
+) -> CancelScope | None:
+    """``cancel`` when it stopped the job: asked before the job ended, and the job did not finish anyway
+    (a later request only shortens what is left: the record and the report)."""
+    if not cancel.is_set() or result.success:
+        return None
+    dagster.settle_cancelled(cancel)
+    return cancel
 
 
-def _flush(store: DeltaDiagnosticsStore, failures: list[str]) -> None:
-    """Commit the run's own records; a store that cannot commit fails the build's outcome, not the build."""
-    try:
-        store.flush()
-    except Exception as exc:  # noqa: BLE001 - reported in the outcome and on the other sinks by the steps
-        failures.append(f"{type(exc).__name__}: {exc}")
+def _finish_run(
+    run: DataFusionRun, records: _RunRecords, job: JobEnding, *, stopped: CancelScope | None
+) -> DataFusionRun:
+    """Record the run's end: cancelled, completed, or failed with its failed steps' root causes."""
+    metadata: dict[str, Any] = {"dagster_run_id": job.dagster_run_id, "failed_checks": job.failed_checks}
+    if stopped is not None:
+        metadata["cancelled_by"] = stopped.reason
+        status, error = RunStatus.CANCELLED, None
+    else:
+        status, error = (RunStatus.COMPLETED if job.success else RunStatus.FAILED), job.run_error()
+    run = finish_run(run, sink=records.sink, status=status, metadata=metadata, error=error)
+    records.close(run.run_id)
+    return run
 
 
-def _close_abandoned_runs(
-    home: ProjectHome, sink: FanoutSink, store: DeltaDiagnosticsStore, failures: list[str]
-) -> None:
+def _job_outcome(
+    run: DataFusionRun,
+    job: JobEnding,
+    report: RenderedReport,
+    store_failures: list[str],
+    *,
+    stopped: CancelScope | None,
+) -> BuildOutcome:
+    return BuildOutcome(
+        run_id=run.run_id,
+        dagster_run_id=job.dagster_run_id,
+        success=job.success,
+        report_path=report.path,
+        failed_steps=job.failed_steps,
+        step_failures=job.step_failures,
+        failed_gates=[g.name for g in report.gates if not g.passed],
+        failed_checks=job.failed_checks,
+        duration_ms=run.duration_ms,
+        store_failures=store_failures,
+        cancelled_by=stopped.reason if stopped is not None else None,
+        cancel_signal=stopped.signum if stopped is not None else None,
+    )
+
+
+def _close_abandoned_runs(home: ProjectHome, records: _RunRecords) -> None:
     """Record runs whose process died (SIGKILL) as failed, in the store and in the Dagster instance."""
-    abandoned = record_abandoned_runs(home, sink)
+    abandoned = record_abandoned_runs(home, records.sink)
     if not abandoned:
         return
-    _flush(store, failures)
+    records.flush()
     instance = instance_for(home)
     for marker in abandoned:
         dagster_run = instance.get_run_by_id(marker.run_id)
         if dagster_run is not None and not dagster_run.is_finished:
             instance.report_run_failed(dagster_run)
-        if not failures:
+        if not records.store_failures:
             clear_marker(home, marker.run_id)
 
 
@@ -456,6 +378,20 @@ def _export_failure_events(run_id: str, telemetry: Telemetry, trace_id: str) -> 
         for signal, count in sorted(telemetry.exports.failed.items())
         if count
     ]
+
+
+def _execute(
+    request: BuildRequest,
+    run_id: str,
+    instance: dg.DagsterInstance,
+    executor: Executor,
+    *,
+    progress: bool,
+    max_concurrent: int | None,
+) -> JobResult:
+    if executor is Executor.MULTIPROCESS:
+        return _execute_multiprocess(request, run_id, instance, max_concurrent)
+    return _execute_in_process(request, run_id, instance, progress=progress)
 
 
 def _execute_in_process(
@@ -478,22 +414,25 @@ def _execute_multiprocess(
     job = dg.build_reconstructable_job(
         __name__, reconstruct_build_job.__name__, reconstructable_kwargs=request.job_kwargs()
     )
-    # Forked from a server that imported this module: the imports are paid once, not per step (spawn):
-    # the fixture build took 18 s instead of 53 s.
-    multiprocess: dict[str, Any] = {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
-    if max_concurrent is not None:
-        multiprocess["max_concurrent"] = max_concurrent
-    run_config = {**_QUIET_LOGS, "execution": {"config": {"multiprocess": multiprocess}}}
     with (
         quiet_sqlite_commits(request.home.dagster_home),
         dg.execute_job(
             job,
             instance=instance,
-            run_config=run_config,
+            run_config=_multiprocess_run_config(max_concurrent),
             tags={RUN_ID_TAG: run_id, LAUNCHED_BY_TAG: "codeanatomy"},
         ) as result,
     ):
         return result
+
+
+def _multiprocess_run_config(max_concurrent: int | None) -> dict[str, Any]:
+    # Forked from a server that imported this module: the imports are paid once, not per step (spawn):
+    # the fixture build took 18 s instead of 53 s.
+    multiprocess: dict[str, Any] = {"start_method": {"forkserver": {"preload_modules": [__name__]}}}
+    if max_concurrent is not None:
+        multiprocess["max_concurrent"] = max_concurrent
+    return {**_QUIET_LOGS, "execution": {"config": {"multiprocess": multiprocess}}}
 
 
 def _run_metadata(request: BuildRequest, trace_id: str, executor: Executor) -> dict[str, Any]:
@@ -520,97 +459,4 @@ def _telemetry_config_event(run_id: str, telemetry: Telemetry, trace_id: str) ->
         kind=EventKind.ARTIFACT,
         payload=telemetry.config.snapshot(),
         trace_id=trace_id,
-    )
-
-
-def _check_evaluations(result: JobResult) -> Iterator[tuple[dg.DagsterEvent, dg.AssetCheckEvaluation]]:
-    """Each asset check evaluation of the run, with its event (for the step key)."""
-    for event in result.all_events:
-        evaluation = event.event_specific_data
-        if isinstance(evaluation, dg.AssetCheckEvaluation):
-            yield event, evaluation
-
-
-def _failed_checks(result: JobResult) -> list[str]:
-    failed = []
-    for _event, evaluation in _check_evaluations(result):
-        if not evaluation.passed:
-            key = evaluation.asset_check_key
-            failed.append(f"{key.asset_key.to_user_string()}:{key.name} ({evaluation.severity.value})")
-    return sorted(failed)
-
-
-def _step_failures(result: JobResult) -> list[StepFailure]:
-    """Each failed step (sorted) with the root cause of its failure in one line."""
-    blocking = _failed_blocking_checks(result)
-    failures: dict[str, StepFailure] = {}
-    for event in result.all_events:
-        step = event.step_key or ""
-        if not event.is_step_failure or step in failures:
-            continue
-        info = event.step_failure_data.error
-        # Dagster wraps the asset's own error (DagsterExecutionStepExecutionError): report the user's.
-        # (cls_name is None for an error Dagster did not get from an exception.)
-        while info is not None and (info.cls_name or "").startswith("Dagster") and info.cause is not None:
-            info = info.cause
-        error_type = (info.cls_name if info is not None else None) or "StepFailure"
-        if error_type == _CHECK_FAILED and blocking.get(step):
-            cause = "; ".join(blocking[step])
-        else:
-            cause = _root_cause(info.message if info is not None else "", error_type)
-        failures[step] = StepFailure(step=step, error_type=error_type, cause=cause or "step failed")
-    return [failures[s] for s in sorted(failures)]
-
-
-def _failed_blocking_checks(result: JobResult) -> dict[str, list[str]]:
-    """Per step: ``"<explanation> (check <name>)"`` of each blocking ERROR check that failed there."""
-    found: dict[str, list[str]] = {}
-    for event, evaluation in _check_evaluations(result):
-        if evaluation.passed or not evaluation.blocking or evaluation.severity != dg.AssetCheckSeverity.ERROR:
-            continue
-        explanation = clean_error_text(evaluation.description or "failed")
-        found.setdefault(event.step_key or "", []).append(f"{explanation} (check {evaluation.check_name})")
-    return found
-
-
-def _root_cause(message: str, error_type: str) -> str:
-    """A step error's message as its root cause: one line, without the class name Dagster puts first, and
-    for a plan, without the repeated plan name; a SQL parser error reads as the parser's own message.
-
-    >>> _root_cause("x.PlanError: plan 'p' failed in phase logical: datafusion.sql_error: SQL error: "
-    ...             'ParserError("Expected: an expression, found: EOF")', "PlanError")
-    'SQL syntax error (phase logical): Expected: an expression, found: EOF'
-    """
-    text = clean_error_text(message)
-    head, sep, rest = text.partition(": ")
-    if sep and head.rsplit(".", 1)[-1] == error_type:
-        text = rest
-    plan = _PLAN_ERROR_RE.match(text)
-    if plan is None:
-        return text
-    rest = text[plan.end() :]
-    parser = _SQL_PARSER_RE.fullmatch(rest)
-    if parser is not None:
-        unescaped = parser["text"].replace('\\"', '"')  # the parser's text is printed Rust-escaped
-        return f"SQL syntax error (phase {plan['phase']}): {unescaped}"
-    return f"failed in phase {plan['phase']}: {rest}"
-
-
-def _run_error(failures: list[StepFailure], *, failed: bool) -> BaseException | None:
-    """The run's error: named after the first failed step's error class (``error.type``), its message
-    naming every failed step with its root cause."""
-    if not failed:
-        return None
-    if not failures:
-        return RuntimeError("the run failed before any step failed")
-    # Dagster keeps only the class name of a step's error: rebuild a class of that name, so the run
-    # envelope's error.type reads e.g. "PlanError" rather than a wrapper's name.
-    error_class = type(failures[0].error_type, (Exception,), {"__module__": "builtins"})
-    return error_class("; ".join(f"step {f.step}: {f.cause}" for f in failures))
-
-
-def _report_materialized(result: JobResult) -> bool:
-    return any(
-        e.is_step_materialization and e.asset_key and e.asset_key.to_user_string() == REPORT_ASSET
-        for e in result.all_events
     )

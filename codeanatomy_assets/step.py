@@ -87,10 +87,7 @@ def step_diagnostics(
     store = home.diagnostics_store()
     otel_sink = OTelLogSink(telemetry.logger_provider)
     fanout = fanout_with_failure_events([collector, store, otel_sink], run_id=run_id)
-    attributes = {attr.DAGSTER_RUN_ID: run_id, attr.RUN_ID: run_id, attr.ASSET_KEY: asset_key}
-    if step_key:
-        attributes[attr.STEP_KEY] = step_key
-    attributes.update(span_attributes or {})
+    attributes = _span_attributes(run_id, asset_key, step_key, span_attributes or {})
     with telemetry.tracer.start_as_current_span(f"asset {asset_key}", attributes=attributes) as span:
         step = StepDiagnostics(
             run_id=run_id,
@@ -105,6 +102,16 @@ def step_diagnostics(
         finally:
             _flush(step, store, otel_sink)
             step.sink_failures.extend(f"{type(s).__name__}: {exc}" for s, exc in fanout.failures)
+
+
+def _span_attributes(
+    run_id: str, asset_key: str, step_key: str | None, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The step span's attributes: the run, the asset, the Dagster step when known, and ``extra``."""
+    attributes: dict[str, Any] = {attr.DAGSTER_RUN_ID: run_id, attr.RUN_ID: run_id, attr.ASSET_KEY: asset_key}
+    if step_key:
+        attributes[attr.STEP_KEY] = step_key
+    return attributes | dict(extra)
 
 
 def _flush(step: StepDiagnostics, store: DeltaDiagnosticsStore, otel_sink: OTelLogSink) -> None:

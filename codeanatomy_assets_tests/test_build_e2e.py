@@ -18,11 +18,12 @@ from deltalake import DeltaTable
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from codeanatomy_assets.build_outcome import BuildOutcome
 from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
-from codeanatomy_assets.runner import BuildOutcome, BuildRequest, run_build
+from codeanatomy_assets.runner import BuildRequest, run_build
 from codeanatomy_assets_tests.cli import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sample_tree"

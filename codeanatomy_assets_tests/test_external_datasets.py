@@ -9,11 +9,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from codeanatomy_assets.build_outcome import BuildOutcome
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.runner import BuildOutcome, BuildRequest, instance_for, run_build
+from codeanatomy_assets.runner import BuildRequest, instance_for, run_build
 from codeanatomy_assets_tests.otlp_receiver import OtlpReceiver
 
 RUN = "00000000-0000-4000-8000-00000000e7e1"

@@ -13,11 +13,12 @@ import pytest
 from datafusion import SessionContext
 from deltalake import DeltaTable
 
+from codeanatomy_assets.build_outcome import BuildOutcome
 from codeanatomy_assets.defs.factory import EXTRACT_ASSET, REPORT_ASSET
 from codeanatomy_assets.defs.resources import RUN_ID_TAG
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.runner import BuildOutcome, BuildRequest, Executor, instance_for, run_build
+from codeanatomy_assets.runner import BuildRequest, Executor, instance_for, run_build
 
 pytestmark = pytest.mark.slow
 

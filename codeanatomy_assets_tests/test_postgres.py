@@ -13,9 +13,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from codeanatomy_assets.build_outcome import BuildOutcome
 from codeanatomy_assets.defs.factory import EXTRACT_ASSET, REPORT_ASSET
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.runner import BuildOutcome, BuildRequest, instance_for, run_build
+from codeanatomy_assets.runner import BuildRequest, instance_for, run_build
 from codeanatomy_assets_tests.servers import PostgresEndpoint, postgres
 
 pytestmark = pytest.mark.slow

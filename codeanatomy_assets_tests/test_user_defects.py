@@ -23,9 +23,10 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from codeanatomy_assets.delta_types import normalize_for_delta
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Severity
-from codeanatomy_assets.pipeline import normalize_for_delta, write_result
+from codeanatomy_assets.result_write import write_result
 from codeanatomy_assets_tests.cli import run_cli
 
 ODD_FOLDER = "covid data #1 ?%[x]*"

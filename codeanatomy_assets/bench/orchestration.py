@@ -32,10 +32,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from codeanatomy_assets.bench.harness import ratio, rounded
 from codeanatomy_assets.bench.sources import SourceSelection, count_files
+from codeanatomy_assets.build_outcome import BuildOutcome
 from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.runner import BuildOutcome, BuildRequest, Executor, instance_for, run_build
+from codeanatomy_assets.runner import BuildRequest, Executor, instance_for, run_build
 from codeanatomy_assets.spec import load_builtin_spec
 
 TRIVIAL_JOB: Final = "bench_trivial_chain"

@@ -8,9 +8,10 @@ SIGTERM).
 from __future__ import annotations
 
 import gc
+import os
 import sys
 
-from cyclopts import App
+from cyclopts import App, CycloptsError
 
 app = App(
     name="codeanatomy",
@@ -40,10 +41,6 @@ def main(argv: list[str] | None = None) -> None:
     A parse or validation error is recorded (``cli_parse_error_v1``, with the telemetry configuration
     resolved by the ``App.config`` hook) before the usual cyclopts message and exit code 2.
     """
-    import os
-
-    from cyclopts import CycloptsError
-
     from codeanatomy_assets.cli.telemetry import CliInvocation, record_parse_error
 
     tokens = sys.argv[1:] if argv is None else argv

@@ -7,43 +7,51 @@ import os
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from cyclopts import Parameter
 
 from codeanatomy_assets.cli.telemetry import TelemetryOptions, resolve_cli_telemetry
 
+if TYPE_CHECKING:
+    from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
+
+
+SourceOption = Annotated[Path | None, Parameter(help="Python source tree to analyse (default: the stdlib).")]
+ConfigOption = Annotated[Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")]
+HomeOption = Annotated[
+    Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
+]
+LakeOption = Annotated[
+    str | None,
+    Parameter(
+        help="Lake for datasets and the diagnostics store, e.g. s3://bucket/prefix (default: "
+        "$CODEANATOMY_LAKE_URI or HOME/lake). Credentials: AWS_* or $CODEANATOMY_LAKE_STORAGE_OPTIONS."
+    ),
+]
+ExecutorOption = Annotated[
+    Literal["in_process", "multiprocess"],
+    Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
+]
+CaptureOption = Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")]
+MemoryLimitOption = Annotated[
+    str | None,
+    Parameter(
+        help="Memory one plan may hold, e.g. 2GB, 512MiB or 70% (default: the spec's [engine] "
+        "memory_limit, else half the machine's memory). DataFusion spills to HOME/spill beyond it."
+    ),
+]
+
 
 def build(
     *,
-    source: Annotated[
-        Path | None, Parameter(help="Python source tree to analyse (default: the stdlib).")
-    ] = None,
-    config: Annotated[
-        Path | None, Parameter(help="Pipeline spec (TOML); replaces the built-in spec.")
-    ] = None,
-    home: Annotated[
-        Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
-    ] = None,
-    lake: Annotated[
-        str | None,
-        Parameter(
-            help="Lake for datasets and the diagnostics store, e.g. s3://bucket/prefix (default: "
-            "$CODEANATOMY_LAKE_URI or HOME/lake). Credentials: AWS_* or $CODEANATOMY_LAKE_STORAGE_OPTIONS."
-        ),
-    ] = None,
-    executor: Annotated[
-        Literal["in_process", "multiprocess"],
-        Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
-    ] = "in_process",
-    capture: Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")] = True,
-    memory_limit: Annotated[
-        str | None,
-        Parameter(
-            help="Memory one plan may hold, e.g. 2GB, 512MiB or 70% (default: the spec's [engine] "
-            "memory_limit, else half the machine's memory). DataFusion spills to HOME/spill beyond it."
-        ),
-    ] = None,
+    source: SourceOption = None,
+    config: ConfigOption = None,
+    home: HomeOption = None,
+    lake: LakeOption = None,
+    executor: ExecutorOption = "in_process",
+    capture: CaptureOption = True,
+    memory_limit: MemoryLimitOption = None,
     telemetry: TelemetryOptions | None = None,
 ) -> int:
     """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
@@ -65,15 +73,11 @@ def build(
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
-    flags = (telemetry or TelemetryOptions()).as_flags()
-    config_telemetry, problem = resolve_cli_telemetry(flags, dict(os.environ), config)
-    if problem:
-        print(f"codeanatomy build: warning: telemetry configuration: {problem}", file=sys.stderr)
     outcome = run_build(
         request,
         run_id=str(uuid.uuid4()),
         progress=sys.stderr.isatty(),
-        telemetry_config=config_telemetry,
+        telemetry_config=_telemetry_config(telemetry, config),
         executor=Executor(executor),
     )
     for line in outcome.summary_lines():
@@ -82,6 +86,16 @@ def build(
         return _exit_cancelled(outcome.exit_code)
     print(outcome.report_path)
     return outcome.exit_code
+
+
+def _telemetry_config(telemetry: TelemetryOptions | None, config: Path | None) -> TelemetryConfig:
+    """The build's telemetry configuration (flags > environment > config file); a problem reading it is
+    a warning, not an error."""
+    flags = (telemetry or TelemetryOptions()).as_flags()
+    resolved, problem = resolve_cli_telemetry(flags, dict(os.environ), config)
+    if problem:
+        print(f"codeanatomy build: warning: telemetry configuration: {problem}", file=sys.stderr)
+    return resolved
 
 
 def _exit_cancelled(code: int) -> int:

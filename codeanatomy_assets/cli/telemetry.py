@@ -14,9 +14,13 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cyclopts import Parameter
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+    from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 
 TELEMETRY_FLAGS: Final[Mapping[str, str]] = {
     "--otel-traces-exporter": "OTEL_TRACES_EXPORTER",
@@ -126,7 +130,7 @@ class CliInvocation:
 
 def resolve_cli_telemetry(
     flags: Mapping[str, str], env: Mapping[str, str], config: str | Path | None
-) -> tuple[Any, str | None]:
+) -> tuple[TelemetryConfig, str | None]:
     """The effective :class:`TelemetryConfig` (flags > env > config file) and a config-file problem."""
     from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 
@@ -140,12 +144,9 @@ def resolve_cli_telemetry(
 
 def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
     """Record ``cli_parse_error_v1`` in the home's store and the configured exporters; return the run id."""
-    from codeanatomy_assets.diagnostics.events import DiagnosticEvent
     from codeanatomy_assets.diagnostics.otel import OTelLogSink, bootstrap_telemetry
-    from codeanatomy_assets.diagnostics.redact import redact_mapping
     from codeanatomy_assets.diagnostics.runs import finish_run, start_run
     from codeanatomy_assets.diagnostics.sinks import FanoutSink, emit
-    from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
     from codeanatomy_assets.home import ProjectHome
 
     if not invocation.hook_ran:
@@ -162,30 +163,9 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
         on_error=lambda s, exc: failures.append(f"{type(s).__name__}: {exc}"),
     )
     run_id = str(uuid.uuid4())
-    token = getattr(error, "token", None)
-    offending = [str(getattr(token, "keyword", None) or getattr(token, "value", ""))] if token else []
     with telemetry.tracer.start_as_current_span("codeanatomy cli", attributes={"codeanatomy.run_id": run_id}):
         run = start_run(label="cli", sink=sink, run_id=run_id, metadata={"argv": _redacted_argv(invocation)})
-        emit(
-            sink,
-            DiagnosticEvent(
-                name="cli_parse_error_v1",
-                run_id=run_id,
-                severity=Severity.ERROR,
-                category=Category.CLI,
-                code=type(error).__name__,
-                message=str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
-                payload={
-                    "error.type": type(error).__name__,
-                    "command_chain": list(getattr(error, "command_chain", None) or invocation.commands),
-                    "offending_tokens": offending,
-                    "argv": _redacted_argv(invocation),
-                    "telemetry_config": config.snapshot(),
-                    "telemetry_config_problem": problem,
-                    "options": redact_mapping(invocation.options),
-                },
-            ),
-        )
+        emit(sink, _parse_error_event(invocation, error, run_id, config, problem))
         finish_run(run, sink=sink, error=error)
     try:
         store.flush()
@@ -196,6 +176,41 @@ def record_parse_error(invocation: CliInvocation, error: Exception) -> str:
     for failure in failures:
         print(f"codeanatomy: could not record the CLI error in {failure}")
     return run_id
+
+
+def _parse_error_event(
+    invocation: CliInvocation, error: Exception, run_id: str, config: TelemetryConfig, problem: str | None
+) -> DiagnosticEvent:
+    """The ``cli_parse_error_v1`` event of ``error``: what was mistyped, in which command, with the
+    telemetry configuration the CLI resolved anyway."""
+    from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+    from codeanatomy_assets.diagnostics.redact import redact_mapping
+    from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
+
+    text = str(error).strip()
+    return DiagnosticEvent(
+        name="cli_parse_error_v1",
+        run_id=run_id,
+        severity=Severity.ERROR,
+        category=Category.CLI,
+        code=type(error).__name__,
+        message=text.splitlines()[0] if text else type(error).__name__,
+        payload={
+            "error.type": type(error).__name__,
+            "command_chain": list(getattr(error, "command_chain", None) or invocation.commands),
+            "offending_tokens": _offending_tokens(error),
+            "argv": _redacted_argv(invocation),
+            "telemetry_config": config.snapshot(),
+            "telemetry_config_problem": problem,
+            "options": redact_mapping(invocation.options),
+        },
+    )
+
+
+def _offending_tokens(error: Exception) -> list[str]:
+    """The token cyclopts blames for ``error`` (its keyword, else its value), if any."""
+    token = getattr(error, "token", None)
+    return [str(getattr(token, "keyword", None) or getattr(token, "value", ""))] if token else []
 
 
 def _redacted_argv(invocation: CliInvocation) -> list[str]:

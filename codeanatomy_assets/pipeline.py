@@ -18,12 +18,15 @@ from datafusion import SessionContext
 from deltalake import DeltaTable
 
 from codeanatomy_assets.cancel import CANCEL
+from codeanatomy_assets.delta.layout import TableLayout, read_table_layout
+from codeanatomy_assets.delta.layout.events import layout_events
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import open_snapshot, quote_ident
 from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
 from codeanatomy_assets.delta.registration_errors import redact
 from codeanatomy_assets.delta.registration_records import Registration
 from codeanatomy_assets.delta.storage import is_object_store_uri
+from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
 from codeanatomy_assets.engine.options import CompileOptions
@@ -68,6 +71,7 @@ class DatasetOutcome:
     uri: str
     row_count: int | None
     schema: pa.Schema | None
+    layout: TableLayout | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,7 +132,27 @@ def run_dataset(
         remember_decision(step.run_id, registration.registered)
         row_count, schema = _count_and_schema(ctx, name)
     _emit_dataset_summary(step, name, uri, options, registered=registration.registered, rows=row_count)
-    return DatasetOutcome(registration=registration, uri=uri, row_count=row_count, schema=schema)
+    layout = _record_layout(spec, step, name, uri, options, registration)
+    return DatasetOutcome(
+        registration=registration, uri=uri, row_count=row_count, schema=schema, layout=layout
+    )
+
+
+def _record_layout(  # noqa: PLR0917 - the dataset step's nouns, passed through once
+    spec: PipelineSpec,
+    step: StepDiagnostics,
+    name: str,
+    uri: str,
+    options: Mapping[str, str],
+    registration: Registration,
+) -> TableLayout:
+    """Read the dataset's layout (from the log health registration read) and record its events."""
+    layout = read_table_layout(uri, options, health=registration.health, thresholds=spec.layout_thresholds)
+    for event in layout_events(run_id=step.run_id, dataset=name, uri=uri, layout=layout):
+        emit(
+            step.sink, replace(event, asset_key=step.asset_key, trace_id=step.trace_id, span_id=step.span_id)
+        )
+    return layout
 
 
 def _emit_dataset_summary(

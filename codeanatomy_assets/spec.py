@@ -18,6 +18,9 @@ user's ``codeanatomy.toml`` (or ``--config FILE``) replaces it. Example::
     sql_file = "sql/top_days.sql"   # relative to the spec file
     timeout_s = 600                 # optional: stop the plan (an error) when it runs longer
 
+    [maintenance]                   # optional: treat the pipeline's own outputs (spec_maintenance.py)
+    small_file_mb = 8
+
     [engine]                        # optional: DataFusion sessions (engine/session.py)
     memory_limit = "4GB"            # bytes one plan may hold (2GB, 512MiB, 70%); default: half the memory
     target_partitions = 4
@@ -44,8 +47,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
+from codeanatomy_assets.delta.layout import LayoutThresholds
 from codeanatomy_assets.engine.session import EngineSettings, parse_size, validate_options
 from codeanatomy_assets.errors import ConfigError
+from codeanatomy_assets.spec_maintenance import MaintenanceSpec, parse_maintenance
 from codeanatomy_assets.spec_names import check_name
 from codeanatomy_assets.spec_sql import quoted_near_misses, sql_references
 
@@ -54,7 +59,9 @@ BUILTIN_SPEC_NAME: Final = "builtin:codeanatomy"
 STDLIB_SOURCE: Final = "stdlib"
 
 _URI_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://|file:)")
-_TOP_KEYS: Final = frozenset({"extract", "datasets", "plans", "pipeline", "telemetry", "engine"})
+_TOP_KEYS: Final = frozenset(
+    {"extract", "datasets", "plans", "pipeline", "telemetry", "engine", "maintenance"}
+)
 _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
 _PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs", "timeout_s"})
@@ -125,6 +132,13 @@ class PipelineSpec:
     plans: tuple[PlanSpec, ...] = ()
     engine: EngineSettings = field(default_factory=EngineSettings)
     """The ``[engine]`` table (no ``spill_dir``: a build spills under its home)."""
+    maintenance: MaintenanceSpec | None = None
+    """The ``[maintenance]`` table (``spec_maintenance.py``); ``None``: no maintenance job or sensor."""
+
+    @property
+    def layout_thresholds(self) -> LayoutThresholds:
+        """The thresholds of the datasets' layout check: ``[maintenance]``'s, else the defaults."""
+        return self.maintenance.thresholds if self.maintenance is not None else LayoutThresholds()
 
     def dataset(self, name: str) -> DatasetSpec:
         return next(d for d in self.datasets if d.name == name)
@@ -189,6 +203,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
         datasets=tuple(datasets),
         plans=plans,
         engine=_parse_engine(doc, source),
+        maintenance=parse_maintenance(doc, source),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -51,3 +52,27 @@ def test_pyright_reports_no_error() -> None:
     assert not shown, f"{len(shown)} pyright error(s):\n" + "\n".join(shown[:60])
     package_files = len(list((REPO / "codeanatomy_assets").rglob("*.py")))
     assert report["summary"]["filesAnalyzed"] >= package_files, report["summary"]
+
+
+def _lengths() -> tuple[dict[str, int], list[tuple[int, str]]]:
+    """(lines per package module, (length, where) per function: def line to last line, docstring included)."""
+    modules: dict[str, int] = {}
+    functions: list[tuple[int, str]] = []
+    for path in sorted((REPO / "codeanatomy_assets").rglob("*.py")):
+        source = path.read_text()
+        where = str(path.relative_to(REPO))
+        modules[where] = len(source.splitlines())
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None:
+                functions.append((node.end_lineno - node.lineno + 1, f"{where}:{node.lineno} {node.name}"))
+    return modules, functions
+
+
+def test_modules_and_functions_stay_short() -> None:
+    """No module over 600 lines, no function over 60, and 90% of the functions at most 20 lines long."""
+    modules, functions = _lengths()
+    assert not {m: n for m, n in modules.items() if n > 600}
+    assert not [f for f in functions if f[0] > 60]
+    lengths = sorted(length for length, _ in functions)
+    p90 = lengths[int(0.9 * (len(lengths) - 1))]
+    assert p90 <= 20, f"p90 {p90}; longest: {sorted(functions, reverse=True)[:15]}"

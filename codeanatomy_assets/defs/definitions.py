@@ -4,6 +4,12 @@ import dagster as dg
 
 from codeanatomy_assets.defs.envelope import failed_run_sensor
 from codeanatomy_assets.defs.factory import build_assets
+from codeanatomy_assets.defs.maintenance import (
+    MAINTENANCE_GROUP,
+    MAINTENANCE_JOB,
+    maintenance_asset,
+    maintenance_sensor,
+)
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.spec import PipelineSpec
 
@@ -12,9 +18,11 @@ SCHEDULE_NAME = "codeanatomy_rebuild"
 
 
 def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None = None) -> dg.Definitions:
-    """Definitions for ``spec``: every asset, the ``codeanatomy_build`` job, its (stopped) schedule, and
-    the sensor that writes the report of a failed run launched from the UI."""
-    job = dg.define_asset_job(JOB_NAME, selection=dg.AssetSelection.all())
+    """Definitions for ``spec``: every asset, the ``codeanatomy_build`` job, its (stopped) schedule, the
+    sensor that writes the report of a failed run launched from the UI, and, with ``[maintenance]``, the
+    maintenance asset, job and sensor (``defs/maintenance.py``)."""
+    build = dg.AssetSelection.all() - dg.AssetSelection.groups(MAINTENANCE_GROUP)
+    job = dg.define_asset_job(JOB_NAME, selection=build)
     schedule = dg.ScheduleDefinition(
         name=SCHEDULE_NAME,
         job=job,
@@ -22,10 +30,18 @@ def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None =
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Scheduled rebuild of the pipeline (stopped until you start it in the UI)",
     )
+    assets, jobs, sensors = build_assets(spec), [job], [failed_run_sensor(job, spec.label)]
+    if spec.maintenance is not None:
+        maintenance = dg.define_asset_job(
+            MAINTENANCE_JOB, selection=dg.AssetSelection.groups(MAINTENANCE_GROUP)
+        )
+        assets.append(maintenance_asset(spec))
+        jobs.append(maintenance)
+        sensors.append(maintenance_sensor(spec, maintenance))
     return dg.Definitions(
-        assets=build_assets(spec),
-        jobs=[job],
+        assets=assets,
+        jobs=jobs,
         schedules=[schedule],
-        sensors=[failed_run_sensor(job, spec.label)],
+        sensors=sensors,
         resources={"codeanatomy": resource or CodeAnatomyResource()},
     )

@@ -76,6 +76,11 @@ def _dataset_check_specs(name: str) -> list[dg.AssetCheckSpec]:
             description="ERROR (blocking): no plan runs on a table no provider reads correctly",
         ),
         dg.AssetCheckSpec("delta_log_checkpoint", asset=name, description="WARN: log health and checkpoints"),
+        dg.AssetCheckSpec(
+            "delta_layout_healthy",
+            asset=name,
+            description="WARN: small files, statistics, skew, vacuum debt, checkpoint lag (with the fix)",
+        ),
     ]
 
 
@@ -115,7 +120,7 @@ def _materialize_dataset(
     facts = translate.dataset_facts(step.collector, name)
     return dg.MaterializeResult(
         metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
-        check_results=translate.dataset_checks(facts, error),
+        check_results=translate.dataset_checks(facts, error, outcome.layout if outcome else None),
     )
 
 

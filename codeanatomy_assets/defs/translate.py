@@ -6,12 +6,13 @@ Dagster's standard metadata keys are used where they exist (``dagster/row_count`
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import dagster as dg
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from codeanatomy_assets.delta.layout import TableLayout
 from codeanatomy_assets.delta.provider import ProviderMode
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
@@ -178,7 +179,33 @@ def dataset_metadata(facts: DatasetFacts, outcome: Any) -> dict[str, Any]:
         meta["fallback_reason"] = str(mode.fallback_reason)
     if outcome is not None:
         meta.update(_registered_metadata(outcome))
+        meta.update(layout_metadata(outcome.layout))
     return meta
+
+
+LAYOUT_FIGURES: Final = (
+    "file_count",
+    "total_bytes",
+    "small_files",
+    "files_with_stats",
+    "partition_count",
+    "tombstones_present",
+    "files_with_deletion_vectors",
+    "commits_since_checkpoint",
+    "delta_log_bytes",
+)
+"""The layout figures a dataset materialization carries as numbers (Dagster plots them across runs)."""
+
+
+def layout_metadata(layout: TableLayout | None) -> dict[str, Any]:
+    """``layout/<figure>`` numbers and the layout's worst severity."""
+    if layout is None:
+        return {}
+    figures = {f"layout/{name}": getattr(layout, name) for name in LAYOUT_FIGURES}
+    return {
+        **{k: dg.MetadataValue.int(v) for k, v in figures.items() if v is not None},
+        "layout/severity": layout.severity.value,
+    }
 
 
 def _provider_metadata(mode: ProviderModeFact | None) -> dict[str, Any]:
@@ -211,8 +238,35 @@ def _registered_metadata(outcome: Any) -> dict[str, Any]:
     return meta
 
 
-def dataset_checks(facts: DatasetFacts, error: Exception | None = None) -> list[dg.AssetCheckResult]:
-    return [_provider_mode_check(facts), _protocol_check(facts, error), _log_checkpoint_check(facts)]
+def dataset_checks(
+    facts: DatasetFacts, error: Exception | None = None, layout: TableLayout | None = None
+) -> list[dg.AssetCheckResult]:
+    return [
+        _provider_mode_check(facts),
+        _protocol_check(facts, error),
+        _log_checkpoint_check(facts),
+        layout_check(layout),
+    ]
+
+
+def layout_check(layout: TableLayout | None) -> dg.AssetCheckResult:
+    """``delta_layout_healthy`` (WARN): no layout finding at warn or above; each one with its action."""
+    if layout is None:
+        return check(
+            "delta_layout_healthy",
+            passed=False,
+            severity=Severity.WARN,
+            explanation="layout not measured: the dataset was not registered",
+        )
+    problems = [f for f in layout.findings if f.severity.rank >= Severity.WARN.rank]
+    explanation = "; ".join(f"{f.code.value}: {f.message} -> {f.action}" for f in problems[:5])
+    return check(
+        "delta_layout_healthy",
+        passed=not problems,
+        severity=Severity.WARN,
+        explanation=explanation or "layout healthy",
+        metadata={"findings": dg.MetadataValue.json([f.to_row() for f in layout.findings])},
+    )
 
 
 def _provider_mode_check(facts: DatasetFacts) -> dg.AssetCheckResult:

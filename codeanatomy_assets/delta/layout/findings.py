@@ -166,16 +166,18 @@ def _deletion_vector_findings(layout: TableLayout, thresholds: LayoutThresholds)
     ]
 
 
-def _log_findings(layout: TableLayout) -> list[LayoutFinding]:
+def _log_findings(layout: TableLayout, thresholds: LayoutThresholds) -> list[LayoutFinding]:
     found: list[LayoutFinding] = []
-    if layout.commits_since_checkpoint > layout.checkpoint_interval:
+    limit = thresholds.checkpoint_lag_commits or layout.checkpoint_interval
+    if layout.commits_since_checkpoint > limit:
         found.append(
             finding(
                 LayoutFindingCode.CHECKPOINT_LAG,
                 Severity.WARN,
                 f"{layout.commits_since_checkpoint} commits "
                 f"({layout.json_bytes_since_checkpoint} bytes of JSON) "
-                f"are replayed on every open; the checkpoint interval is {layout.checkpoint_interval}",
+                f"are replayed on every open (threshold {limit}, "
+                f"checkpoint interval {layout.checkpoint_interval})",
                 "write a checkpoint (codeanatomy doctor URI --fix --apply, or deltalake create_checkpoint)",
                 Treatment.CHECKPOINT,
                 commits=layout.commits_since_checkpoint,
@@ -200,7 +202,7 @@ def all_findings(
 ) -> list[LayoutFinding]:
     """Every finding the figures of ``layout`` give (``problems``: what the replay could not read)."""
     found = [
-        *_log_findings(layout),
+        *_log_findings(layout, thresholds),
         *_file_findings(layout, thresholds, compactable),
         *_stats_findings(layout),
         *_partition_findings(layout, thresholds),

@@ -79,6 +79,9 @@ class LayoutThresholds:
     """``deletion_vectors`` warns when this share of the rows is deleted through deletion vectors."""
     tombstone_check_limit: int = 10_000
     """At most this many tombstoned paths are checked for presence on storage."""
+    checkpoint_lag_commits: int | None = None
+    """``checkpoint_lag`` warns past this many commits since the checkpoint (``None``: the table's
+    ``delta.checkpointInterval``, 100 when unset)."""
 
 
 @dataclass(frozen=True, slots=True)

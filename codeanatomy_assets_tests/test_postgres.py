@@ -108,7 +108,7 @@ def test_the_run_its_materializations_and_checks_read_back(pg_build: PostgresBui
         for r in evaluations
         if not r.event_log_entry.dagster_event.event_specific_data.passed
     }
-    assert len(evaluations) == 26
+    assert len(evaluations) == 30  # 26 before each of the four datasets gained delta_layout_healthy
     assert failed == {"all_files_parsed"}
 
 

@@ -125,20 +125,11 @@ def _tombstone_findings(layout: TableLayout) -> list[LayoutFinding]:
                 LayoutFindingCode.VACUUM_DEBT,
                 Severity.WARN,
                 f"{layout.tombstones_past_retention} removed file(s) past the "
-                f"{layout.deleted_file_retention_s / 3600:.0f} h retention are still on storage "
+                f"{layout.deleted_file_retention_s / 3600:g} h retention are still on storage "
                 f"({layout.tombstones_present_bytes} bytes of removed files present in all)",
                 "vacuum the table (codeanatomy doctor URI --fix --apply, or deltalake vacuum)",
                 Treatment.VACUUM,
                 files=layout.tombstones_past_retention,
-            )
-        ]
-    if layout.tombstones_present:
-        return [
-            finding(
-                LayoutFindingCode.TOMBSTONES_WITHIN_RETENTION,
-                Severity.INFO,
-                f"{layout.tombstones_present} removed file(s) are still on storage, within the retention",
-                "nothing to do yet: vacuum can remove them once the retention has passed",
             )
         ]
     return []

@@ -47,7 +47,6 @@ class LayoutFindingCode(StrEnum):
     COLUMNS_WITHOUT_STATS = "columns_without_stats"
     PARTITION_SKEW = "partition_skew"
     VACUUM_DEBT = "vacuum_debt"
-    TOMBSTONES_WITHIN_RETENTION = "tombstones_within_retention"
     DELETION_VECTORS = "deletion_vectors"
     EXPIRED_LOG_FILES = "expired_log_files"
     CRC_MISMATCH = "crc_mismatch"

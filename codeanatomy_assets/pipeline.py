@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, Final
+from typing import Any
 
 import pyarrow as pa
 from datafusion import SessionContext
@@ -26,6 +26,13 @@ from codeanatomy_assets.delta.registration import register_dataset, register_for
 from codeanatomy_assets.delta.registration_errors import redact
 from codeanatomy_assets.delta.registration_records import Registration
 from codeanatomy_assets.delta.storage import is_object_store_uri
+from codeanatomy_assets.diagnostics.event_names import (
+    DATAFUSION_PLAN_PHASE,
+    DATASET_SUMMARY,
+    PLAN_CANCELLED,
+    PLAN_LIMIT_EXCEEDED,
+    PLAN_OUTPUT,
+)
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
@@ -46,9 +53,6 @@ from codeanatomy_assets.provider_decisions import decided_provider_modes, rememb
 from codeanatomy_assets.result_write import write_result
 from codeanatomy_assets.spec import PipelineSpec, PlanSpec
 from codeanatomy_assets.step import StepDiagnostics
-
-PLAN_LIMIT_EVENT: Final = "plan_limit_exceeded_v1"
-PLAN_CANCELLED_EVENT: Final = "plan_cancelled_v1"
 
 
 def _session(engine: EngineSettings) -> AbstractContextManager[SessionContext]:
@@ -173,7 +177,7 @@ def _emit_dataset_summary(
         "provider_mode": registered.provider_mode.value,
     }
     step.emit(
-        name="dataset_summary_v1",
+        name=DATASET_SUMMARY,
         severity=Severity.INFO,
         category=Category.DATASET,
         dataset=name,
@@ -274,7 +278,7 @@ def run_plan(
     ran = _run_within_limits(spec, home, step, plan, options=options, engine=engine)
     written = _write_plan_result(home, step, name, ran.execution.table)
     payload = _output_payload(ran, written, engine)
-    _emit_plan_event(step, name, "plan_output_v1", Severity.INFO, payload=payload)
+    _emit_plan_event(step, name, PLAN_OUTPUT, Severity.INFO, payload=payload)
     return written.outcome(ran)
 
 
@@ -359,7 +363,7 @@ def _write_failed(step: StepDiagnostics, name: str, error: str, exc: Exception) 
     _emit_plan_event(
         step,
         name,
-        "datafusion_plan_phase_v1",
+        DATAFUSION_PLAN_PHASE,
         Severity.ERROR,
         code="write_failed",
         message=f"plan {name!r}: {error}",
@@ -407,7 +411,7 @@ def _limit_exceeded(
     _emit_plan_event(
         step,
         name,
-        PLAN_LIMIT_EVENT,
+        PLAN_LIMIT_EXCEEDED,
         Severity.ERROR,
         code=hit.code,
         message=hit.message,
@@ -450,7 +454,7 @@ def _record_cancelled(step: StepDiagnostics, name: str, interrupt: BaseException
     _emit_plan_event(
         step,
         name,
-        PLAN_CANCELLED_EVENT,
+        PLAN_CANCELLED,
         Severity.WARN,
         code="cancelled",
         message=f"plan {name} was cancelled ({reason}) after {seconds:.1f} s; nothing was written",

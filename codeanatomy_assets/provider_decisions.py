@@ -7,12 +7,11 @@ executor) reads the decisions back from the durable store (``dataset_provider_mo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.diagnostics.event_names import DATASET_PROVIDER_MODE
 from codeanatomy_assets.home import ProjectHome
-
-PROVIDER_MODE_EVENT: Final = "dataset_provider_mode_v1"
 
 _DECIDED: dict[str, dict[str, RegisteredTable]] = {}
 """The provider modes dataset steps of this process decided, for the latest run only."""
@@ -41,7 +40,7 @@ def recorded_provider_modes(home: ProjectHome, run_id: str) -> dict[str, Registe
     """The provider modes chosen by dataset steps of ``run_id``, from the store (latest per dataset)."""
     store = home.diagnostics_store()
     chosen: dict[str, RegisteredTable] = {}
-    for event in store.read_events(run_id, names=[PROVIDER_MODE_EVENT]):
+    for event in store.read_events(run_id, names=[DATASET_PROVIDER_MODE]):
         payload = event.payload
         if event.dataset is None or not payload.get("provider_mode"):
             continue

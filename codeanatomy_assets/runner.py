@@ -37,6 +37,7 @@ from codeanatomy_assets.dagster_run_watch import DagsterRunWatch
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
+from codeanatomy_assets.diagnostics.event_names import TELEMETRY_CONFIG, TELEMETRY_EXPORT_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
@@ -366,7 +367,7 @@ def _export_failure_events(run_id: str, telemetry: Telemetry, trace_id: str) -> 
     """One warn event per signal whose exporter failed batches in this run (e.g. the endpoint refused)."""
     return [
         DiagnosticEvent(
-            name="telemetry_export_failed_v1",
+            name=TELEMETRY_EXPORT_FAILED,
             run_id=run_id,
             severity=Severity.WARN,
             category=Category.TELEMETRY,
@@ -452,7 +453,7 @@ def _run_metadata(request: BuildRequest, trace_id: str, executor: Executor) -> d
 
 def _telemetry_config_event(run_id: str, telemetry: Telemetry, trace_id: str) -> DiagnosticEvent:
     return DiagnosticEvent(
-        name="telemetry_config_v1",
+        name=TELEMETRY_CONFIG,
         run_id=run_id,
         severity=Severity.INFO,
         category=Category.TELEMETRY,

@@ -17,10 +17,10 @@ from typing import Any
 from opentelemetry import trace
 
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import TELEMETRY_SINK_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry
 from codeanatomy_assets.diagnostics.sinks import (
-    SINK_FAILED_EVENT,
     DiagnosticsCollector,
     DiagnosticsSink,
     emit,
@@ -120,7 +120,7 @@ def _flush(step: StepDiagnostics, store: DeltaDiagnosticsStore, otel_sink: OTelL
         store.flush()
     except Exception as exc:  # noqa: BLE001 - the store failing is itself a diagnostic, never silent
         failure = step.event(
-            name=SINK_FAILED_EVENT,
+            name=TELEMETRY_SINK_FAILED,
             severity=Severity.WARN,
             category=Category.TELEMETRY,
             code="store_flush_failed",

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 
 from codeanatomy_assets import diagnostics
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import TELEMETRY_SINK_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.schemas import DIAGNOSTICS_EVENTS_V1
 from codeanatomy_assets.diagnostics.sinks import (
-    SINK_FAILED_EVENT,
     DiagnosticsCollector,
     DiagnosticsSink,
     FanoutSink,
@@ -149,7 +149,7 @@ def test_failing_sink_becomes_a_telemetry_warn_event_on_the_others() -> None:
     good = DiagnosticsCollector()
     fanout = fanout_with_failure_events([_Broken("store offline"), good, _Broken("otel down")], run_id="r1")
     emit(fanout, _event("a_v1"))
-    failures = [e for e in good.all_events() if e.name == SINK_FAILED_EVENT]
+    failures = [e for e in good.all_events() if e.name == TELEMETRY_SINK_FAILED]
     assert len(failures) == 2
     for event in failures:
         assert event.severity is Severity.WARN

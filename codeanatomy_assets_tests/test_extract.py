@@ -22,12 +22,14 @@ from hypothesis import strategies as st
 
 import codeanatomy_assets.extract as extract_api
 from codeanatomy_assets.bench.extraction import measure_extraction
+from codeanatomy_assets.diagnostics.event_names import (
+    EXTRACT_COMPLETED,
+    EXTRACT_DIR_UNREADABLE,
+    EXTRACT_FILE_FAILED,
+)
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.errors import SourceTreeError
 from codeanatomy_assets.extract import (
-    COMPLETED_EVENT,
-    DIR_UNREADABLE_EVENT,
-    FILE_FAILED_EVENT,
     SCHEMAS,
     LayoutPolicy,
     ParseStatus,
@@ -261,7 +263,7 @@ def test_every_failure_gets_a_status_an_error_and_an_event(troubled_tree: Path) 
     assert result.stats.failed_files == len(failed)
     assert result.stats.ok_files == 3
 
-    events = sink.events_snapshot()[FILE_FAILED_EVENT]
+    events = sink.events_snapshot()[EXTRACT_FILE_FAILED]
     assert sorted(json.loads(e["payload"])["path"] for e in events) == sorted(failed)
     for event in events:
         payload = json.loads(event["payload"])
@@ -280,7 +282,7 @@ def test_failures_in_a_pool_do_not_stop_it(troubled_tree: Path) -> None:
 def test_completed_event_carries_the_counts(sample: extract_api.ExtractResult) -> None:
     sink = DiagnosticsCollector()
     result = extract_tree(SAMPLE_TREE, run_id="run-events", sink=sink, workers=1)
-    (artifact,) = sink.artifacts_snapshot()[COMPLETED_EVENT]
+    (artifact,) = sink.artifacts_snapshot()[EXTRACT_COMPLETED]
     payload = json.loads(artifact["payload"])
     assert (artifact["severity"], artifact["category"], artifact["kind"]) == ("info", "extract", "artifact")
     assert payload["files"] == EXPECTED["files"]
@@ -289,7 +291,7 @@ def test_completed_event_carries_the_counts(sample: extract_api.ExtractResult) -
     assert payload["failures_by_status"] == {"decode_error": 1, "syntax_error": 1}
     assert payload["seconds"] >= 0
     assert payload["source"] == result.source
-    assert len(sink.events_snapshot()[FILE_FAILED_EVENT]) == EXPECTED["failed_files"]
+    assert len(sink.events_snapshot()[EXTRACT_FILE_FAILED]) == EXPECTED["failed_files"]
 
 
 def test_progress_bar_goes_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -394,7 +396,7 @@ def test_unreadable_root_and_subdirectory(tmp_path: Path, monkeypatch: pytest.Mo
     result = extract_tree(root, run_id="run-locked", sink=sink, workers=1)
     assert result.source_files.column("path").to_pylist() == ["ok.py"]
     assert result.stats.unreadable_dirs == 1
-    (event,) = sink.events_snapshot()[DIR_UNREADABLE_EVENT]
+    (event,) = sink.events_snapshot()[EXTRACT_DIR_UNREADABLE]
     assert event["code"] == "read_error"
     assert event["message"].startswith("locked/: PermissionError")
 

@@ -27,12 +27,12 @@ from codeanatomy_assets.bench.tpch import (
     register_native_tables,
 )
 from codeanatomy_assets.delta.provider import RegisteredTable
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_PLAN_PHASE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.table_rows import plan_artifact_row
 from codeanatomy_assets.engine import (
     CAPTURE_ERROR_TYPE,
-    PLAN_PHASE_EVENT,
     CompileOptions,
     PlanPhase,
     execute_plan,
@@ -67,7 +67,7 @@ def spans() -> Iterator[tuple[Tracer, InMemorySpanExporter]]:
 
 
 def _phase_rows(sink: DiagnosticsCollector) -> list[dict[str, Any]]:
-    return sink.events_snapshot().get(PLAN_PHASE_EVENT, [])
+    return sink.events_snapshot().get(DATAFUSION_PLAN_PHASE, [])
 
 
 # --- phases, hashes, spans -----------------------------------------------------------------------------
@@ -372,7 +372,7 @@ def test_off_records_only_phase_durations(session: tuple[SessionContext, dict[st
         (),
         {},
     )
-    assert set(sink.events_snapshot()) == {PLAN_PHASE_EVENT}
+    assert set(sink.events_snapshot()) == {DATAFUSION_PLAN_PHASE}
     assert len(_phase_rows(sink)) == 3
     assert sink.artifacts_snapshot() == {}
 

@@ -34,10 +34,14 @@ from codeanatomy_assets.delta.pruned import (
     open_snapshot,
 )
 from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
-from codeanatomy_assets.delta.registration_events import DATASET_PROVIDER_MODE, DELTA_PROTOCOL_COMPATIBILITY
 from codeanatomy_assets.delta.registration_records import Registration, RegistrationPolicy
+from codeanatomy_assets.diagnostics.event_names import (
+    DATASET_PROVIDER_MODE,
+    DELTA_PROTOCOL_COMPATIBILITY,
+    SCAN_UNIT_PRUNING,
+)
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
-from codeanatomy_assets.engine import SCAN_UNIT_EVENT, CompileOptions, PlanExecution, execute_plan
+from codeanatomy_assets.engine import CompileOptions, PlanExecution, execute_plan
 from codeanatomy_assets.engine.pruning import pruning_predicates
 from codeanatomy_assets.errors import DatasetError, PlanError, ProtocolIncompatibleError
 from codeanatomy_assets_tests.test_tpch import ONE_MONTH, tpch_dataset
@@ -108,7 +112,7 @@ def run(
     result = execute_plan(
         ctx, name=name, sql=sql, options=CompileOptions(run_id="r"), sink=sink, tables=tables
     )
-    return result, sink.artifacts_snapshot().get(SCAN_UNIT_EVENT, [])
+    return result, sink.artifacts_snapshot().get(SCAN_UNIT_PRUNING, [])
 
 
 def commit_lines(table: Path, version: int) -> list[dict[str, Any]]:

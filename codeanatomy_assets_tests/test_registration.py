@@ -22,15 +22,15 @@ from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import quote_ident
 from codeanatomy_assets.delta.registration import register_dataset, register_for_plan
 from codeanatomy_assets.delta.registration_errors import redact
-from codeanatomy_assets.delta.registration_events import (
+from codeanatomy_assets.delta.registration_events import DELTALAKE_DATAFUSION_MAJOR
+from codeanatomy_assets.delta.registration_records import Registration, RegistrationPolicy
+from codeanatomy_assets.diagnostics.event_names import (
     DATASET_PROVIDER_MODE,
     DATASET_PROVIDER_PROBE,
     DELTA_LOG_FINDING,
     DELTA_LOG_HEALTH,
     DELTA_PROTOCOL_COMPATIBILITY,
-    DELTALAKE_DATAFUSION_MAJOR,
 )
-from codeanatomy_assets.delta.registration_records import Registration, RegistrationPolicy
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity

@@ -8,13 +8,12 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_RUN_FINISHED, DATAFUSION_RUN_STARTED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.redact import REDACTED
 from codeanatomy_assets.diagnostics.runs import (
-    RUN_FINISHED_EVENT,
-    RUN_STARTED_EVENT,
     DataFusionRun,
     RunStatus,
     finish_run,
@@ -38,7 +37,7 @@ def test_start_records_a_run_lifecycle_artifact() -> None:
     int(run.run_id, 16)  # uuid4 hex
     assert run.status is RunStatus.RUNNING
     assert run.duration_ms is None
-    started = _only(sink, RUN_STARTED_EVENT)
+    started = _only(sink, DATAFUSION_RUN_STARTED)
     assert started.kind is EventKind.ARTIFACT
     assert started.category is Category.RUN_LIFECYCLE
     assert started.severity is Severity.INFO
@@ -61,7 +60,7 @@ def test_finish_returns_the_finished_envelope_and_records_it() -> None:
     assert finished.end_time_unix_ms is not None
     assert finished.end_time_unix_ms >= run.start_time_unix_ms
     assert finished.to_row()["duration_ms"] == finished.end_time_unix_ms - run.start_time_unix_ms
-    event = _only(sink, RUN_FINISHED_EVENT)
+    event = _only(sink, DATAFUSION_RUN_FINISHED)
     assert event.severity is Severity.INFO
     assert event.payload["metadata"] == {"a": 1, "b": 2}
     assert attr.ERROR_TYPE not in event.payload
@@ -74,7 +73,7 @@ def test_finish_with_an_error_is_a_failed_error_event() -> None:
     run = start_run(label="build", sink=sink)
     finished = finish_run(run, sink=sink, error=PlanError("division by zero", plan="p", phase="execute"))
     assert finished.status is RunStatus.FAILED
-    event = _only(sink, RUN_FINISHED_EVENT)
+    event = _only(sink, DATAFUSION_RUN_FINISHED)
     assert event.severity is Severity.ERROR
     assert event.payload["status"] == "failed"
     assert event.payload[attr.ERROR_TYPE] == "codeanatomy_assets.errors.PlanError"
@@ -86,14 +85,14 @@ def test_tracked_run_completes() -> None:
     sink = DiagnosticsCollector()
     with tracked_run(label="ok", sink=sink) as run:
         assert isinstance(run, DataFusionRun)
-    assert _only(sink, RUN_FINISHED_EVENT).payload["status"] == "completed"
+    assert _only(sink, DATAFUSION_RUN_FINISHED).payload["status"] == "completed"
 
 
 def test_tracked_run_failure_records_error_type_and_reraises() -> None:
     sink = DiagnosticsCollector()
     with pytest.raises(KeyError), tracked_run(label="bad", sink=sink) as run:
         raise KeyError("missing_table")
-    event = _only(sink, RUN_FINISHED_EVENT)
+    event = _only(sink, DATAFUSION_RUN_FINISHED)
     assert event.run_id == run.run_id
     assert event.payload["status"] == "failed"
     assert event.payload[attr.ERROR_TYPE] == "KeyError"  # builtins stay unqualified
@@ -105,7 +104,7 @@ def test_metadata_is_redacted_before_recording() -> None:
     sink = DiagnosticsCollector()
     with tracked_run(label="s3", sink=sink, metadata={"AWS_SECRET_ACCESS_KEY": "canary-1", "region": "x"}):
         pass
-    for name in (RUN_STARTED_EVENT, RUN_FINISHED_EVENT):
+    for name in (DATAFUSION_RUN_STARTED, DATAFUSION_RUN_FINISHED):
         assert _only(sink, name).payload["metadata"] == {"AWS_SECRET_ACCESS_KEY": REDACTED, "region": "x"}
     assert "canary-1" not in repr(sink.all_rows())
 
@@ -118,4 +117,6 @@ def test_run_events_carry_the_active_trace() -> None:
         pass
     telemetry.shutdown()
     expected = format(span.get_span_context().trace_id, "032x")
-    assert {_only(sink, name).trace_id for name in (RUN_STARTED_EVENT, RUN_FINISHED_EVENT)} == {expected}
+    assert {_only(sink, name).trace_id for name in (DATAFUSION_RUN_STARTED, DATAFUSION_RUN_FINISHED)} == {
+        expected
+    }

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from codeanatomy_assets.bench.tpch import load_query, register_delta_tables, register_native_tables
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.diagnostics.event_names import SCAN_UNIT_PRUNING
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.engine import (
-    SCAN_UNIT_EVENT,
     CompileOptions,
     PlanExecution,
     ScanUnit,
@@ -59,7 +59,7 @@ def _run(
     result = execute_plan(
         ctx, name=name, sql=sql, options=CompileOptions(run_id="r-scan"), sink=sink, tables=tables
     )
-    return result, sink.artifacts_snapshot().get(SCAN_UNIT_EVENT, [])
+    return result, sink.artifacts_snapshot().get(SCAN_UNIT_PRUNING, [])
 
 
 def test_every_scan_has_a_unit_with_the_live_file_count(

@@ -15,8 +15,13 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from codeanatomy_assets.diagnostics.event_names import (
+    DATAFUSION_PLAN_ARTIFACTS,
+    DATAFUSION_RUN_FINISHED,
+    DATAFUSION_RUN_STARTED,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.runs import RUN_FINISHED_EVENT, RUN_STARTED_EVENT, tracked_run
+from codeanatomy_assets.diagnostics.runs import tracked_run
 from codeanatomy_assets.diagnostics.schemas import (
     DATAFUSION_PLAN_ARTIFACTS_TABLE,
     DATAFUSION_PLAN_ARTIFACTS_V1,
@@ -28,7 +33,6 @@ from codeanatomy_assets.diagnostics.schemas import (
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.store_tables import CHECKPOINT_INTERVAL
-from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.errors import DiagnosticsError
 
@@ -82,7 +86,7 @@ def _event(run_id: str, i: int = 0, name: str = "load_v1") -> DiagnosticEvent:
 
 def _plan_artifact(run_id: str, **payload: object) -> DiagnosticEvent:
     return DiagnosticEvent(
-        name=PLAN_ARTIFACTS_EVENT,
+        name=DATAFUSION_PLAN_ARTIFACTS,
         run_id=run_id,
         severity=Severity.INFO,
         category=Category.PLAN_PHASE,
@@ -125,12 +129,14 @@ def test_rows_are_routed_to_the_three_tables(store: DeltaDiagnosticsStore) -> No
     with store, tracked_run(label="build", sink=store, metadata={"token": "canary-9"}) as run:
         emit(store, _event(run.run_id), _plan_artifact(run.run_id, join_operators=["HashJoinExec"]))
     names = sorted(e.name for e in store.read_events(run.run_id))
-    assert names == sorted(["load_v1", PLAN_ARTIFACTS_EVENT, RUN_STARTED_EVENT, RUN_FINISHED_EVENT])
+    assert names == sorted(
+        ["load_v1", DATAFUSION_PLAN_ARTIFACTS, DATAFUSION_RUN_STARTED, DATAFUSION_RUN_FINISHED]
+    )
 
     (run_row,) = store.read_runs(run.run_id)
     assert run_row["status"] == "completed"
     assert run_row["label"] == "build"
-    assert run_row["event_name"] == RUN_FINISHED_EVENT
+    assert run_row["event_name"] == DATAFUSION_RUN_FINISHED
     assert run_row["duration_ms"] == run_row["end_time_unix_ms"] - run_row["start_time_unix_ms"]
     assert run_row["metadata"] == {"token": "***REDACTED***"}
     assert run_row["schema_version"] == 1
@@ -162,15 +168,17 @@ def test_failed_run_row_has_error_fields(store: DeltaDiagnosticsStore) -> None:
         ("load_v1", {"run_id": "r"}, "invalid diagnostics row"),
         ("load_v1", _event("r", name="other_v1").to_row(), "recorded under"),
         ("load_v1", ["not", "a", "mapping"], "mapping"),
-        (PLAN_ARTIFACTS_EVENT, _plan_artifact("r", partition_count="many").to_row(), "partition_count"),
-        (PLAN_ARTIFACTS_EVENT, _plan_artifact("r", substrait_roundtrip_ok="yes").to_row(), "boolean"),
-        (RUN_STARTED_EVENT, _event("r", name=RUN_STARTED_EVENT).to_row(), "status"),
+        (DATAFUSION_PLAN_ARTIFACTS, _plan_artifact("r", partition_count="many").to_row(), "partition_count"),
+        (DATAFUSION_PLAN_ARTIFACTS, _plan_artifact("r", substrait_roundtrip_ok="yes").to_row(), "boolean"),
+        (DATAFUSION_RUN_STARTED, _event("r", name=DATAFUSION_RUN_STARTED).to_row(), "status"),
     ],
 )
 def test_invalid_rows_are_rejected_when_recorded(
     store: DeltaDiagnosticsStore, name: str, row: object, match: str
 ) -> None:
-    good = {"load_v1": _event("r").to_row(), PLAN_ARTIFACTS_EVENT: _plan_artifact("r").to_row()}.get(name)
+    good = {"load_v1": _event("r").to_row(), DATAFUSION_PLAN_ARTIFACTS: _plan_artifact("r").to_row()}.get(
+        name
+    )
     with pytest.raises(ValueError, match=match):
         store.record_events(name, [good, row] if good else [row])  # type: ignore[list-item]
     assert store.pending_rows == 0  # the whole batch is refused
@@ -333,7 +341,7 @@ def test_tables_written_with_fewer_columns_gain_appended_ones(store: DeltaDiagno
         pass
     rows = {row["run_id"]: row for row in store.read_runs()}
     assert rows["old"]["event_name"] is None  # appended column reads as null in old files
-    assert rows[run.run_id]["event_name"] == RUN_FINISHED_EVENT
+    assert rows[run.run_id]["event_name"] == DATAFUSION_RUN_FINISHED
     assert DeltaTable(store.table_uri(DATAFUSION_RUNS_TABLE)).schema().fields[-1].name == "event_name"
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from codeanatomy_assets.bench.harness import timed
+from codeanatomy_assets.diagnostics.event_names import BENCH_EVENT
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.runs import tracked_run
 from codeanatomy_assets.diagnostics.schemas import DIAGNOSTICS_EVENTS_TABLE
@@ -38,7 +39,7 @@ def _fill(store: DeltaDiagnosticsStore, runs: int, events_per_run: int) -> list[
                 store,
                 *[
                     DiagnosticEvent(
-                        name="bench_event_v1",
+                        name=BENCH_EVENT,
                         run_id=run.run_id,
                         severity=Severity.INFO,
                         category=Category.EXTRACT,

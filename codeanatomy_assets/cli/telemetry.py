@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from cyclopts import Parameter
 
+from codeanatomy_assets.diagnostics.event_names import CLI_PARSE_ERROR
+
 if TYPE_CHECKING:
     from codeanatomy_assets.diagnostics.events import DiagnosticEvent
     from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
@@ -189,7 +191,7 @@ def _parse_error_event(
 
     text = str(error).strip()
     return DiagnosticEvent(
-        name="cli_parse_error_v1",
+        name=CLI_PARSE_ERROR,
         run_id=run_id,
         severity=Severity.ERROR,
         category=Category.CLI,

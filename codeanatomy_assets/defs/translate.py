@@ -14,18 +14,20 @@ import pyarrow.compute as pc
 
 from codeanatomy_assets.delta.layout import TableLayout
 from codeanatomy_assets.delta.provider import ProviderMode
+from codeanatomy_assets.diagnostics.event_names import (
+    DATAFUSION_PLAN_PHASE,
+    DATASET_PROVIDER_MODE,
+    DELTA_LOG_HEALTH,
+    SCAN_UNIT_PRUNING,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.extract.analysis import ParseStatus
 from codeanatomy_assets.report.facts import (
-    LOG_HEALTH_EVENT,
     PHASES,
-    PLAN_PHASE_EVENT,
-    PROVIDER_MODE_EVENT,
     PRUNING_LOST,
-    SCAN_UNIT_EVENT,
     LogHealthFact,
     PlanPhaseFact,
     ProviderModeFact,
@@ -151,8 +153,8 @@ def _step_events(
 
 def dataset_facts(collector: DiagnosticsCollector, name: str) -> DatasetFacts:
     """The registration facts recorded by this step for dataset ``name``."""
-    modes = _step_events(collector, PROVIDER_MODE_EVENT, dataset=name)
-    health = _step_events(collector, LOG_HEALTH_EVENT, dataset=name)
+    modes = _step_events(collector, DATASET_PROVIDER_MODE, dataset=name)
+    health = _step_events(collector, DELTA_LOG_HEALTH, dataset=name)
     recorded = [e for e in map(DiagnosticEvent.from_row, collector.all_rows()) if e.dataset == name]
     return DatasetFacts(
         mode=ProviderModeFact.from_event(modes[-1]) if modes else None,
@@ -358,8 +360,8 @@ def _memory_metadata(execution: Any) -> dict[str, Any]:
 
 
 def plan_checks(collector: DiagnosticsCollector, name: str) -> list[dg.AssetCheckResult]:
-    phases = [PlanPhaseFact.from_event(e) for e in _step_events(collector, PLAN_PHASE_EVENT, plan=name)]
-    lost = [e for e in _step_events(collector, SCAN_UNIT_EVENT, plan=name) if e.code == PRUNING_LOST]
+    phases = [PlanPhaseFact.from_event(e) for e in _step_events(collector, DATAFUSION_PLAN_PHASE, plan=name)]
+    lost = [e for e in _step_events(collector, SCAN_UNIT_PRUNING, plan=name) if e.code == PRUNING_LOST]
     return [_phases_check(phases), _pruning_check(lost)]
 
 

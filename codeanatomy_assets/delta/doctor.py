@@ -20,6 +20,7 @@ from codeanatomy_assets.delta.treatment import (
     maintenance_markdown,
 )
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_CATEGORY, DIAGNOSTIC_SEVERITY
+from codeanatomy_assets.diagnostics.event_names import DOCTOR_INTERNAL_ERROR
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import exception_attributes, exception_text
@@ -51,7 +52,6 @@ REPORT_KEYS: Final = (
 DIAGNOSTIC_KEYS: Final = ("name", DIAGNOSTIC_SEVERITY, DIAGNOSTIC_CATEGORY, "code", "message")
 """The keys of one entry of ``report["diagnostics"]``."""
 
-DOCTOR_INTERNAL_ERROR: Final = "doctor_internal_error_v1"
 _DATASET: Final = "doctor"
 
 

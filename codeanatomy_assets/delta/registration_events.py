@@ -16,18 +16,19 @@ import datafusion
 from codeanatomy_assets.delta.protocol import PROTOCOL_UNKNOWN
 from codeanatomy_assets.delta.provider import ProviderMode
 from codeanatomy_assets.diagnostics.attributes import ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE
+from codeanatomy_assets.diagnostics.event_names import (
+    DATASET_PROVIDER_MODE,
+    DATASET_PROVIDER_PROBE,
+    DELTA_LOG_FINDING,
+    DELTA_LOG_HEALTH,
+    DELTA_PROTOCOL_COMPATIBILITY,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
 if TYPE_CHECKING:
     from codeanatomy_assets.delta.health import LogFinding, LogHealth
     from codeanatomy_assets.delta.registration_records import ProbeResult, ProviderDecision
-
-DATASET_PROVIDER_MODE: Final = "dataset_provider_mode_v1"
-DELTA_LOG_HEALTH: Final = "delta_log_health_v1"
-DELTA_LOG_FINDING: Final = "delta_log_finding_v1"
-DELTA_PROTOCOL_COMPATIBILITY: Final = "delta_protocol_compatibility_v1"
-DATASET_PROVIDER_PROBE: Final = "dataset_provider_probe_v1"
 
 DELTALAKE_DATAFUSION_MAJOR: Final = 55
 """The datafusion major deltalake 1.6.6's FFI table provider was built against (registering it in a session
@@ -243,11 +244,6 @@ def _provider_mode_event(run_id: str, dataset: str, decision: ProviderDecision) 
 
 
 __all__ = [
-    "DATASET_PROVIDER_MODE",
-    "DATASET_PROVIDER_PROBE",
     "DELTALAKE_DATAFUSION_MAJOR",
-    "DELTA_LOG_FINDING",
-    "DELTA_LOG_HEALTH",
-    "DELTA_PROTOCOL_COMPATIBILITY",
     "build_events",
 ]

@@ -16,6 +16,7 @@ import pyarrow.fs as pafs
 
 from codeanatomy_assets.delta.storage import open_filesystem
 from codeanatomy_assets.diagnostics.attributes import DIAGNOSTIC_SEVERITY
+from codeanatomy_assets.diagnostics.event_names import DELTA_LAYOUT, DELTA_LOG_HEALTH
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 
 MAX_TABLES: Final = 10_000
@@ -50,7 +51,7 @@ def worst_severity(report: Mapping[str, Any]) -> Severity:
     return max(severities, key=lambda s: s.rank, default=Severity.INFO)
 
 
-_SUMMARY_EVENTS: Final = frozenset({"delta_log_health_v1", "delta_layout_v1"})
+_SUMMARY_EVENTS: Final = frozenset({DELTA_LOG_HEALTH, DELTA_LAYOUT})
 """Artifacts that summarize their findings: the summary names the finding itself."""
 
 

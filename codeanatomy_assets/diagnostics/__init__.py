@@ -36,8 +36,6 @@ if TYPE_CHECKING:
         redact_url,
     )
     from codeanatomy_assets.diagnostics.runs import (
-        RUN_FINISHED_EVENT,
-        RUN_STARTED_EVENT,
         DataFusionRun,
         RunStatus,
         finish_run,
@@ -54,7 +52,6 @@ if TYPE_CHECKING:
         TABLE_SCHEMAS,
     )
     from codeanatomy_assets.diagnostics.sinks import (
-        SINK_FAILED_EVENT,
         DiagnosticsCollector,
         DiagnosticsSink,
         FanoutSink,
@@ -62,7 +59,6 @@ if TYPE_CHECKING:
         fanout_with_failure_events,
     )
     from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
-    from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
     from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
 _MODULE_OF: Final = {
@@ -84,12 +80,8 @@ _MODULE_OF: Final = {
     "FanoutSink": "sinks",
     "OTelLogSink": "otel",
     "OtlpProtocol": "otel_config",
-    "PLAN_ARTIFACTS_EVENT": "table_rows",
     "REDACTED": "redact",
-    "RUN_FINISHED_EVENT": "runs",
-    "RUN_STARTED_EVENT": "runs",
     "RunStatus": "runs",
-    "SINK_FAILED_EVENT": "sinks",
     "SettingSource": "otel_config",
     "Severity": "taxonomy",
     "TABLE_SCHEMAS": "schemas",
@@ -118,11 +110,7 @@ __all__ = [
     "DIAGNOSTICS_EVENTS_TABLE",
     "DIAGNOSTICS_EVENTS_V1",
     "EVENT_SCHEMA_VERSION",
-    "PLAN_ARTIFACTS_EVENT",
     "REDACTED",
-    "RUN_FINISHED_EVENT",
-    "RUN_STARTED_EVENT",
-    "SINK_FAILED_EVENT",
     "TABLE_SCHEMAS",
     "Category",
     "DataFusionRun",

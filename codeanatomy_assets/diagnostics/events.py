@@ -4,8 +4,9 @@ Every diagnostic that this project produces is a :class:`DiagnosticEvent`. It ca
 severity and a category from the closed vocabularies in :mod:`codeanatomy_assets.diagnostics.taxonomy`,
 and its name carries a version suffix (``dataset_provider_mode_v1``).
 
+>>> from codeanatomy_assets.diagnostics.event_names import EXTRACT_FILE_FAILED
 >>> ev = DiagnosticEvent(
-...     name="extract_file_failed_v1", run_id="r1", severity=Severity.WARN,
+...     name=EXTRACT_FILE_FAILED, run_id="r1", severity=Severity.WARN,
 ...     category=Category.EXTRACT, payload={"path": "a.py"}, event_time_unix_ms=0)
 >>> DiagnosticEvent.from_row(ev.to_row()) == ev
 True

@@ -21,14 +21,13 @@ from enum import StrEnum
 from typing import Any, Final
 
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_RUN_FINISHED, DATAFUSION_RUN_STARTED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.otel import current_trace_ids
 from codeanatomy_assets.diagnostics.redact import redact_mapping
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 
-RUN_STARTED_EVENT: Final = "datafusion_run_started_v1"
-RUN_FINISHED_EVENT: Final = "datafusion_run_finished_v1"
 ERROR_MESSAGE_KEY: Final = "error_message"
 """Payload key of a failed run's error message (``error.type`` holds the exception type)."""
 
@@ -129,7 +128,9 @@ def start_run(
         start_time_unix_ms=start_time_unix_ms if start_time_unix_ms is not None else now_unix_ms(),
         metadata=redact_mapping(metadata or {}),
     )
-    _record(run, name=RUN_STARTED_EVENT, sink=sink, severity=Severity.INFO, message=f"run {label!r} started")
+    _record(
+        run, name=DATAFUSION_RUN_STARTED, sink=sink, severity=Severity.INFO, message=f"run {label!r} started"
+    )
     return run
 
 
@@ -162,7 +163,11 @@ def finish_run(
     )
     severity = _FINISHED_SEVERITY.get(final_status, Severity.INFO)
     _record(
-        finished, name=RUN_FINISHED_EVENT, sink=sink, severity=severity, message=_finished_message(finished)
+        finished,
+        name=DATAFUSION_RUN_FINISHED,
+        sink=sink,
+        severity=severity,
+        message=_finished_message(finished),
     )
     return finished
 

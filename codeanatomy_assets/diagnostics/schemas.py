@@ -28,9 +28,12 @@ from typing import Final
 
 import pyarrow as pa
 
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_PLAN_ARTIFACTS
+
 DIAGNOSTICS_EVENTS_TABLE: Final = "diagnostics_events_v1"
 DATAFUSION_RUNS_TABLE: Final = "datafusion_runs_v1"
-DATAFUSION_PLAN_ARTIFACTS_TABLE: Final = "datafusion_plan_artifacts_v1"
+DATAFUSION_PLAN_ARTIFACTS_TABLE: Final = DATAFUSION_PLAN_ARTIFACTS
+"""Named after the event whose rows it holds."""
 
 RUNS_SCHEMA_VERSION: Final = 1
 PLAN_ARTIFACTS_SCHEMA_VERSION: Final = 1

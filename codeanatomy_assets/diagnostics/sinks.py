@@ -10,9 +10,10 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import TELEMETRY_SINK_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.errors import exception_attributes, exception_text
@@ -109,10 +110,6 @@ class FanoutSink:
         self._each("record_artifact", name, payload)
 
 
-SINK_FAILED_EVENT: Final = "telemetry_sink_failed_v1"
-"""The event recorded on the working sinks when one sink of a fanout fails."""
-
-
 def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str) -> FanoutSink:
     """A :class:`FanoutSink` that turns a failing sink into a ``telemetry_sink_failed_v1`` warn event.
 
@@ -128,7 +125,7 @@ def fanout_with_failure_events(sinks: Iterable[DiagnosticsSink], *, run_id: str)
             if other is failed:
                 continue
             try:
-                other.record_events(SINK_FAILED_EVENT, [row])
+                other.record_events(TELEMETRY_SINK_FAILED, [row])
             except Exception as report_exc:  # noqa: BLE001 - recorded, not re-reported (see docstring)
                 fanout.failures.append((other, report_exc))
 
@@ -141,7 +138,7 @@ def sink_failed_event(failed: DiagnosticsSink, exc: BaseException, *, run_id: st
     payload ``sink``, ``error.type`` and the ``exception.*`` attributes)."""
     sink_name = type(failed).__qualname__
     return DiagnosticEvent(
-        name=SINK_FAILED_EVENT,
+        name=TELEMETRY_SINK_FAILED,
         run_id=run_id,
         severity=Severity.WARN,
         category=Category.TELEMETRY,

@@ -46,8 +46,9 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.transaction import AddAction, RemoveAction
 from pyarrow.fs import FileSystem
 
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_RUN_FINISHED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
-from codeanatomy_assets.diagnostics.runs import RUN_FINISHED_EVENT, RunStatus
+from codeanatomy_assets.diagnostics.runs import RunStatus
 from codeanatomy_assets.diagnostics.schemas import (
     DATAFUSION_PLAN_ARTIFACTS_TABLE,
     DATAFUSION_RUNS_TABLE,
@@ -360,5 +361,5 @@ def _latest_start_files(files: Sequence[FileStats]) -> list[str]:
 
 def _run_state_key(row: Mapping[str, Any]) -> tuple[int, int]:
     """Orders the rows of one run: any finished row after the started one, later finishes last."""
-    finished = int(row["event_name"] == RUN_FINISHED_EVENT or row["status"] != RunStatus.RUNNING.value)
+    finished = int(row["event_name"] == DATAFUSION_RUN_FINISHED or row["status"] != RunStatus.RUNNING.value)
     return finished, row["end_time_unix_ms"] or 0

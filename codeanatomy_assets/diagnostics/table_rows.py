@@ -18,11 +18,14 @@ from typing import Final
 import pyarrow as pa
 
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import (
+    DATAFUSION_PLAN_ARTIFACTS,
+    DATAFUSION_RUN_FINISHED,
+    DATAFUSION_RUN_STARTED,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.runs import (
     ERROR_MESSAGE_KEY,
-    RUN_FINISHED_EVENT,
-    RUN_STARTED_EVENT,
     RunStatus,
 )
 from codeanatomy_assets.diagnostics.schemas import (
@@ -34,10 +37,7 @@ from codeanatomy_assets.diagnostics.schemas import (
     TABLE_SCHEMAS,
 )
 
-PLAN_ARTIFACTS_EVENT: Final = "datafusion_plan_artifacts_v1"
-"""Rows of this name are routed to ``datafusion_plan_artifacts_v1``."""
-
-RUN_EVENTS: Final = frozenset({RUN_STARTED_EVENT, RUN_FINISHED_EVENT})
+RUN_EVENTS: Final = frozenset({DATAFUSION_RUN_STARTED, DATAFUSION_RUN_FINISHED})
 """Rows of these names are routed to ``datafusion_runs_v1``."""
 
 INT_RANGE: Final = range(-(2**63), 2**63)
@@ -50,7 +50,7 @@ def routed_rows(name: str, row: Mapping[str, object]) -> list[tuple[str, dict[st
     routed = [(DIAGNOSTICS_EVENTS_TABLE, event.to_row())]
     if name in RUN_EVENTS:
         routed.append((DATAFUSION_RUNS_TABLE, run_row(event)))
-    elif name == PLAN_ARTIFACTS_EVENT:
+    elif name == DATAFUSION_PLAN_ARTIFACTS:
         routed.append((DATAFUSION_PLAN_ARTIFACTS_TABLE, plan_artifact_row(event)))
     return routed
 

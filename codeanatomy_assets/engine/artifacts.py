@@ -19,9 +19,9 @@ from datafusion import substrait as df_substrait
 from datafusion import unparser as df_unparser
 from datafusion.plan import ExecutionPlan, LogicalPlan
 
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_PLAN_ARTIFACTS, PLAN_ARTIFACTS_HOOK_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.sinks import emit
-from codeanatomy_assets.diagnostics.table_rows import PLAN_ARTIFACTS_EVENT
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.engine.failures import error_summary, side_step_failed
 from codeanatomy_assets.engine.fingerprint import FINGERPRINT_VERSION
@@ -37,7 +37,6 @@ from codeanatomy_assets.errors import PlanError
 
 CAPTURE_ERROR_TYPE: Final = "plan_artifact_capture_unsupported"
 """``error_type`` of a plan artifact whose plan succeeded but one capture step could not be done."""
-PLAN_ARTIFACTS_HOOK_FAILED_EVENT: Final = "plan_artifacts_hook_failed_v1"
 
 _T = TypeVar("_T")
 
@@ -303,7 +302,7 @@ def send_artifacts(log: PhaseLog, payload: dict[str, Any]) -> None:
     emit(
         log.sink,
         DiagnosticEvent(
-            name=PLAN_ARTIFACTS_EVENT,
+            name=DATAFUSION_PLAN_ARTIFACTS,
             run_id=opts.run_id,
             severity=Severity.INFO,
             category=Category.PLAN_PHASE,
@@ -325,7 +324,7 @@ def _call_hook(log: PhaseLog, hook: Callable[[Mapping[str, Any]], None], payload
     except Exception as exc:  # noqa: BLE001 - the hook is user code: its failure is reported, the plan result stands
         failed = side_step_failed(
             exc,
-            name=PLAN_ARTIFACTS_HOOK_FAILED_EVENT,
+            name=PLAN_ARTIFACTS_HOOK_FAILED,
             step="plan_artifacts_hook",
             run_id=log.options.run_id,
             plan=log.plan,

@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from codeanatomy_assets.delta.provider import RegisteredTable
 from codeanatomy_assets.delta.pruned import FARM
 from codeanatomy_assets.diagnostics import attributes as attr
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_PLAN_PHASE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
@@ -29,7 +30,6 @@ from codeanatomy_assets.engine.fingerprint import plan_fingerprint
 from codeanatomy_assets.engine.options import CompileOptions
 from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
 
-PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"
 LINKS_ROOT: Final = "delta_pruned_parquet_links"
 """The name fingerprints give the folder of ``delta_pruned_parquet`` links (``<table:NAME>``)."""
 
@@ -202,7 +202,7 @@ class PhaseLog:
     def _event(self, record: PhaseRecord) -> DiagnosticEvent:
         failed = record.failed
         return DiagnosticEvent(
-            name=PLAN_PHASE_EVENT,
+            name=DATAFUSION_PLAN_PHASE,
             run_id=self.options.run_id,
             severity=Severity.ERROR if failed else Severity.INFO,
             category=Category.PLAN_PHASE,

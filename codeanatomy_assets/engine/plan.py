@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import pyarrow as pa
 from datafusion import SessionContext
@@ -41,6 +41,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from codeanatomy_assets.delta.provider import RegisteredTable
+from codeanatomy_assets.diagnostics.event_names import SCAN_UNIT_ANALYSIS_FAILED
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category
@@ -66,8 +67,6 @@ from codeanatomy_assets.engine.pruning import (
 from codeanatomy_assets.engine.scan import ScanUnit, collect_scan_units
 from codeanatomy_assets.engine.scan_metrics import FILE_METRICS
 from codeanatomy_assets.errors import PlanError
-
-SCAN_UNITS_FAILED_EVENT: Final = "scan_unit_analysis_failed_v1"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -168,7 +167,7 @@ class _PlanRun:
         trace_id, span_id = self.log.execute_ids
         return side_step_failed(
             exc,
-            name=SCAN_UNITS_FAILED_EVENT,
+            name=SCAN_UNIT_ANALYSIS_FAILED,
             step="scan unit analysis",
             run_id=self.options.run_id,
             plan=self.log.plan,

@@ -36,6 +36,7 @@ from typing import Any, Final
 from datafusion.plan import ExecutionPlan, LogicalPlan
 
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
+from codeanatomy_assets.diagnostics.event_names import SCAN_UNIT_PRUNING
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.engine.live_files import LiveFiles, open_live_files
@@ -50,7 +51,6 @@ from codeanatomy_assets.engine.pruning import TablePruning
 from codeanatomy_assets.engine.scan_attribution import attribute_scans, file_owners
 from codeanatomy_assets.engine.scan_metrics import PhysicalScan, merge_union_scans, physical_scans
 
-SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
 PRUNING_LOST: Final = "pruning_lost"
 PRUNING_PARTIAL: Final = "pruning_partial"
 
@@ -169,7 +169,7 @@ class ScanUnit:
         """The diagnostics record of this scan (``warn`` with a code when pruning was lost)."""
         code = PRUNING_LOST if self.pruning_lost else PRUNING_PARTIAL if self.pruning_partial else None
         return DiagnosticEvent(
-            name=SCAN_UNIT_EVENT,
+            name=SCAN_UNIT_PRUNING,
             run_id=run_id,
             severity=Severity.WARN if code else Severity.INFO,
             category=Category.SCAN_PRUNING,

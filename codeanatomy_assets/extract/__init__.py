@@ -18,9 +18,6 @@ if TYPE_CHECKING:
     from codeanatomy_assets.extract.analysis import ParseStatus
     from codeanatomy_assets.extract.layout import FileCounts, LayoutPolicy, file_counts, write_datasets
     from codeanatomy_assets.extract.runner import (
-        COMPLETED_EVENT,
-        DIR_UNREADABLE_EVENT,
-        FILE_FAILED_EVENT,
         ExtractResult,
         ExtractStats,
         extract_tree,
@@ -37,10 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CALLS_SCHEMA",
-    "COMPLETED_EVENT",
     "DATASET_NAMES",
-    "DIR_UNREADABLE_EVENT",
-    "FILE_FAILED_EVENT",
     "IMPORTS_SCHEMA",
     "SCHEMAS",
     "SOURCE_FILES_SCHEMA",
@@ -62,9 +56,6 @@ _HOMES: Final = {
     "LayoutPolicy": "layout",
     "file_counts": "layout",
     "write_datasets": "layout",
-    "COMPLETED_EVENT": "runner",
-    "DIR_UNREADABLE_EVENT": "runner",
-    "FILE_FAILED_EVENT": "runner",
     "ExtractResult": "runner",
     "ExtractStats": "runner",
     "extract_tree": "runner",

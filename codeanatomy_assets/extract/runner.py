@@ -35,6 +35,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tqdm import tqdm
 
+from codeanatomy_assets.diagnostics.event_names import (
+    EXTRACT_COMPLETED,
+    EXTRACT_DIR_UNREADABLE,
+    EXTRACT_FILE_FAILED,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
@@ -50,9 +55,6 @@ from codeanatomy_assets.extract.analysis import (
 from codeanatomy_assets.extract.tables import DATASET_NAMES, assemble, chunk_batches
 from codeanatomy_assets.extract.tree import DEFAULT_EXCLUDED_DIRS, SourceTree, discover
 
-FILE_FAILED_EVENT: Final = "extract_file_failed_v1"
-DIR_UNREADABLE_EVENT: Final = "extract_dir_unreadable_v1"
-COMPLETED_EVENT: Final = "extract_completed_v1"
 CHUNKS_PER_WORKER: Final = 16
 # Imported once by the fork server, so each worker starts with the (stdlib-only) worker code loaded.
 # Python 3.11 ignores "__main__" here (it never passes the main path), so each worker still re-imports
@@ -324,7 +326,7 @@ def _file_failed_events(result: ExtractResult) -> list[DiagnosticEvent]:
     failed = files.filter(pc.not_equal(files.column("parse_status"), pa.scalar(ParseStatus.OK.value)))
     return [
         DiagnosticEvent(
-            name=FILE_FAILED_EVENT,
+            name=EXTRACT_FILE_FAILED,
             run_id=result.run_id,
             severity=Severity.WARN,
             category=Category.EXTRACT,
@@ -346,7 +348,7 @@ def _dir_unreadable_events(run_id: str, tree: SourceTree) -> list[DiagnosticEven
     """One ``extract_dir_unreadable_v1`` warn per directory that could not be listed."""
     return [
         DiagnosticEvent(
-            name=DIR_UNREADABLE_EVENT,
+            name=EXTRACT_DIR_UNREADABLE,
             run_id=run_id,
             severity=Severity.WARN,
             category=Category.EXTRACT,
@@ -362,7 +364,7 @@ def _completed_event(result: ExtractResult) -> DiagnosticEvent:
     """The ``extract_completed_v1`` artifact: the counts and time of the extraction."""
     stats = result.stats
     return DiagnosticEvent(
-        name=COMPLETED_EVENT,
+        name=EXTRACT_COMPLETED,
         run_id=result.run_id,
         severity=Severity.INFO,
         category=Category.EXTRACT,

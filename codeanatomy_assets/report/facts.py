@@ -2,8 +2,8 @@
 
 Each record is read from one :class:`~codeanatomy_assets.diagnostics.events.DiagnosticEvent` by its
 ``from_event``; the payload keys of that event are named here only. ``to_row()`` is the record's row in the
-report (JSON-able). The event names are repeated here (not imported from the engine and registration
-modules) so reading a report does not load DataFusion.
+report (JSON-able). The event names are in :mod:`codeanatomy_assets.diagnostics.event_names`, which imports
+nothing heavy, so reading a report does not load DataFusion.
 """
 
 from __future__ import annotations
@@ -15,14 +15,6 @@ from typing import Any, Final
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 
-PROVIDER_MODE_EVENT: Final = "dataset_provider_mode_v1"
-LOG_HEALTH_EVENT: Final = "delta_log_health_v1"
-PROTOCOL_EVENT: Final = "delta_protocol_compatibility_v1"
-DATASET_SUMMARY_EVENT: Final = "dataset_summary_v1"
-PLAN_PHASE_EVENT: Final = "datafusion_plan_phase_v1"
-PLAN_OUTPUT_EVENT: Final = "plan_output_v1"
-SCAN_UNIT_EVENT: Final = "scan_unit_pruning_v1"
-TELEMETRY_EVENT: Final = "telemetry_config_v1"
 PHASES: Final = ("logical", "optimized", "physical", "execute")
 """The phases every plan records, in execution order."""
 PRUNING_LOST: Final = "pruning_lost"

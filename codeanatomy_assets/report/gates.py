@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from codeanatomy_assets.delta.provider import ProviderMode
+from codeanatomy_assets.diagnostics.event_names import DELTA_PROTOCOL_COMPATIBILITY
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
-from codeanatomy_assets.report.facts import PROTOCOL_EVENT
 
 FALLBACK_MODES: Final = frozenset(
     {ProviderMode.PYARROW_DATASET, ProviderMode.DELTA_SCAN_STREAM, ProviderMode.OTHER}
@@ -120,7 +120,9 @@ def _fallbacks_diagnosed_as_warn(modes: Sequence[Mapping[str, Any]], unreadable:
 
 def _protocol_incompatibilities_are_errors(events: Sequence[DiagnosticEvent]) -> GateResult:
     incompat = [
-        e for e in events if e.name == PROTOCOL_EVENT and e.payload.get("protocol_compatible") is False
+        e
+        for e in events
+        if e.name == DELTA_PROTOCOL_COMPATIBILITY and e.payload.get("protocol_compatible") is False
     ]
     not_error = [e.dataset for e in incompat if e.severity is not Severity.ERROR]
     return GateResult(

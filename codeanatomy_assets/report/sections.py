@@ -11,18 +11,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
+from codeanatomy_assets.diagnostics.event_names import (
+    DATAFUSION_PLAN_PHASE,
+    DATASET_PROVIDER_MODE,
+    DATASET_SUMMARY,
+    DELTA_LOG_HEALTH,
+    PLAN_OUTPUT,
+    SCAN_UNIT_PRUNING,
+    TELEMETRY_CONFIG,
+)
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.report.facts import (
-    DATASET_SUMMARY_EVENT,
-    LOG_HEALTH_EVENT,
     PHASES,
-    PLAN_OUTPUT_EVENT,
-    PLAN_PHASE_EVENT,
-    PROVIDER_MODE_EVENT,
-    SCAN_UNIT_EVENT,
-    TELEMETRY_EVENT,
     LogHealthFact,
     PlanPhaseFact,
     ProviderModeFact,
@@ -51,14 +53,14 @@ def collect_report(store: DeltaDiagnosticsStore, run_id: str) -> dict[str, Any]:
         by_name[event.name].append(event)
     return {
         "run": _run_section(store.read_runs(run_id), run_id, events),
-        "provider_modes": _per_dataset(by_name[PROVIDER_MODE_EVENT], ProviderModeFact),
-        "delta_log_health": _per_dataset(by_name[LOG_HEALTH_EVENT], LogHealthFact),
-        "datasets": _rows(by_name[DATASET_SUMMARY_EVENT], key="dataset"),
-        "plan_phases": _plan_phases(by_name[PLAN_PHASE_EVENT]),
-        "plans": _rows(by_name[PLAN_OUTPUT_EVENT], key="plan"),
-        "scan_units": _scan_units(by_name[SCAN_UNIT_EVENT]),
+        "provider_modes": _per_dataset(by_name[DATASET_PROVIDER_MODE], ProviderModeFact),
+        "delta_log_health": _per_dataset(by_name[DELTA_LOG_HEALTH], LogHealthFact),
+        "datasets": _rows(by_name[DATASET_SUMMARY], key="dataset"),
+        "plan_phases": _plan_phases(by_name[DATAFUSION_PLAN_PHASE]),
+        "plans": _rows(by_name[PLAN_OUTPUT], key="plan"),
+        "scan_units": _scan_units(by_name[SCAN_UNIT_PRUNING]),
         "diagnostics_by_category": _by_category(events),
-        "telemetry_config": _telemetry(by_name[TELEMETRY_EVENT]),
+        "telemetry_config": _telemetry(by_name[TELEMETRY_CONFIG]),
         "_events": events,
     }
 

@@ -20,14 +20,13 @@ from codeanatomy_assets.bench.engines.results import output_matches, result_path
 from codeanatomy_assets.bench.engines.table import Samples
 from codeanatomy_assets.bench.harness import failure, rounded
 from codeanatomy_assets.bench.tpch import load_query
+from codeanatomy_assets.diagnostics.event_names import DATAFUSION_PLAN_PHASE, PLAN_OUTPUT
 
 if TYPE_CHECKING:
     from codeanatomy_assets.diagnostics.events import DiagnosticEvent
     from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
     from codeanatomy_assets.home import ProjectHome
 
-PHASE_EVENT: Final = "datafusion_plan_phase_v1"
-OUTPUT_EVENT: Final = "plan_output_v1"
 BUILD_TIMEOUT_S: Final = 3600
 _DROPPED_ENV_PREFIXES: Final = ("CODEANATOMY_", "OTEL_")
 _RUN_LINE: Final = re.compile(r"^run (\S+): ")
@@ -129,9 +128,9 @@ def _plans_from_events(events: Iterable[DiagnosticEvent]) -> dict[str, dict[str,
             continue
         plan = plans.setdefault(event.plan, {"phases_ms": {}, "payloads": []})
         plan["payloads"].append(event.payload)
-        if event.name == PHASE_EVENT and event.payload.get("duration_ms") is not None:
+        if event.name == DATAFUSION_PLAN_PHASE and event.payload.get("duration_ms") is not None:
             plan["phases_ms"][event.payload["phase"]] = float(event.payload["duration_ms"])
-        elif event.name == OUTPUT_EVENT:
+        elif event.name == PLAN_OUTPUT:
             plan["rows"], plan["uri"] = event.payload.get("rows"), event.payload.get("uri")
     return plans
 

@@ -9,16 +9,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any
 
 from codeanatomy_assets.delta.layout.records import TableLayout
 from codeanatomy_assets.delta.maintenance import MaintenancePlan, StepOutcome
+from codeanatomy_assets.diagnostics.event_names import DELTA_LAYOUT, DELTA_LAYOUT_FINDING, DELTA_MAINTENANCE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
-
-DELTA_LAYOUT: Final = "delta_layout_v1"
-DELTA_LAYOUT_FINDING: Final = "delta_layout_finding_v1"
-DELTA_MAINTENANCE: Final = "delta_maintenance_v1"
 
 
 def layout_events(*, run_id: str, dataset: str, uri: str, layout: TableLayout) -> list[DiagnosticEvent]:

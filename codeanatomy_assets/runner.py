@@ -92,6 +92,8 @@ class BuildRequest:
     capture: bool = True
     memory_limit: int | None = None
     """Bytes one plan may hold (``--memory-limit``), over the spec's ``[engine] memory_limit``."""
+    full: bool = False
+    """Re-extract the whole tree and re-run every plan (``--full``); else only what changed."""
 
     @classmethod
     def resolve(
@@ -103,6 +105,7 @@ class BuildRequest:
         lake: str | None = None,
         capture: bool = True,
         memory_limit: str | int | None = None,
+        full: bool = False,
     ) -> BuildRequest:
         """Load and validate everything a build needs before anything is written.
 
@@ -113,7 +116,8 @@ class BuildRequest:
         spec = load_spec(config).with_source(str(source) if source is not None else None)
         if spec.extract is not None:
             discover(spec.extract.source_path())  # raises SourceTreeError before anything is written
-        return cls(spec=spec, home=ProjectHome.resolve(home, lake=lake), capture=capture, memory_limit=limit)
+        home_ = ProjectHome.resolve(home, lake=lake)
+        return cls(spec=spec, home=home_, capture=capture, memory_limit=limit, full=full)
 
     def resource(self, *, progress: bool = False) -> CodeAnatomyResource:
         """The resource of this build's steps (paths and switches only: no credentials)."""
@@ -123,6 +127,7 @@ class BuildRequest:
             capture_diagnostics=self.capture,
             progress=progress,
             memory_limit=self.memory_limit or 0,
+            full_rebuild=self.full,
         )
 
     def engine(self) -> EngineSettings:
@@ -143,11 +148,19 @@ class BuildRequest:
             "lake": self.home.lake_uri or "",
             "capture": self.capture,
             "memory_limit": self.memory_limit or 0,
+            "full": self.full,
         }
 
 
 def reconstruct_build_job(
-    *, spec: str, source: str | None, home: str, lake: str, capture: bool, memory_limit: int = 0
+    *,
+    spec: str,
+    source: str | None,
+    home: str,
+    lake: str,
+    capture: bool,
+    memory_limit: int = 0,
+    full: bool = False,
 ) -> dg.JobDefinition:
     """The build job of a spec (``builtin:codeanatomy`` or a spec file), rebuilt in a step process.
 
@@ -155,7 +168,7 @@ def reconstruct_build_job(
     """
     loaded = load_builtin_spec() if spec == BUILTIN_SPEC_NAME else load_spec(spec)
     resource = CodeAnatomyResource(
-        home=home, lake=lake, capture_diagnostics=capture, memory_limit=memory_limit
+        home=home, lake=lake, capture_diagnostics=capture, memory_limit=memory_limit, full_rebuild=full
     )
     return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
 
@@ -446,6 +459,7 @@ def _run_metadata(request: BuildRequest, trace_id: str, executor: Executor) -> d
         "datasets": [d.name for d in spec.datasets],
         "plans": [p.name for p in spec.plans],
         "capture_diagnostics": request.capture,
+        "rebuild": "full" if request.full else "incremental",
         "executor": executor.value,
         "trace_id": trace_id,
     }

@@ -34,6 +34,13 @@ ExecutorOption = Annotated[
     Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
 ]
 CaptureOption = Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")]
+FullOption = Annotated[
+    bool,
+    Parameter(
+        help="Re-extract the whole tree and re-run every plan (default: parse only the changed files, "
+        "skip plans whose inputs and SQL did not change)."
+    ),
+]
 MemoryLimitOption = Annotated[
     str | None,
     Parameter(
@@ -52,6 +59,7 @@ def build(
     executor: ExecutorOption = "in_process",
     capture: CaptureOption = True,
     memory_limit: MemoryLimitOption = None,
+    full: FullOption = False,
     telemetry: TelemetryOptions | None = None,
 ) -> int:
     """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
@@ -68,7 +76,13 @@ def build(
 
     try:
         request = BuildRequest.resolve(
-            source=source, config=config, home=home, lake=lake, capture=capture, memory_limit=memory_limit
+            source=source,
+            config=config,
+            home=home,
+            lake=lake,
+            capture=capture,
+            memory_limit=memory_limit,
+            full=full,
         )
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)

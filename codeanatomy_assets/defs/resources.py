@@ -39,6 +39,8 @@ class CodeAnatomyResource(dg.ConfigurableResource):
     """Show a progress bar while extracting (the CLI turns it on in a terminal)."""
     memory_limit: int = 0
     """Bytes one plan may hold (``--memory-limit``); 0 means the spec's ``[engine]``, else the default."""
+    full_rebuild: bool = False
+    """Re-extract the whole tree and re-run every plan (``--full``); else only what changed."""
 
     def project_home(self) -> ProjectHome:
         return ProjectHome.resolve(self.home or None, lake=self.lake or None).ensure()

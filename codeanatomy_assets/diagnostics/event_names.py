@@ -28,6 +28,8 @@ DATAFUSION_PLAN_PHASE: Final = "datafusion_plan_phase_v1"
 DATAFUSION_PLAN_ARTIFACTS: Final = "datafusion_plan_artifacts_v1"
 PLAN_ARTIFACTS_HOOK_FAILED: Final = "plan_artifacts_hook_failed_v1"
 PLAN_OUTPUT: Final = "plan_output_v1"
+PLAN_SKIPPED: Final = "plan_skipped_v1"
+"""A plan not run again: its SQL and the versions of its inputs equal those its output was written from."""
 PLAN_LIMIT_EXCEEDED: Final = "plan_limit_exceeded_v1"
 PLAN_CANCELLED: Final = "plan_cancelled_v1"
 
@@ -52,6 +54,8 @@ DELTA_MAINTENANCE: Final = "delta_maintenance_v1"
 EXTRACT_FILE_FAILED: Final = "extract_file_failed_v1"
 EXTRACT_DIR_UNREADABLE: Final = "extract_dir_unreadable_v1"
 EXTRACT_COMPLETED: Final = "extract_completed_v1"
+EXTRACT_REBUILD: Final = "extract_rebuild_v1"
+"""Full or incremental, why, and (incremental) the files added, changed and deleted and the tables rewritten."""
 
 # CLI: a command line that did not parse, and the doctor failing itself.
 CLI_PARSE_ERROR: Final = "cli_parse_error_v1"

@@ -55,7 +55,7 @@ EXTRACT_FILE_FAILED: Final = "extract_file_failed_v1"
 EXTRACT_DIR_UNREADABLE: Final = "extract_dir_unreadable_v1"
 EXTRACT_COMPLETED: Final = "extract_completed_v1"
 EXTRACT_REBUILD: Final = "extract_rebuild_v1"
-"""Full or incremental, why, and (incremental) the files added, changed and deleted and the tables rewritten."""
+"""Full or incremental, why, and (incremental) the files added, changed, deleted and the tables rewritten."""
 
 # CLI: a command line that did not parse, and the doctor failing itself.
 CLI_PARSE_ERROR: Final = "cli_parse_error_v1"

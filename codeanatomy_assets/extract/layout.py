@@ -26,6 +26,7 @@ storage options, so both go through the same code.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
 import math
@@ -46,6 +47,7 @@ from deltalake.transaction import AddAction, CommitProperties, RemoveAction, cre
 from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 
 from codeanatomy_assets.delta.storage import local_table_path
+from codeanatomy_assets.extract.incremental import EXTRACTOR, EXTRACTOR_KEY, SOURCE_KEY
 from codeanatomy_assets.extract.runner import ExtractResult
 
 CLUSTER_COLUMNS: Final = ("package", "module")
@@ -91,8 +93,8 @@ def write_datasets(
     """
     if mode not in ("overwrite", "append"):
         raise ValueError(f"mode must be 'overwrite' or 'append', got {mode!r}")
-    metadata = {"codeanatomy.run_id": result.run_id, "codeanatomy.source": result.source}
-    uris = {name: _child_uri(str(lake), name) for name in result.tables}
+    metadata = {"codeanatomy.run_id": result.run_id, SOURCE_KEY: result.source, EXTRACTOR_KEY: EXTRACTOR}
+    uris = {name: child_uri(str(lake), name) for name in result.tables}
 
     def write(name: str) -> int:
         return write_clustered(
@@ -170,7 +172,8 @@ def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tup
     return PyFileSystem(handler), ""  # pyright: ignore[reportArgumentType]
 
 
-def _child_uri(lake: str, name: str) -> str:
+def child_uri(lake: str, name: str) -> str:
+    """The URI of table ``name`` under ``lake`` (a local folder or an object-store prefix)."""
     return str(Path(lake) / name) if local_table_path(lake) is not None else f"{lake.rstrip('/')}/{name}"
 
 
@@ -301,3 +304,72 @@ def _commit(
             commit_properties=properties,
             storage_options=options,
         )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Replacing the rows of some modules (incremental extraction)
+
+
+def _files_holding(table: DeltaTable, modules: frozenset[str]) -> list[tuple[str, int]]:
+    """(path, size) of the live files whose ``module`` statistics range can hold one of ``modules``."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    wanted = sorted(modules)
+    holding: list[tuple[str, int]] = []
+    for row in actions.select(["path", "size_bytes", "min.module", "max.module"]).to_pylist():
+        low, high = row["min.module"], row["max.module"]
+        bisect_at = bisect.bisect_left(wanted, low) if low is not None else 0
+        if low is None or high is None or (bisect_at < len(wanted) and wanted[bisect_at] <= high):
+            holding.append((row["path"], row["size_bytes"]))
+    return holding
+
+
+def replace_modules(
+    rows: pa.Table,
+    uri: str,
+    modules: frozenset[str],
+    *,
+    metadata: Mapping[str, str],
+    storage_options: Mapping[str, str] | None = None,
+    layout: LayoutPolicy = DEFAULT_LAYOUT,
+) -> bool:
+    """Replace the rows of ``modules`` in the table at ``uri`` by ``rows`` (the new rows of those modules)
+    in one commit: the files that hold any of them are rewritten without them, plus ``rows``, clustered
+    as :func:`write_clustered` does. Returns whether a commit was made (``False``: nothing to replace)."""
+    options = dict(storage_options) if storage_options else None
+    table = DeltaTable(uri, storage_options=options)
+    holding = _files_holding(table, modules)
+    if not holding and rows.num_rows == 0:
+        return False
+    filesystem, base = table_filesystem(uri, options)
+    kept = [_without_modules(filesystem, f"{base}/{p}" if base else p, modules) for p, _ in holding]
+    combined = pa.concat_tables([*(part.cast(rows.schema) for part in kept), rows])
+    ordered = combined.sort_by([(c, "ascending") for c in CLUSTER_COLUMNS])
+    removes = [_remove_action(path, size) for path, size in holding]
+    written: list[str] = []
+    try:
+        adds = _write_files(ordered, layout.target_rows(ordered.num_rows), filesystem, base, written)
+        changes: list[AddAction | RemoveAction] = [*removes, *adds]
+        table.create_write_transaction(
+            changes,
+            mode="append",
+            schema=ordered.schema,
+            commit_properties=CommitProperties(custom_metadata=dict(metadata)),
+        )
+    except BaseException:
+        for path in written:
+            filesystem.delete_file(path)
+        raise
+    return True
+
+
+def _without_modules(filesystem: FileSystem, path: str, modules: frozenset[str]) -> pa.Table:
+    part = pq.read_table(path, filesystem=filesystem)
+    return part.filter(
+        pc.invert(pc.is_in(part.column("module"), value_set=pa.array(sorted(modules), pa.string())))
+    )
+
+
+def _remove_action(path: str, size: int) -> RemoveAction:
+    return RemoveAction(
+        path=path, data_change=True, deletion_timestamp=time.time_ns() // 1_000_000, size=size
+    )

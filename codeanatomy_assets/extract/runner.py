@@ -140,29 +140,55 @@ def extract_tree(
     ``progress`` shows a progress bar on stderr. Raises :class:`~codeanatomy_assets.errors.SourceTreeError`
     when ``source`` is missing, not a directory, unreadable or holds no ``.py`` file.
     """
+    tree = discover(Path(source).expanduser(), exclude_dirs=exclude_dirs)
+    result = extract_files(
+        tree, run_id=run_id, workers=workers, progress=progress, max_file_bytes=max_file_bytes
+    )
+    if sink is not None:
+        emit(sink, *extract_events(result, tree))
+    return result
+
+
+def extract_files(
+    tree: SourceTree,
+    *,
+    run_id: str,
+    workers: int | None = None,
+    progress: bool = False,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> ExtractResult:
+    """Analyse the files of ``tree`` (all of a discovered tree, or a part of it) into the four tables."""
     started = time.perf_counter()
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count < 1:
         raise ValueError(f"workers must be at least 1, got {count}")
-    tree = discover(Path(source).expanduser(), exclude_dirs=exclude_dirs)
     requests = [
         ChunkRequest(root=str(tree.root), files=files, max_file_bytes=max_file_bytes)
         for files in tree.chunks(count * CHUNKS_PER_WORKER if count > 1 else 1)
     ]
-    tables, cpu_seconds = _analyse_tree(requests, workers=count, progress=progress)
-    stats = _stats(
+    tables, cpu_seconds = (
+        _analyse_tree(requests, workers=count, progress=progress) if requests else (assemble([]), 0.0)
+    )
+    rows = {name: table.num_rows for name, table in tables.items()}
+    stats = tree_stats(
         tree,
-        tables,
+        tables["source_files"],
+        rows,
         workers=count,
         chunks=len(requests),
         seconds=time.perf_counter() - started,
         cpu_seconds=cpu_seconds,
     )
-    result = ExtractResult(run_id=run_id, source=str(tree.root), stats=stats, **tables)
-    if sink is not None:
-        events = [*_file_failed_events(result), *_dir_unreadable_events(result.run_id, tree)]
-        emit(sink, *events, _completed_event(result))
-    return result
+    return ExtractResult(run_id=run_id, source=str(tree.root), stats=stats, **tables)
+
+
+def extract_events(result: ExtractResult, tree: SourceTree) -> list[DiagnosticEvent]:
+    """The events of an extraction: one warn per failed file and unreadable folder, then the summary."""
+    return [
+        *_file_failed_events(result),
+        *_dir_unreadable_events(result.run_id, tree),
+        _completed_event(result),
+    ]
 
 
 def _analyse_tree(
@@ -287,16 +313,17 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _stats(
+def tree_stats(
     tree: SourceTree,
-    tables: Mapping[str, pa.Table],
+    files: pa.Table,
+    rows: Mapping[str, int],
     *,
     workers: int,
     chunks: int,
     seconds: float,
     cpu_seconds: float,
 ) -> ExtractStats:
-    files = tables["source_files"]
+    """The counts of an extraction: ``files`` is the tree's ``source_files``, ``rows`` each table's rows."""
     statuses = Counter(cast("list[str]", files.column("parse_status").to_pylist()))  # never null
     ok = statuses.pop(ParseStatus.OK.value, 0)
     return ExtractStats(
@@ -309,7 +336,7 @@ def _stats(
         worker_cpu_seconds=cpu_seconds,
         workers=workers,
         chunks=chunks,
-        rows={name: table.num_rows for name, table in tables.items()},
+        rows=dict(rows),
         failures_by_status=dict(sorted(statuses.items())),
         unreadable_dirs=len(tree.unreadable_dirs),
     )

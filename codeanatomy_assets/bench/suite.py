@@ -38,6 +38,12 @@ from codeanatomy_assets.bench.harness import (
     machine_info,
     run_case,
 )
+from codeanatomy_assets.bench.incremental import (
+    GOAL_NO_CHANGE,
+    GOAL_ONE_FILE,
+    IncrementalSettings,
+    measure_incremental,
+)
 from codeanatomy_assets.bench.log_health import LogHealthSettings, measure_log_health
 from codeanatomy_assets.bench.orchestration import OrchestrationSettings, measure_orchestration
 from codeanatomy_assets.bench.overhead import OverheadSettings, measure_overhead
@@ -58,6 +64,7 @@ CASES: Final = (
     "extraction",
     "report_scaling",
     "engines",
+    "incremental",
 )
 
 
@@ -74,6 +81,7 @@ class BenchSettings:
     extraction: ExtractionSettings
     report_scaling: ReportScalingSettings
     engines: EngineSettings
+    incremental: IncrementalSettings
 
     @classmethod
     def full(cls, cache_dir: Path = DEFAULT_CACHE_DIR) -> BenchSettings:
@@ -89,6 +97,7 @@ class BenchSettings:
             extraction=ExtractionSettings(),
             report_scaling=ReportScalingSettings(),
             engines=EngineSettings(cache_dir=str(cache)),
+            incremental=IncrementalSettings(),
         )
 
     @classmethod
@@ -106,6 +115,7 @@ class BenchSettings:
             extraction=ExtractionSettings.quick(SourceSelection.subset(MEDIUM_PACKAGES)),
             report_scaling=ReportScalingSettings.quick(),
             engines=EngineSettings.quick(cache),
+            incremental=IncrementalSettings.quick(),
         )
 
     @classmethod
@@ -122,6 +132,7 @@ class BenchSettings:
             extraction=ExtractionSettings(source=tiny, workers=1, repeat=1),
             report_scaling=ReportScalingSettings.tiny(),
             engines=EngineSettings.tiny(cache_dir),
+            incremental=IncrementalSettings(source=tiny, rounds=1),
         )
 
     def to_row(self) -> dict[str, Any]:
@@ -138,6 +149,7 @@ def _runners(settings: BenchSettings, work_dir: Path) -> dict[str, Callable[[], 
         "extraction": lambda: measure_extraction_case(work_dir, settings.extraction),
         "report_scaling": lambda: measure_report_scaling(work_dir, settings.report_scaling),
         "engines": lambda: measure_engines(settings.engines, work_dir),
+        "incremental": lambda: measure_incremental(work_dir, settings.incremental),
     }
 
 
@@ -233,6 +245,24 @@ def _build_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _incremental_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Incremental rebuilds against full ones (one file changed; nothing changed)."""
+    one_file = _get(document, "incremental", "one_file_over_full")
+    no_change = _get(document, "incremental", "no_change_over_full")
+    return {
+        "incremental_one_file": _goal(
+            f"<= {GOAL_ONE_FILE}x a full build (one file changed)",
+            one_file,
+            _at_most(one_file, GOAL_ONE_FILE),
+        ),
+        "incremental_no_change": _goal(
+            f"<= {GOAL_NO_CHANGE}x a full build (nothing changed)",
+            no_change,
+            _at_most(no_change, GOAL_NO_CHANGE),
+        ),
+    }
+
+
 def _engine_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """The goals of the engines case: the product against native, the capture cost, equal results."""
     product = _get(document, "engines", "product_geomean_ratio_to_native")
@@ -262,7 +292,7 @@ def _engine_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 def evaluate_goals(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Each goal of the benchmark issue: the measured value and whether it is met (None: not measured)."""
-    return {**_build_goals(document), **_engine_goals(document)}
+    return {**_build_goals(document), **_incremental_goals(document), **_engine_goals(document)}
 
 
 # ---------------------------------------------------------------------------------------- headline

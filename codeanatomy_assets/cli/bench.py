@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 from cyclopts import Parameter
 
 CaseName = Literal[
-    "overhead", "provider_modes", "log_health", "orchestration", "extraction", "report_scaling", "engines"
+    "overhead",
+    "provider_modes",
+    "log_health",
+    "orchestration",
+    "extraction",
+    "report_scaling",
+    "engines",
+    "incremental",
 ]
 
 

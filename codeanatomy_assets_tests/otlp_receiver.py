@@ -38,6 +38,9 @@ class ReceivedSpan:
     span_id: str
     attributes: dict[str, Any]
     resource: dict[str, Any]
+    parent_span_id: str = ""
+    start_unix_nano: int = 0
+    end_unix_nano: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -147,6 +150,9 @@ class OtlpReceiver:
                         span_id=span.span_id.hex(),
                         attributes=_attributes(span.attributes),
                         resource=resource,
+                        parent_span_id=span.parent_span_id.hex(),
+                        start_unix_nano=span.start_time_unix_nano,
+                        end_unix_nano=span.end_time_unix_nano,
                     )
                     for span in scope_spans.spans
                 )

@@ -119,6 +119,8 @@ class PhaseLog:
     hashes: dict[str, str] = field(default_factory=dict)
     execute_ids: SpanIds = (None, None)
     """The span of the execute phase, once it succeeded."""
+    execute_span: Span | None = None
+    """That span itself (ended): the parent of the operator spans."""
 
     @property
     def trace_id(self) -> str | None:
@@ -162,7 +164,7 @@ class PhaseLog:
             self.hashes[phase.value] = plan_hash
             span.set_attribute(attr.PLAN_HASH, plan_hash)
         if phase is PlanPhase.EXECUTE:
-            self.execute_ids = ids
+            self.execute_ids, self.execute_span = ids, span
         self._record(self._phase_record(phase, ids, duration, plan_hash=plan_hash))
 
     def _hash(self, phase: PlanPhase) -> str | None:

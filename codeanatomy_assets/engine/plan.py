@@ -50,6 +50,7 @@ from codeanatomy_assets.engine.drain import DrainLimits, buffer_bytes, drain_par
 from codeanatomy_assets.engine.failures import side_step_failed
 from codeanatomy_assets.engine.memory import PlanMemory, plan_memory
 from codeanatomy_assets.engine.metrics import OperatorSnapshot, read_plan
+from codeanatomy_assets.engine.operator_spans import emit_operator_spans
 from codeanatomy_assets.engine.operators import (
     JoinOperator,
     OperatorMetrics,
@@ -225,6 +226,8 @@ class _PlanRun:
         if opts.collects_metrics:
             self.executed = read_plan(physical, labelled=FILE_METRICS)
             self.metrics = operator_metrics(self.executed)
+            if log.execute_span is not None:
+                emit_operator_spans(log.tracer, log.execute_span, self.metrics)
         return table
 
     def complete(self) -> PlanExecution:

@@ -32,6 +32,7 @@ from codeanatomy_assets.diagnostics.event_names import (
     PLAN_CANCELLED,
     PLAN_LIMIT_EXCEEDED,
     PLAN_OUTPUT,
+    PLAN_SKIPPED,
 )
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
@@ -49,6 +50,7 @@ from codeanatomy_assets.engine.session_pool import step_session
 from codeanatomy_assets.errors import DatasetError, PlanError, exception_text
 from codeanatomy_assets.extract import ExtractResult, extract_tree, write_datasets
 from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.plan_skip import InputsFingerprint, PlanSkip, find_skip
 from codeanatomy_assets.provider_decisions import decided_provider_modes, remember_decision
 from codeanatomy_assets.result_write import write_result
 from codeanatomy_assets.spec import PipelineSpec, PlanSpec
@@ -80,11 +82,15 @@ class DatasetOutcome:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanOutcome:
-    execution: PlanExecution
+    execution: PlanExecution | None
+    """The plan's run; ``None`` when it was skipped."""
     uri: str
     version: int
+    """The output table's Delta version: the one written, or (skipped) the one it already had."""
     inputs: Mapping[str, RegisteredTable] = field(default_factory=dict)
     write_ms: float = 0.0
+    skipped: PlanSkip | None = None
+    """Why the plan was not run: its output holds the result of its SQL over its inputs' versions."""
 
 
 def dataset_uri(spec: PipelineSpec, home: ProjectHome, name: str) -> tuple[str, Mapping[str, str]]:
@@ -265,21 +271,42 @@ def run_plan(
     *,
     options: CompileOptions | None = None,
     engine: EngineSettings | None = None,
+    full: bool = False,
 ) -> PlanOutcome:
     """Register the plan's inputs, run its SQL once with phase telemetry, write the result as Delta.
 
+    Unless ``full``, a plan whose SQL and input versions equal those its output was written from is
+    skipped (``plan_skipped_v1``, :mod:`codeanatomy_assets.plan_skip`); a result written records them.
     The plan runs within ``engine``'s memory limit and its ``timeout_s``; past either it fails with a
     ``plan_limit_exceeded_v1`` error saying which. A cancelled build stops it (``plan_cancelled_v1``).
     Either way nothing is written: the result is written only once the plan has run to its end.
     """
     plan = spec.plan(name)
+    skip = None if full else find_skip(plan, partial(dataset_uri, spec, home))
+    if skip is not None:
+        return _skipped(home, step, name, skip)
     options = options or CompileOptions(run_id=step.run_id)
     engine = engine or spec.engine
     ran = _run_within_limits(spec, home, step, plan, options=options, engine=engine)
-    written = _write_plan_result(home, step, name, ran.execution.table)
+    fingerprint = InputsFingerprint.of(plan.sql, {n: t.version for n, t in ran.inputs.items()})
+    written = _write_plan_result(home, step, name, ran.execution.table, fingerprint)
     payload = _output_payload(ran, written, engine)
     _emit_plan_event(step, name, PLAN_OUTPUT, Severity.INFO, payload=payload)
     return written.outcome(ran)
+
+
+def _skipped(home: ProjectHome, step: StepDiagnostics, name: str, skip: PlanSkip) -> PlanOutcome:
+    """Record ``plan_skipped_v1``: the plan was not run, and why; its output stays as it is."""
+    _emit_plan_event(
+        step,
+        name,
+        PLAN_SKIPPED,
+        Severity.INFO,
+        code="inputs_unchanged",
+        message=f"plan {name} skipped: {skip.reason}",
+        payload=skip.payload(),
+    )
+    return PlanOutcome(execution=None, uri=home.dataset_uri(name), version=skip.output_version, skipped=skip)
 
 
 def _run_within_limits(
@@ -339,13 +366,14 @@ def _register_and_execute(
 
 
 def _write_plan_result(
-    home: ProjectHome, step: StepDiagnostics, name: str, table: pa.Table
+    home: ProjectHome, step: StepDiagnostics, name: str, table: pa.Table, fingerprint: InputsFingerprint
 ) -> _WrittenResult:
-    """Write the plan's result to the lake; a failed write is recorded and raised as a ``PlanError``."""
+    """Write the plan's result to the lake, its commit recording ``fingerprint``; a failed write is
+    recorded and raised as a ``PlanError``."""
     uri, storage = home.dataset_uri(name), dict(home.storage_options) or None
     started = time.perf_counter()
     try:
-        write_result(uri, table, storage)
+        write_result(uri, table, storage, commit_metadata=fingerprint.commit_metadata(step.run_id))
         written = DeltaTable(uri, storage_options=storage)
         version = written.version()
     except Exception as exc:
@@ -382,6 +410,7 @@ def _output_payload(ran: _PlanRun, written: _WrittenResult, engine: EngineSettin
         "uri": written.uri,
         "write_ms": round(written.write_ms, 3),
         "inputs_registration_ms": round(ran.registration_ms, 3),
+        "inputs": {name: table.version for name, table in ran.inputs.items()},
         **(execution.memory.to_row() if execution.memory is not None else {}),
         "memory_limit_bytes": engine.resolved_memory_limit(),
     }

@@ -10,14 +10,23 @@ from collections.abc import Mapping
 from typing import Final
 
 import pyarrow as pa
-from deltalake import write_deltalake
+from deltalake import CommitProperties, write_deltalake
 
 from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
 from codeanatomy_assets.delta_types import normalize_for_delta
 
 
-def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] | None) -> None:
+def write_result(
+    uri: str,
+    table: pa.Table,
+    storage_options: Mapping[str, str] | None,
+    *,
+    commit_metadata: Mapping[str, str] | None = None,
+) -> None:
     """Overwrite the Delta table at ``uri`` with ``table`` (normalized for Delta), or leave it as it was.
+
+    ``commit_metadata`` goes into the commit's custom metadata (``DeltaTable.history()`` reads it back):
+    the plan's inputs fingerprint (:mod:`codeanatomy_assets.plan_skip`).
 
     A local folder that a failed (or interrupted) write created is removed; one that existed keeps its
     files: what the failed write added (data files never committed) is removed again. On an object store
@@ -33,6 +42,7 @@ def write_result(uri: str, table: pa.Table, storage_options: Mapping[str, str] |
             mode="overwrite",
             schema_mode="overwrite",
             storage_options=dict(storage_options) if storage_options else None,
+            commit_properties=CommitProperties(custom_metadata=dict(commit_metadata or {})),
         )
     except BaseException as exc:
         if local is not None:

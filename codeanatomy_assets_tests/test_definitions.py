@@ -10,7 +10,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from codeanatomy_assets.defs.definitions import JOB_NAME, SCHEDULE_NAME, build_definitions
+from codeanatomy_assets.defs.definitions import (
+    AUTOMATION_SENSOR,
+    JOB_NAME,
+    SCHEDULE_NAME,
+    build_definitions,
+)
 from codeanatomy_assets.spec import load_builtin_spec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,6 +32,8 @@ def _graph(defs: dg.Definitions) -> dict[str, object]:
             "kinds": sorted(node.kinds),
             "deps": sorted(k.to_user_string() for k in node.parent_keys),
             "checks": sorted(c.name for c in node.check_keys),
+            "code_version": node.code_version,
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
         }
     return {"assets": assets}
 
@@ -45,6 +52,25 @@ def test_job_and_stopped_schedule() -> None:
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     assert schedule.default_status is dg.DefaultScheduleStatus.STOPPED
     assert schedule.cron_schedule == "0 3 * * *"
+
+
+def test_automation_sensor_is_stopped_and_targets_the_build() -> None:
+    """The assets' automation conditions are evaluated by one explicit sensor, stopped until a user
+    starts it (no default automation sensor runs on its own)."""
+    defs = build_definitions(load_builtin_spec())
+    sensor = defs.resolve_sensor_def(AUTOMATION_SENSOR)
+    assert isinstance(sensor, dg.AutomationConditionSensorDefinition)
+    assert sensor.default_status is dg.DefaultSensorStatus.STOPPED
+    graph = defs.resolve_asset_graph()
+    targeted = sensor.asset_selection.resolve(graph)  # type: ignore[union-attr]
+    with_conditions = {k for k in graph.get_all_asset_keys() if graph.get(k).automation_condition}
+    assert with_conditions == targeted
+    automation = [
+        s.name
+        for s in defs.get_repository_def().sensor_defs
+        if isinstance(s, dg.AutomationConditionSensorDefinition)
+    ]
+    assert automation == [AUTOMATION_SENSOR]  # Dagster adds no default automation sensor beside it
 
 
 def test_workspace_validates_with_the_dagster_cli(tmp_path: Path) -> None:

@@ -226,6 +226,7 @@ def _facts(*, fallback_severity: Severity = Severity.WARN) -> list[DiagnosticEve
             },
         )
     )
+    events += _rebuild_events()
     events.append(
         _event(
             "extract_file_failed_v1",
@@ -237,6 +238,51 @@ def _facts(*, fallback_severity: Severity = Severity.WARN) -> list[DiagnosticEve
         )
     )
     return events
+
+
+def _rebuild_events() -> list[DiagnosticEvent]:
+    """An incremental extraction (one file added, one changed, one deleted) and a plan it did not touch."""
+    return [
+        _event(
+            "extract_rebuild_v1",
+            Severity.INFO,
+            Category.EXTRACT,
+            5,
+            kind=EventKind.ARTIFACT,
+            code="incremental",
+            payload={
+                "mode": "incremental",
+                "reason": "3 file(s) differ from source_files",
+                "added": 1,
+                "changed": 1,
+                "deleted": 1,
+                "unchanged": 41,
+                "modules": 3,
+                "added_paths": ["pkg/new.py"],
+                "changed_paths": ["pkg/core.py"],
+                "deleted_paths": ["pkg/old.py"],
+                "tables_rewritten": ["source_files", "symbols", "calls"],
+                "files_parsed": 2,
+                "seconds": 0.25,
+            },
+        ),
+        _event(
+            "plan_skipped_v1",
+            Severity.INFO,
+            Category.PLAN_PHASE,
+            55,
+            plan="package_hotspots",
+            code="inputs_unchanged",
+            payload={
+                "reason": "its SQL and input versions (module_metrics@2) are those its output (version 2) "
+                "was computed from",
+                "sql_hash": "5" * 64,
+                "inputs": {"module_metrics": 2},
+                "output_version": 2,
+                "previous_run_id": "00000000-0000-4000-8000-000000000001",
+            },
+        ),
+    ]
 
 
 def _store(tmp_path: Path, events: list[DiagnosticEvent]) -> DeltaDiagnosticsStore:
@@ -265,6 +311,7 @@ def test_json_has_one_key_per_section(tmp_path: Path) -> None:
     data, _, gates = build_report(_store(tmp_path, _facts()), RUN)
     assert set(to_json(data, gates)) == {
         "run",
+        "rebuild",
         "provider_modes",
         "delta_log_health",
         "datasets",
@@ -308,6 +355,39 @@ def test_gates_fail_on_missing_sections_and_untyped_cli_errors(tmp_path: Path) -
     assert not gates["report_sections_present"].passed
     assert "provider_modes" in gates["report_sections_present"].explanation
     assert not gates["cli_errors_carry_telemetry_context"].passed
+
+
+def test_rebuild_section_reads_the_extraction_and_the_skipped_plans(tmp_path: Path) -> None:
+    data, markdown, _ = build_report(_store(tmp_path, _facts()), RUN)
+    rebuild = data["rebuild"]
+    assert (rebuild["mode"], rebuild["extract"]["tables_rewritten"]) == (
+        "incremental",
+        ["source_files", "symbols", "calls"],
+    )
+    assert [r["plan"] for r in rebuild["plans_run"]] == ["call_edges"]
+    assert [(r["plan"], r["since_run"]) for r in rebuild["plans_skipped"]] == [
+        ("package_hotspots", "00000000-0000-4000-8000-000000000001")
+    ]
+    assert "## Rebuild" in markdown and "Files deleted: `pkg/old.py`" in markdown
+
+
+def test_a_run_whose_plans_were_all_skipped_passes_the_sections_gate(tmp_path: Path) -> None:
+    """No plan phase is recorded when every plan was skipped: the gate says why instead of failing."""
+    events = [e for e in _facts() if e.name not in ("datafusion_plan_phase_v1", "plan_output_v1")]
+    gates = {g.name: g for g in evaluate_gates(collect_report(_store(tmp_path, events), RUN))}
+    assert gates["report_sections_present"].passed
+    assert "1 plan(s) skipped" in gates["report_sections_present"].explanation
+    without_skips = [e for e in events if e.name != "plan_skipped_v1"]
+    gates = {g.name: g for g in evaluate_gates(collect_report(_store(tmp_path / "b", without_skips), RUN))}
+    assert not gates["report_sections_present"].passed
+
+
+def test_without_extraction_the_mode_is_the_build_request(tmp_path: Path) -> None:
+    events = [e for e in _facts() if e.name != "extract_rebuild_v1"]
+    rebuild = collect_report(_store(tmp_path, events), RUN)["rebuild"]
+    assert (rebuild["mode"], rebuild["extract"]) == (None, None)  # this run's envelope has no "rebuild"
+    _, markdown, _ = build_report(_store(tmp_path / "b", events), RUN)
+    assert "**not recorded**" in markdown and "No extraction in this run." in markdown
 
 
 def test_incompatibility_recorded_below_error_fails_its_gate(tmp_path: Path) -> None:

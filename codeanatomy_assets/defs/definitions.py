@@ -15,12 +15,14 @@ from codeanatomy_assets.spec import PipelineSpec
 
 JOB_NAME = "codeanatomy_build"
 SCHEDULE_NAME = "codeanatomy_rebuild"
+AUTOMATION_SENSOR = "codeanatomy_automation"
 
 
 def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None = None) -> dg.Definitions:
     """Definitions for ``spec``: every asset, the ``codeanatomy_build`` job, its (stopped) schedule, the
-    sensor that writes the report of a failed run launched from the UI, and, with ``[maintenance]``, the
-    maintenance asset, job and sensor (``defs/maintenance.py``)."""
+    (stopped) sensor that evaluates the assets' automation conditions, the sensor that writes the report
+    of a failed run launched from the UI, and, with ``[maintenance]``, the maintenance asset, job and
+    sensor (``defs/maintenance.py``)."""
     build = dg.AssetSelection.all() - dg.AssetSelection.groups(MAINTENANCE_GROUP)
     job = dg.define_asset_job(JOB_NAME, selection=build)
     schedule = dg.ScheduleDefinition(
@@ -30,7 +32,8 @@ def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None =
         default_status=dg.DefaultScheduleStatus.STOPPED,
         description="Scheduled rebuild of the pipeline (stopped until you start it in the UI)",
     )
-    assets, jobs, sensors = build_assets(spec), [job], [failed_run_sensor(job, spec.label)]
+    assets, jobs = build_assets(spec), [job]
+    sensors: list[dg.SensorDefinition] = [failed_run_sensor(job, spec.label), automation_sensor(build)]
     if spec.maintenance is not None:
         maintenance = dg.define_asset_job(
             MAINTENANCE_JOB, selection=dg.AssetSelection.groups(MAINTENANCE_GROUP)
@@ -44,4 +47,17 @@ def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None =
         schedules=[schedule],
         sensors=sensors,
         resources={"codeanatomy": resource or CodeAnatomyResource()},
+    )
+
+
+def automation_sensor(target: dg.AssetSelection) -> dg.AutomationConditionSensorDefinition:
+    """The sensor that evaluates the build's automation conditions (extraction on the cron schedule, the
+    rest eager): stopped until a user starts it in the UI, and then only while the daemon runs."""
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=target,
+        default_status=dg.DefaultSensorStatus.STOPPED,
+        description="Materializes the build's assets by their automation conditions: extract_sources on "
+        "the spec's schedule, every other asset when an upstream asset has a new data version (stopped "
+        "until you start it; needs the Dagster daemon, which `dagster dev` runs)",
     )

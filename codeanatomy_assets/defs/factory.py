@@ -16,9 +16,11 @@ from codeanatomy_assets.defs.envelope import record_envelope_if_missing
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import DatasetError
+from codeanatomy_assets.plan_skip import code_version
 from codeanatomy_assets.report.gates import GATES
 from codeanatomy_assets.report.run_report import write_run_report
 from codeanatomy_assets.spec import EXTRACT_DATASETS, PipelineSpec
+from codeanatomy_assets.step import StepDiagnostics
 
 EXTRACT_ASSET = "extract_sources"
 REPORT_ASSET = "run_diagnostics_report"
@@ -27,10 +29,16 @@ PLAN_CHECKS = ("plan_phases_recorded", "scan_pruning_effective")
 
 
 def build_assets(spec: PipelineSpec) -> list[dg.AssetsDefinition]:
-    """Every asset of ``spec`` in lineage order."""
+    """Every asset of ``spec`` in lineage order.
+
+    Each carries an automation condition, evaluated only while the ``codeanatomy_automation`` sensor runs
+    (stopped until a user starts it): the extraction on the spec's cron schedule, every other asset eager
+    (when an upstream asset has a new data version).
+    """
     assets: list[dg.AssetsDefinition] = []
     if spec.extract is not None:
-        assets.append(_extract_asset(spec))
+        on_cron = dg.AutomationCondition.on_cron(spec.schedule)
+        assets.append(_extract_asset(spec).with_attributes(automation_condition=on_cron))
     assets += [_dataset_asset(spec, d.name) for d in spec.datasets]
     assets += [_plan_asset(spec, p.name) for p in spec.plans]
     assets.append(_report_asset(spec, [d.name for d in spec.datasets] + [p.name for p in spec.plans]))
@@ -94,6 +102,7 @@ def _dataset_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         deps=[] if dataset.external else [EXTRACT_ASSET],
         check_specs=_dataset_check_specs(name),
         description=dataset.description or f"Delta dataset {name} registered with DataFusion",
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def dataset_asset(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
@@ -121,6 +130,7 @@ def _materialize_dataset(
     return dg.MaterializeResult(
         metadata={**translate.dataset_metadata(facts, outcome), **translate.step_metadata(step)},
         check_results=translate.dataset_checks(facts, error, outcome.layout if outcome else None),
+        data_version=translate.dataset_data_version(outcome),
     )
 
 
@@ -144,6 +154,8 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
         check_specs=_plan_check_specs(name),
         description=plan.description or f"DataFusion plan {name}",
         metadata={"sql": dg.MetadataValue.md(f"```sql\n{plan.sql.strip()}\n```")},
+        code_version=code_version(plan.sql),
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def plan_asset(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
@@ -156,7 +168,8 @@ def _plan_asset(spec: PipelineSpec, name: str) -> dg.AssetsDefinition:
 def _materialize_plan(
     context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec, name: str
 ) -> dg.MaterializeResult:
-    """Run plan ``name`` and write its result; its metadata says whether its optimized plan changed."""
+    """Run plan ``name`` and write its result (unless skipped: its inputs and SQL unchanged, the build not
+    full); its metadata says whether it was skipped, or whether its optimized plan changed."""
     home = codeanatomy.project_home()
     with codeanatomy.step(context) as step:
         outcome = pipeline.run_plan(
@@ -166,11 +179,27 @@ def _materialize_plan(
             name,
             options=codeanatomy.compile_options(step.run_id),
             engine=codeanatomy.engine_settings(spec.engine),
+            full=codeanatomy.full_rebuild,
         )
-    previous = _previous_metadata(context, "plan_hash/optimized", [p.name for p in spec.plans])
+    return _plan_result(context, spec, step, outcome)
+
+
+def _plan_result(
+    context: dg.AssetExecutionContext,
+    spec: PipelineSpec,
+    step: StepDiagnostics,
+    outcome: pipeline.PlanOutcome,
+) -> dg.MaterializeResult:
+    """A plan's materialization: its metadata and checks, and its output's Delta version as data version."""
+    previous = None
+    if outcome.skipped is None:  # a skipped plan planned nothing to compare
+        previous = _previous_metadata(context, "plan_hash/optimized", [p.name for p in spec.plans])
     return dg.MaterializeResult(
         metadata={**translate.plan_metadata(outcome, previous), **translate.step_metadata(step)},
-        check_results=translate.plan_checks(step.collector, name),
+        check_results=translate.plan_checks(
+            step.collector, context.asset_key.to_user_string(), outcome.skipped
+        ),
+        data_version=translate.delta_data_version(outcome.uri, outcome.version),
     )
 
 
@@ -182,6 +211,7 @@ def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefin
         deps=list(upstream),
         check_specs=[dg.AssetCheckSpec(g.name, asset=REPORT_ASSET, description=g.description) for g in GATES],
         description="run_diagnostics_report.md of this run, and the acceptance gates as checks",
+        automation_condition=dg.AutomationCondition.eager(),
     )
     def run_diagnostics_report(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource

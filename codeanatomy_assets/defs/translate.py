@@ -4,6 +4,7 @@ Dagster's standard metadata keys are used where they exist (``dagster/row_count`
 ``dagster/table_name``, ``dagster/column_schema``). Numbers stay numbers so the UI plots them across runs.
 """
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -25,6 +26,7 @@ from codeanatomy_assets.diagnostics.sinks import DiagnosticsCollector
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import clean_error_text
 from codeanatomy_assets.extract.analysis import ParseStatus
+from codeanatomy_assets.plan_skip import PlanSkip
 from codeanatomy_assets.report.facts import (
     PHASES,
     PRUNING_LOST,
@@ -44,6 +46,14 @@ def step_metadata(step: StepDiagnostics) -> dict[str, Any]:
     if step.sink_failures:
         meta["diagnostics/sink_failures"] = dg.MetadataValue.text("\n".join(step.sink_failures))
     return meta
+
+
+def delta_data_version(uri: str, version: int | None) -> dg.DataVersion | None:
+    """A Delta table's Dagster data version: its version and a short sha of its URI (``v3@1a2b...``);
+    ``None`` (Dagster's own) when the version is unknown. Downstream assets are stale when it changes."""
+    if version is None:
+        return None
+    return dg.DataVersion(f"v{version}@{hashlib.sha256(uri.encode('utf-8')).hexdigest()[:12]}")
 
 
 def column_schema(schema: pa.Schema | None) -> dict[str, Any]:
@@ -240,6 +250,13 @@ def _registered_metadata(outcome: Any) -> dict[str, Any]:
     return meta
 
 
+def dataset_data_version(outcome: Any) -> dg.DataVersion | None:
+    """The data version of a registered dataset (its Delta version); ``None`` when not registered."""
+    if outcome is None:
+        return None
+    return delta_data_version(outcome.uri, outcome.registration.registered.version)
+
+
 def dataset_checks(
     facts: DatasetFacts, error: Exception | None = None, layout: TableLayout | None = None
 ) -> list[dg.AssetCheckResult]:
@@ -320,7 +337,10 @@ def _log_checkpoint_check(facts: DatasetFacts) -> dg.AssetCheckResult:
 
 
 def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
+    """The plan's result, phases, memory, joins and scans; a skipped plan's output and why it was skipped."""
     execution = outcome.execution
+    if outcome.skipped is not None or execution is None:
+        return skipped_plan_metadata(outcome)
     meta: dict[str, Any] = {
         "dagster/uri": outcome.uri,
         "dagster/table_name": execution.name,
@@ -336,6 +356,22 @@ def plan_metadata(outcome: Any, previous_hash: Any) -> dict[str, Any]:
     meta["scan_units"] = dg.MetadataValue.md(render_scan_units_markdown(execution.scan_units))
     if execution.trace_id:
         meta["trace_id"] = execution.trace_id
+    return meta
+
+
+def skipped_plan_metadata(outcome: Any) -> dict[str, Any]:
+    """A skipped plan's materialization: ``skipped`` and why, its output's URI and Delta version."""
+    skip: PlanSkip = outcome.skipped
+    meta: dict[str, Any] = {
+        "skipped": True,
+        "skip_reason": skip.reason,
+        "dagster/uri": outcome.uri,
+        "delta_version": outcome.version,
+        "sql_hash": skip.fingerprint.sql_hash,
+        "inputs": dg.MetadataValue.json(dict(skip.fingerprint.inputs)),
+    }
+    if skip.previous_run_id:
+        meta["skipped_since_run"] = skip.previous_run_id
     return meta
 
 
@@ -359,7 +395,12 @@ def _memory_metadata(execution: Any) -> dict[str, Any]:
     }
 
 
-def plan_checks(collector: DiagnosticsCollector, name: str) -> list[dg.AssetCheckResult]:
+def plan_checks(
+    collector: DiagnosticsCollector, name: str, skipped: PlanSkip | None = None
+) -> list[dg.AssetCheckResult]:
+    """``plan_phases_recorded`` and ``scan_pruning_effective``; both passed, saying so, for a skipped plan."""
+    if skipped is not None:
+        return _skipped_checks(skipped)
     phases = [PlanPhaseFact.from_event(e) for e in _step_events(collector, DATAFUSION_PLAN_PHASE, plan=name)]
     lost = [e for e in _step_events(collector, SCAN_UNIT_PRUNING, plan=name) if e.code == PRUNING_LOST]
     return [_phases_check(phases), _pruning_check(lost)]
@@ -389,3 +430,16 @@ def _pruning_check(lost: Sequence[DiagnosticEvent]) -> dg.AssetCheckResult:
         else "; ".join(str(e.message) for e in lost[:5]),
         metadata={"scans_with_lost_pruning": len(lost)},
     )
+
+
+def _skipped_checks(skip: PlanSkip) -> list[dg.AssetCheckResult]:
+    """The plan checks of a skipped plan: passed, saying it did not run and since which run."""
+    since = f" since run {skip.previous_run_id}" if skip.previous_run_id else ""
+    explanation = f"plan skipped, its output unchanged{since}: {skip.reason}"
+    return [
+        check(name, passed=True, severity=severity, explanation=explanation, metadata={"skipped": True})
+        for name, severity in (
+            ("plan_phases_recorded", Severity.ERROR),
+            ("scan_pruning_effective", Severity.WARN),
+        )
+    ]

@@ -209,3 +209,115 @@ class ScanUnitFact:
     def identity(self) -> tuple[str, ...]:
         """What tells two scans apart (identical scans of one table, e.g. a self-join, are one row)."""
         return tuple(json.dumps(v, sort_keys=True, default=str) for v in self.to_row().values())
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int) else None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExtractRebuildFact:
+    """An ``extract_rebuild_v1`` event: the extraction full or incremental, why, and what it changed."""
+
+    mode: str | None
+    reason: str | None
+    added: int | None
+    changed: int | None
+    deleted: int | None
+    unchanged: int | None
+    modules: int | None
+    """The modules whose rows the incremental extraction replaced."""
+    files_parsed: int | None
+    added_paths: tuple[str, ...]
+    changed_paths: tuple[str, ...]
+    deleted_paths: tuple[str, ...]
+    tables_rewritten: tuple[str, ...]
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> ExtractRebuildFact:
+        p = event.payload
+        return cls(
+            mode=p.get("mode"),
+            reason=p.get("reason"),
+            **{key: _count(p.get(key)) for key in ("added", "changed", "deleted", "unchanged", "modules")},
+            files_parsed=_count(p.get("files_parsed")),
+            added_paths=tuple(p.get("added_paths") or ()),
+            changed_paths=tuple(p.get("changed_paths") or ()),
+            deleted_paths=tuple(p.get("deleted_paths") or ()),
+            tables_rewritten=tuple(p.get("tables_rewritten") or ()),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The extraction's part of the report's ``rebuild`` section."""
+        return {
+            "mode": self.mode,
+            "reason": self.reason,
+            "added": self.added,
+            "changed": self.changed,
+            "deleted": self.deleted,
+            "unchanged": self.unchanged,
+            "modules": self.modules,
+            "files_parsed": self.files_parsed,
+            "added_paths": list(self.added_paths),
+            "changed_paths": list(self.changed_paths),
+            "deleted_paths": list(self.deleted_paths),
+            "tables_rewritten": list(self.tables_rewritten),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanSkippedFact:
+    """A ``plan_skipped_v1`` event: a plan not run, its SQL and inputs unchanged since its output's write."""
+
+    plan: str | None
+    reason: str | None
+    sql_hash: str | None
+    inputs: dict[str, Any]
+    """Each input's Delta version, as the output was computed from them."""
+    output_version: Any
+    previous_run_id: str | None
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> PlanSkippedFact:
+        p = event.payload
+        return cls(
+            plan=event.plan,
+            reason=p.get("reason"),
+            sql_hash=p.get("sql_hash"),
+            inputs=dict(p.get("inputs") or {}),
+            output_version=p.get("output_version"),
+            previous_run_id=p.get("previous_run_id"),
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The plan's row of the ``rebuild`` section's ``plans_skipped``."""
+        return {
+            "plan": self.plan,
+            "output_version": self.output_version,
+            "since_run": self.previous_run_id,
+            "inputs": dict(self.inputs),
+            "sql_hash": self.sql_hash,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanRunFact:
+    """A ``plan_output_v1`` event read for the rebuild: a plan that ran and wrote its output."""
+
+    plan: str | None
+    version: Any
+    rows: Any
+    inputs: dict[str, Any]
+    """Each input's Delta version the plan read (absent from runs recorded before it was)."""
+
+    @classmethod
+    def from_event(cls, event: DiagnosticEvent) -> PlanRunFact:
+        p = event.payload
+        return cls(
+            plan=event.plan, version=p.get("version"), rows=p.get("rows"), inputs=dict(p.get("inputs") or {})
+        )
+
+    def to_row(self) -> dict[str, Any]:
+        """The plan's row of the ``rebuild`` section's ``plans_run``."""
+        return {"plan": self.plan, "version": self.version, "rows": self.rows, "inputs": dict(self.inputs)}

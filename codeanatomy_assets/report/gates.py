@@ -1,7 +1,8 @@
 """The acceptance gates of a run (seed 000, Cross-Cutting Acceptance Gates), decided on its collected report.
 
 :func:`evaluate_gates` reads the sections of :func:`~codeanatomy_assets.report.sections.collect_report`
-(``provider_modes``, ``delta_log_health``, ``plan_phases``) and its ``_events``; each gate is one function.
+(``provider_modes``, ``delta_log_health``, ``plan_phases``, ``rebuild``) and its ``_events``; each gate is
+one function.
 """
 
 from __future__ import annotations
@@ -89,16 +90,27 @@ def _unreadable_datasets(modes: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def _sections_present(data: Mapping[str, Any], unreadable: Sequence[str]) -> GateResult:
     missing = [s for s in REQUIRED_SECTIONS if not data[s]]
-    excused = "plan_phases" in missing and bool(unreadable)  # its plans did not run
-    missing = [s for s in missing if not (excused and s == "plan_phases")]
-    present = "all present"
-    if excused:
-        present += f" (no plan ran: unreadable dataset(s) {', '.join(unreadable)}, each an error)"
+    excuse = _why_no_plan_ran(data, unreadable) if "plan_phases" in missing else None
+    if excuse is not None:  # no phase to record: its plans did not run, and the report says why
+        missing.remove("plan_phases")
+    present = "all present" + (f" ({excuse})" if excuse else "")
     return GateResult(
         name="report_sections_present",
         passed=not missing,
         explanation=present if not missing else f"empty sections: {', '.join(missing)}",
     )
+
+
+def _why_no_plan_ran(data: Mapping[str, Any], unreadable: Sequence[str]) -> str | None:
+    """Why the run has no plan phase, when that is said elsewhere: unreadable datasets (each an error), or
+    every plan skipped (each a ``plan_skipped_v1``); ``None`` otherwise."""
+    if unreadable:
+        return f"no plan ran: unreadable dataset(s) {', '.join(unreadable)}, each an error"
+    rebuild = data.get("rebuild") or {}
+    skipped = rebuild.get("plans_skipped") or []
+    if skipped and not rebuild.get("plans_run"):
+        return f"no plan ran: {len(skipped)} plan(s) skipped, their SQL and input versions unchanged"
+    return None
 
 
 def _fallbacks_diagnosed_as_warn(modes: Sequence[Mapping[str, Any]], unreadable: Sequence[str]) -> GateResult:

@@ -53,6 +53,10 @@ SCAN_COLUMNS: Final = (
     "predicate",
 )
 SLOWEST_PHASES: Final = 10
+CHANGE_COLUMNS: Final = ("added", "changed", "deleted", "unchanged", "modules", "files_parsed")
+SKIPPED_COLUMNS: Final = ("plan", "output_version", "since_run", "reason")
+PATHS_SHOWN: Final = 20
+"""Paths listed per kind of change (added, changed, deleted); the rest are counted."""
 
 
 def render_markdown(data: Mapping[str, Any], gates: Sequence[GateResult]) -> str:
@@ -67,6 +71,7 @@ def _sections(data: Mapping[str, Any], gates: Sequence[GateResult]) -> list[tupl
     """Every section of the report in order: its heading and its lines."""
     return [
         ("Acceptance gates", [_gates_table(gates)]),
+        ("Rebuild", _rebuild_section(data["rebuild"])),
         ("Provider modes", [markdown_table(data["provider_modes"], PROVIDER_MODE_COLUMNS)]),
         ("Delta log health", [markdown_table(data["delta_log_health"], LOG_HEALTH_COLUMNS)]),
         ("Datasets", [markdown_table(data["datasets"], DATASET_COLUMNS)]),
@@ -101,6 +106,33 @@ def _gates_table(gates: Sequence[GateResult]) -> str:
         for g in gates
     ]
     return markdown_table(rows, ["gate", "passed", "explanation"])
+
+
+def _rebuild_section(rebuild: Mapping[str, Any]) -> list[str]:
+    """Full or incremental and why, what the extraction changed, the plans run and the plans skipped."""
+    lines = [f"**{rebuild['mode'] or 'not recorded'}**: {rebuild['reason'] or 'no reason recorded'}", ""]
+    lines += _extract_changes(rebuild["extract"])
+    run, skipped = rebuild["plans_run"], rebuild["plans_skipped"]
+    lines += [f"Plans run ({len(run)}):", "", markdown_table(run, ["plan", "version", "rows"]), ""]
+    lines += [f"Plans skipped ({len(skipped)}), their outputs unchanged:", ""]
+    return [*lines, markdown_table(skipped, SKIPPED_COLUMNS)]
+
+
+def _extract_changes(extract: Mapping[str, Any] | None) -> list[str]:
+    """The files the extraction found added, changed and deleted, and the tables it rewrote."""
+    if extract is None:
+        return ["No extraction in this run.", ""]
+    rewritten = ", ".join(f"`{t}`" for t in extract["tables_rewritten"]) or "none"
+    lines = [markdown_table([extract], CHANGE_COLUMNS), "", f"Tables rewritten: {rewritten}", ""]
+    for kind in ("added", "changed", "deleted"):
+        paths = extract[f"{kind}_paths"]
+        if paths:
+            more = (extract[kind] or len(paths)) - min(len(paths), PATHS_SHOWN)
+            shown = ", ".join(f"`{p}`" for p in paths[:PATHS_SHOWN]) + (
+                f" and {more} more" if more > 0 else ""
+            )
+            lines += [f"Files {kind}: {shown}", ""]
+    return lines
 
 
 def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:

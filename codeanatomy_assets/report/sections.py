@@ -16,7 +16,9 @@ from codeanatomy_assets.diagnostics.event_names import (
     DATASET_PROVIDER_MODE,
     DATASET_SUMMARY,
     DELTA_LOG_HEALTH,
+    EXTRACT_REBUILD,
     PLAN_OUTPUT,
+    PLAN_SKIPPED,
     SCAN_UNIT_PRUNING,
     TELEMETRY_CONFIG,
 )
@@ -25,14 +27,18 @@ from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.report.facts import (
     PHASES,
+    ExtractRebuildFact,
     LogHealthFact,
     PlanPhaseFact,
+    PlanRunFact,
+    PlanSkippedFact,
     ProviderModeFact,
     ScanUnitFact,
 )
 
 SECTIONS: Final = (
     "run",
+    "rebuild",
     "provider_modes",
     "delta_log_health",
     "datasets",
@@ -47,12 +53,13 @@ FIRST_MESSAGES: Final = 3
 
 def collect_report(store: DeltaDiagnosticsStore, run_id: str) -> dict[str, Any]:
     """The facts of run ``run_id`` as report sections (plain JSON-able rows)."""
-    events = store.read_events(run_id)
+    events, runs = store.read_events(run_id), store.read_runs(run_id)
     by_name: dict[str, list[DiagnosticEvent]] = defaultdict(list)
     for event in events:
         by_name[event.name].append(event)
     return {
-        "run": _run_section(store.read_runs(run_id), run_id, events),
+        "run": _run_section(runs, run_id, events),
+        "rebuild": _rebuild(runs, by_name),
         "provider_modes": _per_dataset(by_name[DATASET_PROVIDER_MODE], ProviderModeFact),
         "delta_log_health": _per_dataset(by_name[DELTA_LOG_HEALTH], LogHealthFact),
         "datasets": _rows(by_name[DATASET_SUMMARY], key="dataset"),
@@ -82,6 +89,32 @@ def _run_section(runs: Sequence[Mapping[str, Any]], run_id: str, events: Sequenc
         "events": len(events),
         "cancelled_by": metadata.get("cancelled_by"),
         "engine": dict(metadata.get("engine") or {}),
+    }
+
+
+NO_EXTRACT_REASONS: Final = {
+    "full": "full rebuild requested (--full): every plan runs",
+    "incremental": "no extraction (the spec has no [extract]): each plan runs when its SQL or an input "
+    "table's Delta version changed",
+}
+
+
+def _rebuild(runs: Sequence[Mapping[str, Any]], by_name: Mapping[str, list[DiagnosticEvent]]) -> dict:
+    """Full or incremental and why (the extraction's ``extract_rebuild_v1``, else the build's request),
+    what the extraction changed, and the plans run and skipped."""
+    extracts = by_name.get(EXTRACT_REBUILD, [])
+    extract = ExtractRebuildFact.from_event(extracts[-1]) if extracts else None
+    requested = ((runs[-1].get("metadata") or {}) if runs else {}).get("rebuild")
+    mode = extract.mode if extract is not None else requested
+    reason = extract.reason if extract is not None else NO_EXTRACT_REASONS.get(requested or "")
+    run = [PlanRunFact.from_event(e).to_row() for e in _latest_per(by_name.get(PLAN_OUTPUT, []), "plan")]
+    skipped = [PlanSkippedFact.from_event(e) for e in _latest_per(by_name.get(PLAN_SKIPPED, []), "plan")]
+    return {
+        "mode": mode,
+        "reason": reason,
+        "extract": extract.to_row() if extract is not None else None,
+        "plans_run": run,
+        "plans_skipped": [fact.to_row() for fact in skipped],
     }
 
 

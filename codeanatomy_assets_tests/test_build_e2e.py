@@ -246,7 +246,8 @@ def test_a_rebuild_compares_each_plan_hash_with_the_plan_before(tmp_path: Path) 
     for name in plans:  # nothing to compare with in a first build
         meta = instance.get_latest_materialization_event(dg.AssetKey(name)).asset_materialization.metadata
         assert "plan_hash_changed" not in meta, name
-    second = run_build(request, run_id="00000000-0000-4000-8000-0000000e2e03")
+    full = BuildRequest.resolve(source=FIXTURE, home=tmp_path, full=True)  # else nothing changed: skipped
+    second = run_build(full, run_id="00000000-0000-4000-8000-0000000e2e03")
     assert second.success
     for name in plans:  # the same tree and SQL: the same optimized plan
         event = instance.get_latest_materialization_event(dg.AssetKey(name))

@@ -24,8 +24,9 @@ FIXTURE = Path(__file__).parent / "fixtures" / "sample_tree"
 
 @pytest.fixture(scope="module")
 def built_twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildRequest, list[BuildOutcome]]:
-    """Two builds of the sample tree under ``checkpoint_lag_commits = 1``: every output table has two
-    commits since its (absent) checkpoint, one past the threshold."""
+    """Two full builds of the sample tree under ``checkpoint_lag_commits = 1``: every output table has two
+    commits since its (absent) checkpoint, one past the threshold (an incremental build of an unchanged
+    tree would rewrite nothing)."""
     root = tmp_path_factory.mktemp("maintained")
     config = root / "codeanatomy.toml"
     config.write_text(
@@ -33,7 +34,7 @@ def built_twice(tmp_path_factory: pytest.TempPathFactory) -> tuple[BuildRequest,
         '[plans.module_count]\nsql = "select count(*) as n from source_files"\n'
         "[maintenance]\ncheckpoint_lag_commits = 1\nsensor_interval_s = 60\n"
     )
-    request = BuildRequest.resolve(config=config, home=root / "home")
+    request = BuildRequest.resolve(config=config, home=root / "home", full=True)
     return request, [run_build(request, run_id=str(uuid.uuid4())) for _ in range(2)]
 
 

@@ -94,8 +94,10 @@ def _visible_box(target: Locator) -> dict[str, float]:
 
 
 def _build_twice(home: Path) -> None:
+    """Two builds whose plans both run (the second is full: an incremental one would skip them all)."""
     for run_id in RUNS:
-        outcome = run_build(BuildRequest.resolve(source=FIXTURE, home=home), run_id=run_id)
+        full = run_id != RUNS[0]
+        outcome = run_build(BuildRequest.resolve(source=FIXTURE, home=home, full=full), run_id=run_id)
         assert outcome.success, outcome.failed_steps
 
 

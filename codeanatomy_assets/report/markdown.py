@@ -123,7 +123,8 @@ def _extract_changes(extract: Mapping[str, Any] | None) -> list[str]:
     if extract is None:
         return ["No extraction in this run.", ""]
     rewritten = ", ".join(f"`{t}`" for t in extract["tables_rewritten"]) or "none"
-    lines = [markdown_table([extract], CHANGE_COLUMNS), "", f"Tables rewritten: {rewritten}", ""]
+    counted = [c for c in CHANGE_COLUMNS if extract[c] is not None]  # a full extraction compares nothing
+    lines = [markdown_table([extract], counted), "", f"Tables rewritten: {rewritten}", ""]
     for kind in ("added", "changed", "deleted"):
         paths = extract[f"{kind}_paths"]
         if paths:

@@ -48,7 +48,8 @@ from codeanatomy_assets.engine.session import (
 )
 from codeanatomy_assets.engine.session_pool import step_session
 from codeanatomy_assets.errors import DatasetError, PlanError, exception_text
-from codeanatomy_assets.extract import ExtractResult, extract_tree, write_datasets
+from codeanatomy_assets.extract import ExtractResult
+from codeanatomy_assets.extract.rebuild import ExtractTarget, RebuildOutcome, rebuild_extract
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.plan_skip import InputsFingerprint, PlanSkip, find_skip
 from codeanatomy_assets.provider_decisions import decided_provider_modes, remember_decision
@@ -67,8 +68,10 @@ def _session(engine: EngineSettings) -> AbstractContextManager[SessionContext]:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExtractOutcome:
     result: ExtractResult
+    """The whole tree (see :class:`~codeanatomy_assets.extract.rebuild.RebuildOutcome`)."""
     uris: Mapping[str, str]
     seconds: float
+    rebuild: RebuildOutcome | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,20 +108,18 @@ def dataset_uri(spec: PipelineSpec, home: ProjectHome, name: str) -> tuple[str, 
 
 
 def run_extract(
-    spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, *, progress: bool
+    spec: PipelineSpec, home: ProjectHome, step: StepDiagnostics, *, progress: bool, full: bool = False
 ) -> ExtractOutcome:
-    """Analyse the spec's source tree and write the four extract datasets (one atomic commit each)."""
+    """Bring the four extract datasets up to the spec's source tree: only the changed files are parsed
+    again unless ``full`` (or the lake's tables cannot be updated in place; ``extract_rebuild_v1`` says)."""
     assert spec.extract is not None, "run_extract needs a spec with [extract]"
-    started = time.perf_counter()
-    result = extract_tree(
-        spec.extract.source_path(),
-        run_id=step.run_id,
-        sink=step.sink,
-        workers=spec.extract.workers,
-        progress=progress,
+    target = ExtractTarget(
+        lake=home.lake, storage_options=home.storage_options, workers=spec.extract.workers, progress=progress
     )
-    uris = write_datasets(result, home.lake, storage_options=home.storage_options)
-    return ExtractOutcome(result=result, uris=uris, seconds=time.perf_counter() - started)
+    rebuilt = rebuild_extract(
+        spec.extract.source_path(), target, run_id=step.run_id, sink=step.sink, full=full
+    )
+    return ExtractOutcome(result=rebuilt.summary, uris=rebuilt.uris, seconds=rebuilt.seconds, rebuild=rebuilt)
 
 
 # --- the dataset step ---------------------------------------------------------------------------------

@@ -67,10 +67,17 @@ def _materialize_extract(
 ) -> dg.MaterializeResult:
     """Analyse the source tree into the extract datasets; files that did not parse fail its WARN check."""
     with codeanatomy.step(context) as step:
-        outcome = pipeline.run_extract(spec, codeanatomy.project_home(), step, progress=codeanatomy.progress)
+        outcome = pipeline.run_extract(
+            spec,
+            codeanatomy.project_home(),
+            step,
+            progress=codeanatomy.progress,
+            full=codeanatomy.full_rebuild,
+        )
     return dg.MaterializeResult(
         metadata={**translate.extract_metadata(outcome), **translate.step_metadata(step)},
         check_results=[translate.extract_check(outcome)],
+        data_version=translate.tree_version(outcome),
     )
 
 

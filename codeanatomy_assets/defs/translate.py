@@ -11,7 +11,6 @@ from typing import Any, Final
 
 import dagster as dg
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from codeanatomy_assets.delta.layout import TableLayout
 from codeanatomy_assets.delta.provider import ProviderMode
@@ -88,19 +87,35 @@ def check(
 
 
 def extract_metadata(outcome: Any) -> dict[str, Any]:
-    """Rows per extract dataset, file counts and time."""
-    meta: dict[str, Any] = {f"rows/{name}": table.num_rows for name, table in outcome.result.tables.items()}
+    """Rows per extract dataset, file counts and time, and whether the rebuild was full or incremental."""
+    stats = outcome.result.stats
+    meta: dict[str, Any] = {f"rows/{name}": rows for name, rows in stats.rows.items()}
     meta["seconds"] = round(outcome.seconds, 3)
-    files = outcome.result.tables["source_files"]
-    statuses = files.column("parse_status").to_pylist()
-    meta["files"] = len(statuses)
-    meta["files_failed"] = sum(1 for s in statuses if s != ParseStatus.OK)
-    meta["lines"] = int(pc.sum(files.column("lines")).as_py() or 0)
+    meta["files"] = stats.files
+    meta["files_failed"] = stats.failed_files
+    meta["lines"] = stats.lines
+    if outcome.rebuild is not None:
+        rebuild = outcome.rebuild.to_row()
+        meta["rebuild"] = rebuild["mode"]
+        meta["rebuild_reason"] = rebuild["reason"]
+        meta["files_parsed"] = rebuild["files_parsed"]
+        meta["tables_rewritten"] = ", ".join(rebuild["tables_rewritten"]) or "(none)"
     return meta
 
 
+def tree_version(outcome: Any) -> dg.DataVersion:
+    """The tree's data version: a hash of every file's path and content hash (same tree, same version)."""
+    files = outcome.result.source_files.select(["path", "content_hash"]).sort_by("path")
+    digest = hashlib.sha256()
+    for path, content in zip(
+        files.column("path").to_pylist(), files.column("content_hash").to_pylist(), strict=True
+    ):
+        digest.update(f"{path}\0{content}\n".encode())
+    return dg.DataVersion(digest.hexdigest()[:16])
+
+
 def extract_check(outcome: Any) -> dg.AssetCheckResult:
-    files = outcome.result.tables["source_files"]
+    files = outcome.result.source_files
     failed = _failed_files(files)
     return check(
         "all_files_parsed",

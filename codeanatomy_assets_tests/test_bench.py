@@ -99,6 +99,15 @@ def test_orchestration_measures_both_executors(document: dict[str, Any]) -> None
     assert document["orchestration"]["executor"] == "in_process"
 
 
+def test_incremental_case_measured_every_variant(document: dict[str, Any]) -> None:
+    body = document["incremental"]
+    assert set(body["median_seconds"]) == {"full", "one_file", "no_change"}
+    assert all(seconds > 0 for seconds in body["median_seconds"].values())
+    assert body["one_file_over_full"] == round(
+        body["median_seconds"]["one_file"] / body["median_seconds"]["full"], 3
+    )
+
+
 def test_goals_name_every_goal(document: dict[str, Any]) -> None:
     assert set(document["goals"]) == {
         "overhead",
@@ -106,6 +115,8 @@ def test_goals_name_every_goal(document: dict[str, Any]) -> None:
         "extraction",
         "log_health",
         "report",
+        "incremental_one_file",
+        "incremental_no_change",
         "engines_product_build",
         "engines_capture_cost",
         "engines_results",

@@ -106,8 +106,10 @@ def test_sigkill_mid_build_leaves_readable_tables_a_failed_record_and_a_working_
 
 def test_two_builds_at_once_on_one_home(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    first = _cli("build", "--source", str(FIXTURE), home=home)
-    second = _cli("build", "--source", str(FIXTURE), home=home)
+    # Both full: the builds are the same work whichever takes the lock first (incremental, the second
+    # would parse nothing and skip every plan).
+    first = _cli("build", "--full", "--source", str(FIXTURE), home=home)
+    second = _cli("build", "--full", "--source", str(FIXTURE), home=home)
     results = [p.communicate(timeout=300) for p in (first, second)]
     assert [first.returncode, second.returncode] == [0, 0], [err[-2000:] for _, err in results]
     store = DeltaDiagnosticsStore(home / "lake" / "_diagnostics")

@@ -231,7 +231,7 @@ def run_build(
             emit(records.sink, event)
         job = JobEnding.read(result)
         run = _finish_run(run, records, job, stopped=stopped)
-    report = write_run_report(home, run_id, label=request.spec.label)
+    report = write_run_report(home, run_id, label=request.spec.label, baseline=request.spec.baseline)
     telemetry.force_flush()
     return _job_outcome(run, job, report, records.store_failures, stopped=stopped)
 
@@ -299,7 +299,9 @@ def _cancelled_before_job(
     failure = records.flush()
     if failure is None:
         clear_marker(request.home, run.run_id)
-    report = write_run_report(request.home, run.run_id, label=request.spec.label)
+    report = write_run_report(
+        request.home, run.run_id, label=request.spec.label, baseline=request.spec.baseline
+    )
     return BuildOutcome(
         run_id=run.run_id,
         success=False,

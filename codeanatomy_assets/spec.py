@@ -66,7 +66,7 @@ _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
 _PLAN_KEYS: Final = frozenset({"sql", "sql_file", "description", "inputs", "timeout_s"})
 _ENGINE_KEYS: Final = frozenset({"memory_limit", "target_partitions", "options"})
-_PIPELINE_KEYS: Final = frozenset({"label", "schedule"})
+_PIPELINE_KEYS: Final = frozenset({"label", "schedule", "baseline"})
 _TELEMETRY_KEYS: Final = frozenset(
     {
         "traces_exporter",
@@ -127,6 +127,8 @@ class PipelineSpec:
     source: str
     label: str = "codeanatomy_build"
     schedule: str = "0 3 * * *"
+    baseline: str | None = None
+    """A run id every report compares with (``[pipeline] baseline``); else the previous completed run."""
     extract: ExtractSpec | None = None
     datasets: tuple[DatasetSpec, ...] = ()
     plans: tuple[PlanSpec, ...] = ()
@@ -199,6 +201,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
         source=source,
         label=_opt_str(pipeline, "label", source, "pipeline") or "codeanatomy_build",
         schedule=_opt_str(pipeline, "schedule", source, "pipeline") or "0 3 * * *",
+        baseline=_opt_str(pipeline, "baseline", source, "pipeline"),
         extract=extract,
         datasets=tuple(datasets),
         plans=plans,

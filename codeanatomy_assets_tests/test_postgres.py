@@ -108,7 +108,8 @@ def test_the_run_its_materializations_and_checks_read_back(pg_build: PostgresBui
         for r in evaluations
         if not r.event_log_entry.dagster_event.event_specific_data.passed
     }
-    assert len(evaluations) == 30  # 26 before each of the four datasets gained delta_layout_healthy
+    # 26, +4 delta_layout_healthy (datasets), +8 no_change_since_last_run (datasets and plans)
+    assert len(evaluations) == 38
     assert failed == {"all_files_parsed"}
 
 

@@ -311,6 +311,7 @@ def test_json_has_one_key_per_section(tmp_path: Path) -> None:
     data, _, gates = build_report(_store(tmp_path, _facts()), RUN)
     assert set(to_json(data, gates)) == {
         "run",
+        "changes",
         "rebuild",
         "provider_modes",
         "delta_log_health",

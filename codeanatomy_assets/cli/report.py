@@ -17,6 +17,9 @@ def report(
     *,
     run_id: Annotated[str | None, Parameter(help="Run to render (default: the latest run).")] = None,
     format: Annotated[Literal["md", "json"], Parameter(help="Output format.")] = "md",
+    baseline: Annotated[
+        str | None, Parameter(help="Compare with this run (default: the previous completed run).")
+    ] = None,
     home: Annotated[
         Path | None, Parameter(help="Project home (default: $CODEANATOMY_HOME or ./.codeanatomy).")
     ] = None,
@@ -31,9 +34,10 @@ def report(
     chosen = run_id or store.latest_run_id()
     if chosen is None:
         return _error(f"the store at {project.diagnostics} holds no run")
-    if run_id is not None and run_id not in store.run_ids():
-        return _error(f"run {run_id!r} is not in the store")
-    return _print_report(store, chosen, format)
+    for given, what in ((run_id, "run"), (baseline, "baseline run")):
+        if given is not None and given not in store.run_ids():
+            return _error(f"{what} {given!r} is not in the store")
+    return _print_report(store, chosen, format, baseline)
 
 
 def _error(message: str) -> int:
@@ -41,12 +45,14 @@ def _error(message: str) -> int:
     return 2
 
 
-def _print_report(store: DeltaDiagnosticsStore, run_id: str, format: Literal["md", "json"]) -> int:
+def _print_report(
+    store: DeltaDiagnosticsStore, run_id: str, format: Literal["md", "json"], baseline: str | None = None
+) -> int:
     """Print the report of ``run_id``; 1 when a gate failed, or the run failed or was cancelled."""
     from codeanatomy_assets.diagnostics.runs import RunStatus
     from codeanatomy_assets.report.run_report import build_report, to_json
 
-    data, markdown, gates = build_report(store, run_id)
+    data, markdown, gates = build_report(store, run_id, baseline=baseline)
     if format == "json":
         print(json.dumps(to_json(data, gates), indent=2, sort_keys=True, default=str))
     else:

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from codeanatomy_assets.defs.changes_check import changes_check
 from codeanatomy_assets.defs.envelope import failed_run_sensor
 from codeanatomy_assets.defs.factory import build_assets
 from codeanatomy_assets.defs.maintenance import (
@@ -43,6 +44,7 @@ def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None =
         sensors.append(maintenance_sensor(spec, maintenance))
     return dg.Definitions(
         assets=assets,
+        asset_checks=[changes_check(spec)],
         jobs=jobs,
         schedules=[schedule],
         sensors=sensors,

@@ -223,19 +223,19 @@ def _report_asset(spec: PipelineSpec, upstream: Sequence[str]) -> dg.AssetsDefin
     def run_diagnostics_report(
         context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource
     ) -> dg.MaterializeResult:
-        return _materialize_report(context, codeanatomy, spec.label)
+        return _materialize_report(context, codeanatomy, spec)
 
     return run_diagnostics_report
 
 
 def _materialize_report(
-    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, label: str
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec
 ) -> dg.MaterializeResult:
     """Write the run's report; each acceptance gate is an ERROR check of the report asset."""
     home = codeanatomy.project_home()
-    record_envelope_if_missing(context, codeanatomy, label)
+    record_envelope_if_missing(context, codeanatomy, spec.label)
     with codeanatomy.step(context) as step:
-        rendered = write_run_report(home, step.run_id, label=label)
+        rendered = write_run_report(home, step.run_id, label=spec.label, baseline=spec.baseline)
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.md(rendered.markdown),

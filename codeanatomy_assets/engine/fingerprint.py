@@ -117,6 +117,36 @@ def normalize_plan_text(text: str, *, table_roots: Mapping[str, str] | None = No
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
 
 
+_FILE_LIST_RE: Final = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _count_files(text: str) -> str:
+    """Each group of a ``file_groups={...}`` replaced by its file count: the plan without the file names."""
+    out: list[str] = []
+    pos = 0
+    while (at := text.find(_FILE_GROUPS, pos)) >= 0:
+        body = at + len(_FILE_GROUPS)
+        end = _closing(text, body, "{", "}")
+        counted = _FILE_LIST_RE.sub(lambda m: f"[{len(m.group(1).split(','))} files]", text[body:end])
+        out.append(text[pos:body] + counted)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def shape_fingerprint(phase: str, text: str, *, table_roots: Mapping[str, str] | None = None) -> str:
+    """Like :func:`plan_fingerprint`, with each file group reduced to its file count: the same query over a
+    rewritten table (new file names, same layout) has the same shape. What "Changes since the last run"
+    compares, so that rewriting a table is not reported as a plan change.
+
+    >>> a = shape_fingerprint("physical", "DataSourceExec: file_groups={1 group: [[t/x.parquet]]}")
+    >>> a == shape_fingerprint("physical", "DataSourceExec: file_groups={1 group: [[t/y.parquet]]}")
+    True
+    """
+    material = f"{_PREFIX}-shape\n{phase}\n{_count_files(normalize_plan_text(text, table_roots=table_roots))}"
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
 def plan_fingerprint(phase: str, text: str, *, table_roots: Mapping[str, str] | None = None) -> str:
     """The sha256 hex fingerprint of one phase's plan text (normalized)."""
     material = f"{_PREFIX}\n{phase}\n{normalize_plan_text(text, table_roots=table_roots)}"

@@ -26,7 +26,7 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink, emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.failures import SUMMARY_LIMIT, error_type
-from codeanatomy_assets.engine.fingerprint import plan_fingerprint
+from codeanatomy_assets.engine.fingerprint import plan_fingerprint, shape_fingerprint
 from codeanatomy_assets.engine.options import CompileOptions
 from codeanatomy_assets.errors import PlanError, clean_error_text, error_text
 
@@ -60,6 +60,8 @@ class PhaseRecord:
     target_partitions: int | None
     error_type: str | None = None
     error_message: str | None = None
+    shape_hash: str | None = None
+    """The plan's fingerprint without its file names (``engine.fingerprint.shape_fingerprint``)."""
 
     @property
     def failed(self) -> bool:
@@ -75,6 +77,7 @@ class PhaseRecord:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "target_partitions": self.target_partitions,
+            "shape_hash": self.shape_hash,
         }
         if self.failed:
             payload[attr.ERROR_TYPE] = self.error_type
@@ -195,7 +198,14 @@ class PhaseLog:
             target_partitions=self.target_partitions,
             error_type=kind,
             error_message=message,
+            shape_hash=self._shape_hash(phase) if plan_hash else None,
         )
+
+    def _shape_hash(self, phase: PlanPhase) -> str | None:
+        source = PlanPhase.PHYSICAL if phase is PlanPhase.EXECUTE else phase
+        if source not in self.texts:
+            return None
+        return shape_fingerprint(source.value, self.texts[source], table_roots=table_roots(self.tables))
 
     def _record(self, record: PhaseRecord) -> None:
         self.records.append(record)

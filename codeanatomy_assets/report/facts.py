@@ -128,6 +128,7 @@ class PlanPhaseFact:
     trace_id: str | None
     span_id: str | None
     severity: Severity
+    shape_hash: str | None = None
 
     @classmethod
     def from_event(cls, event: DiagnosticEvent) -> PlanPhaseFact:
@@ -140,6 +141,7 @@ class PlanPhaseFact:
             trace_id=p.get("trace_id") or event.trace_id,
             span_id=p.get("span_id") or event.span_id,
             severity=event.severity,
+            shape_hash=p.get("shape_hash"),
         )
 
     @property
@@ -157,6 +159,7 @@ class PlanPhaseFact:
             "trace_id": self.trace_id,
             "span_id": self.span_id,
             "status": "error" if self.severity is Severity.ERROR else "ok",
+            "shape_hash": self.shape_hash,
         }
 
 

@@ -54,6 +54,7 @@ SCAN_COLUMNS: Final = (
 )
 SLOWEST_PHASES: Final = 10
 CHANGE_COLUMNS: Final = ("added", "changed", "deleted", "unchanged", "modules", "files_parsed")
+CHANGES_COLUMNS: Final = ("severity", "kind", "category", "asset", "message")
 SKIPPED_COLUMNS: Final = ("plan", "output_version", "since_run", "reason")
 PATHS_SHOWN: Final = 20
 """Paths listed per kind of change (added, changed, deleted); the rest are counted."""
@@ -71,6 +72,7 @@ def _sections(data: Mapping[str, Any], gates: Sequence[GateResult]) -> list[tupl
     """Every section of the report in order: its heading and its lines."""
     return [
         ("Acceptance gates", [_gates_table(gates)]),
+        ("Changes since the last run", _changes_section(data["changes"])),
         ("Rebuild", _rebuild_section(data["rebuild"])),
         ("Provider modes", [markdown_table(data["provider_modes"], PROVIDER_MODE_COLUMNS)]),
         ("Delta log health", [markdown_table(data["delta_log_health"], LOG_HEALTH_COLUMNS)]),
@@ -106,6 +108,17 @@ def _gates_table(gates: Sequence[GateResult]) -> str:
         for g in gates
     ]
     return markdown_table(rows, ["gate", "passed", "explanation"])
+
+
+def _changes_section(changes: Mapping[str, Any]) -> list[str]:
+    """Which run this one was compared with, and each change (warnings first)."""
+    compared = changes.get("compared_with")
+    if compared is None:
+        return ["No earlier completed run of this pipeline to compare with."]
+    against = "the pinned baseline" if changes.get("baseline") else "the previous completed run"
+    rows = changes["changes"]
+    lines = [f"Compared with {against}, `{compared}`: {len(rows)} change(s).", ""]
+    return [*lines, markdown_table(rows, CHANGES_COLUMNS)] if rows else lines[:1]
 
 
 def _rebuild_section(rebuild: Mapping[str, Any]) -> list[str]:

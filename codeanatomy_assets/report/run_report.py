@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.report.changes import changes_section
 from codeanatomy_assets.report.gates import GateResult, evaluate_gates
 from codeanatomy_assets.report.markdown import render_markdown
 from codeanatomy_assets.report.sections import SECTIONS, collect_report
@@ -33,21 +34,24 @@ def to_json(data: Mapping[str, Any], gates: Sequence[GateResult]) -> dict[str, A
 
 
 def build_report(
-    store: DeltaDiagnosticsStore, run_id: str
+    store: DeltaDiagnosticsStore, run_id: str, *, baseline: str | None = None
 ) -> tuple[dict[str, Any], str, tuple[GateResult, ...]]:
-    """Collect, evaluate gates and render the markdown of one run."""
+    """Collect, compare with the previous run (or ``baseline``), evaluate gates and render one run."""
     data = collect_report(store, run_id)
+    data["changes"] = changes_section(store, data, baseline=baseline)
     gates = evaluate_gates(data)
     return data, render_markdown(data, gates), gates
 
 
-def write_run_report(home: ProjectHome, run_id: str, *, label: str | None = None) -> RenderedReport:
+def write_run_report(
+    home: ProjectHome, run_id: str, *, label: str | None = None, baseline: str | None = None
+) -> RenderedReport:
     """Render run ``run_id`` and write ``<home>/reports/<run_id>/run_diagnostics_report.md``.
 
     The newest report is also copied to ``<home>/run_diagnostics_report.md``.
     """
     store = home.diagnostics_store()
-    data, markdown, gates = build_report(store, run_id)
+    data, markdown, gates = build_report(store, run_id, baseline=baseline)
     if label and not data["run"]["label"]:
         data["run"]["label"] = label
         markdown = render_markdown(data, gates)

@@ -38,6 +38,7 @@ from codeanatomy_assets.report.facts import (
 
 SECTIONS: Final = (
     "run",
+    "changes",
     "rebuild",
     "provider_modes",
     "delta_log_health",

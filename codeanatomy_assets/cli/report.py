@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 def report(
     *,
     run_id: Annotated[str | None, Parameter(help="Run to render (default: the latest run).")] = None,
-    format: Annotated[Literal["md", "json"], Parameter(help="Output format.")] = "md",
+    format: Annotated[
+        Literal["md", "json", "html"], Parameter(help="Output format (html: one self-contained file).")
+    ] = "md",
     baseline: Annotated[
         str | None, Parameter(help="Compare with this run (default: the previous completed run).")
     ] = None,
@@ -46,7 +48,10 @@ def _error(message: str) -> int:
 
 
 def _print_report(
-    store: DeltaDiagnosticsStore, run_id: str, format: Literal["md", "json"], baseline: str | None = None
+    store: DeltaDiagnosticsStore,
+    run_id: str,
+    format: Literal["md", "json", "html"],
+    baseline: str | None = None,
 ) -> int:
     """Print the report of ``run_id``; 1 when a gate failed, or the run failed or was cancelled."""
     from codeanatomy_assets.diagnostics.runs import RunStatus
@@ -55,6 +60,10 @@ def _print_report(
     data, markdown, gates = build_report(store, run_id, baseline=baseline)
     if format == "json":
         print(json.dumps(to_json(data, gates), indent=2, sort_keys=True, default=str))
+    elif format == "html":
+        from codeanatomy_assets.report.html import render_html, run_history
+
+        print(render_html(data, gates, run_history(store, run_id)), end="")
     else:
         print(markdown, end="")
     failed = data["run"]["status"] in (RunStatus.FAILED, RunStatus.CANCELLED) or not all(

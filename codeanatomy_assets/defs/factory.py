@@ -240,6 +240,7 @@ def _materialize_report(
         metadata={
             "report": dg.MetadataValue.md(rendered.markdown),
             "path": dg.MetadataValue.path(str(rendered.path)),
+            "html_report": dg.MetadataValue.path(str(rendered.html_path)),
             **translate.step_metadata(step),
         },
         check_results=[

@@ -243,7 +243,7 @@ def _module_runs(ordered: pa.Table) -> Iterator[tuple[str, str, int]]:
     runs = pc.run_end_encode(ordered.column("module").combine_chunks())  # pyright: ignore[reportAttributeAccessIssue]
     ends = runs.run_ends.to_pylist()
     modules = runs.values.to_pylist()
-    rows = pa.array([end - 1 for end in ends])
+    rows = pa.array([end - 1 for end in ends], pa.int64())
     packages = cast("list[str]", ordered.column("package").take(rows).to_pylist())  # a non-null field
     start = 0
     for end, module, package in zip(ends, modules, packages, strict=True):

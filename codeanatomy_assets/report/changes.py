@@ -84,7 +84,8 @@ class Change:
 # Which run to compare with
 
 
-def _same_pipeline(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+def same_pipeline(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two runs (store rows) are of the same pipeline: same label, same spec when both say."""
     spec_a, spec_b = (a.get("metadata") or {}).get("spec"), (b.get("metadata") or {}).get("spec")
     return a.get("label") == b.get("label") and (spec_a is None or spec_b is None or spec_a == spec_b)
 
@@ -101,7 +102,7 @@ def previous_run(store: DeltaDiagnosticsStore, run_id: str) -> str | None:
         if r["run_id"] != run_id
         and r.get("status") == "completed"
         and r["start_time_unix_ms"] < current["start_time_unix_ms"]
-        and _same_pipeline(r, current)
+        and same_pipeline(r, current)
     ]
     return earlier[-1]["run_id"] if earlier else None
 

@@ -11,6 +11,7 @@ from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.report.changes import changes_section
 from codeanatomy_assets.report.gates import GateResult, evaluate_gates
+from codeanatomy_assets.report.html import HTML_FILE, render_html, run_history
 from codeanatomy_assets.report.markdown import render_markdown
 from codeanatomy_assets.report.sections import SECTIONS, collect_report
 
@@ -24,6 +25,7 @@ class RenderedReport:
     data: Mapping[str, Any]
     path: Path
     gates: tuple[GateResult, ...]
+    html_path: Path | None = None
 
 
 def to_json(data: Mapping[str, Any], gates: Sequence[GateResult]) -> dict[str, Any]:
@@ -60,7 +62,16 @@ def write_run_report(
     path = folder / REPORT_FILE
     _atomic_write(path, markdown)
     _atomic_write(home.root / REPORT_FILE, markdown)
-    return RenderedReport(run_id=run_id, markdown=markdown, data=to_json(data, gates), path=path, gates=gates)
+    html_path = folder / HTML_FILE
+    _atomic_write(html_path, render_html(data, gates, run_history(store, run_id)))
+    return RenderedReport(
+        run_id=run_id,
+        markdown=markdown,
+        data=to_json(data, gates),
+        path=path,
+        gates=gates,
+        html_path=html_path,
+    )
 
 
 def _atomic_write(path: Path, text: str) -> None:

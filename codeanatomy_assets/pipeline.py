@@ -37,6 +37,7 @@ from codeanatomy_assets.diagnostics.event_names import (
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.engine.drain import DrainLimits, PlanTimeoutError, ResultMemoryError
+from codeanatomy_assets.engine.operator_spans import top_operators
 from codeanatomy_assets.engine.options import CompileOptions
 from codeanatomy_assets.engine.plan import PlanExecution, execute_plan
 from codeanatomy_assets.engine.session import (
@@ -414,6 +415,7 @@ def _output_payload(ran: _PlanRun, written: _WrittenResult, engine: EngineSettin
         "inputs": {name: table.version for name, table in ran.inputs.items()},
         **(execution.memory.to_row() if execution.memory is not None else {}),
         "memory_limit_bytes": engine.resolved_memory_limit(),
+        "top_operators": top_operators(execution.operator_metrics),
     }
 
 

@@ -54,6 +54,7 @@ SCAN_COLUMNS: Final = (
 )
 SLOWEST_PHASES: Final = 10
 CHANGE_COLUMNS: Final = ("added", "changed", "deleted", "unchanged", "modules", "files_parsed")
+TOP_OPERATOR_COLUMNS: Final = ("plan", "operator", "elapsed_compute_ms", "output_rows")
 CHANGES_COLUMNS: Final = ("severity", "kind", "category", "asset", "message")
 SKIPPED_COLUMNS: Final = ("plan", "output_version", "since_run", "reason")
 PATHS_SHOWN: Final = 20
@@ -80,6 +81,10 @@ def _sections(data: Mapping[str, Any], gates: Sequence[GateResult]) -> list[tupl
         ("Plans", [markdown_table(data["plans"], PLAN_COLUMNS)]),
         ("Engine", [_engine_table(data["run"]["engine"])]),
         ("Plan-phase timings", _phase_section(data["plan_phases"])),
+        (
+            "Top operators by compute time",
+            [markdown_table(_top_operators(data["plans"]), TOP_OPERATOR_COLUMNS)],
+        ),
         ("Scan pruning", _scan_section(data["scan_units"])),
         ("Warnings and errors by category", [_category_table(data["diagnostics_by_category"])]),
         ("Telemetry configuration", [_telemetry_table(data["telemetry_config"])]),
@@ -147,6 +152,11 @@ def _extract_changes(extract: Mapping[str, Any] | None) -> list[str]:
             )
             lines += [f"Files {kind}: {shown}", ""]
     return lines
+
+
+def _top_operators(plans: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Each plan's operators with the most compute time (from its ``plan_output_v1``)."""
+    return [{"plan": p["plan"], **op} for p in plans for op in p.get("top_operators") or ()]
 
 
 def _phase_section(rows: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -26,7 +26,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "sample_tree"
 RUN = "00000000-0000-4000-8000-0000000000a2"
 DATASETS = ("calls", "imports", "source_files", "symbols")
 PLANS = ("call_edges", "module_dependencies", "module_metrics", "package_hotspots")
-STEPS = (EXTRACT_ASSET, *DATASETS, *PLANS, REPORT_ASSET)
+STEPS = (EXTRACT_ASSET, *DATASETS, *PLANS, REPORT_ASSET, "changes_since_last_run")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -128,6 +128,7 @@ class BuildRequest:
             progress=progress,
             memory_limit=self.memory_limit or 0,
             full_rebuild=self.full,
+            html_in_step=False,  # run_build writes the final report, HTML included, after the job
         )
 
     def engine(self) -> EngineSettings:
@@ -168,7 +169,12 @@ def reconstruct_build_job(
     """
     loaded = load_builtin_spec() if spec == BUILTIN_SPEC_NAME else load_spec(spec)
     resource = CodeAnatomyResource(
-        home=home, lake=lake, capture_diagnostics=capture, memory_limit=memory_limit, full_rebuild=full
+        home=home,
+        lake=lake,
+        capture_diagnostics=capture,
+        memory_limit=memory_limit,
+        full_rebuild=full,
+        html_in_step=False,  # the CLI that launched the job writes the final report, HTML included
     )
     return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
 

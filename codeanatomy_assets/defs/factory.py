@@ -235,7 +235,9 @@ def _materialize_report(
     home = codeanatomy.project_home()
     record_envelope_if_missing(context, codeanatomy, spec.label)
     with codeanatomy.step(context) as step:
-        rendered = write_run_report(home, step.run_id, label=spec.label, baseline=spec.baseline)
+        rendered = write_run_report(
+            home, step.run_id, label=spec.label, baseline=spec.baseline, html=codeanatomy.html_in_step
+        )
     return dg.MaterializeResult(
         metadata={
             "report": dg.MetadataValue.md(rendered.markdown),

@@ -39,6 +39,9 @@ class CodeAnatomyResource(dg.ConfigurableResource):
     """Show a progress bar while extracting (the CLI turns it on in a terminal)."""
     memory_limit: int = 0
     """Bytes one plan may hold (``--memory-limit``); 0 means the spec's ``[engine]``, else the default."""
+    html_in_step: bool = True
+    """Render the HTML report in the report step (off when the CLI renders it after the run, with the final
+    report: once per build)."""
     full_rebuild: bool = False
     """Re-extract the whole tree and re-run every plan (``--full``); else only what changed."""
 

@@ -46,7 +46,12 @@ def build_report(
 
 
 def write_run_report(
-    home: ProjectHome, run_id: str, *, label: str | None = None, baseline: str | None = None
+    home: ProjectHome,
+    run_id: str,
+    *,
+    label: str | None = None,
+    baseline: str | None = None,
+    html: bool = True,
 ) -> RenderedReport:
     """Render run ``run_id`` and write ``<home>/reports/<run_id>/run_diagnostics_report.md``.
 
@@ -63,7 +68,8 @@ def write_run_report(
     _atomic_write(path, markdown)
     _atomic_write(home.root / REPORT_FILE, markdown)
     html_path = folder / HTML_FILE
-    _atomic_write(html_path, render_html(data, gates, run_history(store, run_id)))
+    if html:  # the plots cost ~0.3 s: a build driven by the CLI renders them once, with its final report
+        _atomic_write(html_path, render_html(data, gates, run_history(store, run_id)))
     return RenderedReport(
         run_id=run_id,
         markdown=markdown,

@@ -56,6 +56,9 @@ from codeanatomy_assets.extract.tables import DATASET_NAMES, assemble, chunk_bat
 from codeanatomy_assets.extract.tree import DEFAULT_EXCLUDED_DIRS, SourceTree, discover
 
 CHUNKS_PER_WORKER: Final = 16
+POOL_MIN_BYTES: Final = 1024 * 1024
+"""Unless ``workers`` is given, less source than this is parsed in this process: starting the pool's workers
+(about a second in a Dagster step) costs more than parsing it (an incremental rebuild of a few files)."""
 # Imported once by the fork server, so each worker starts with the (stdlib-only) worker code loaded.
 # Python 3.11 ignores "__main__" here (it never passes the main path), so each worker still re-imports
 # the main module, as with "spawn": cheap for pytest or the CLI, about a second for a Dagster process.
@@ -162,6 +165,8 @@ def extract_files(
     count = workers if workers is not None else (os.cpu_count() or 1)
     if count < 1:
         raise ValueError(f"workers must be at least 1, got {count}")
+    if workers is None and sum(tree.sizes) < POOL_MIN_BYTES:
+        count = 1
     requests = [
         ChunkRequest(root=str(tree.root), files=files, max_file_bytes=max_file_bytes)
         for files in tree.chunks(count * CHUNKS_PER_WORKER if count > 1 else 1)

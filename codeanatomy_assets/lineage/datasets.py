@@ -95,7 +95,7 @@ def schema_facet(schema: pa.Schema) -> schema_dataset.SchemaDatasetFacet:
 def _fields(fields: list[pa.Field]) -> list[schema_dataset.SchemaDatasetFacetFields]:
     return [
         schema_dataset.SchemaDatasetFacetFields(
-            name=f.name, type=str(f.type), ordinal_position=i, fields=_fields(_children(f.type)) or None
+            name=f.name, type=str(f.type), ordinal_position=i, fields=_fields(_children(f.type))
         )
         for i, f in enumerate(fields, 1)
     ]

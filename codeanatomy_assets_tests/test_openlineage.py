@@ -13,20 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import attr
+import dagster as dg
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 
 from codeanatomy_assets.build_outcome import BuildOutcome
+from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
+from codeanatomy_assets.defs.envelope import FAILED_RUN_SENSOR
+from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.event_names import OPENLINEAGE_EMIT_FAILED
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.errors import ConfigError
+from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.lineage import facets as custom
 from codeanatomy_assets.lineage.config import LineageConfig, new_client
 from codeanatomy_assets.lineage.datasets import dataset_identity
-from codeanatomy_assets.runner import BuildRequest, Executor, run_build
-from codeanatomy_assets.spec import parse_spec
+from codeanatomy_assets.runner import BuildRequest, Executor, instance_for, run_build
+from codeanatomy_assets.spec import load_spec, parse_spec
 from codeanatomy_assets.spec_lineage import LineageSpec
 from codeanatomy_assets_tests.lineage_receiver import LineageReceiver
 from codeanatomy_assets_tests.lineage_validation import validate_event
@@ -261,6 +266,47 @@ def test_plan_steps_in_other_processes_emit_too(tmp_path: Path) -> None:
         ("codeanatomy_build.busy", plan_run["busy"]): ["START", "COMPLETE"],
         ("codeanatomy_build.ratio", plan_run["ratio"]): ["START", "COMPLETE"],
     }
+
+
+def test_runs_launched_from_dagster_get_their_job_events(tmp_path: Path) -> None:
+    """A run launched from the UI: the report asset sends its job's START (dated when the run started)
+    and COMPLETE; a failed one gets START and FAIL from the failed-run sensor."""
+    lineage = f'[lineage]\ntransport = "file"\npath = "{tmp_path / "events.jsonl"}"\n'
+    (tmp_path / "good").mkdir(), (tmp_path / "bad").mkdir()
+    home = ProjectHome.resolve(tmp_path / "home")
+    resource = CodeAnatomyResource(home=str(home.root))
+    instance = instance_for(home)
+    good = build_definitions(
+        load_spec(_pipeline(tmp_path / "good", failing=False, lineage=lineage)), resource
+    )
+    ok = good.resolve_job_def(JOB_NAME).execute_in_process(instance=instance)
+    bad = build_definitions(load_spec(_pipeline(tmp_path / "bad", failing=True, lineage=lineage)), resource)
+    failed = bad.resolve_job_def(JOB_NAME).execute_in_process(instance=instance, raise_on_error=False)
+    failure = next(e for e in failed.all_events if e.event_type_value == "PIPELINE_FAILURE")
+    bad.resolve_sensor_def(FAILED_RUN_SENSOR)(
+        dg.build_run_status_sensor_context(
+            sensor_name=FAILED_RUN_SENSOR,
+            dagster_event=failure,
+            dagster_instance=instance,
+            dagster_run=failed.dagster_run,
+            resources={"codeanatomy": resource},
+        ).for_run_failure()
+    )
+    events = [
+        validate_event(json.loads(line)) for line in (tmp_path / "events.jsonl").read_text().splitlines()
+    ]
+    runs = _by_run([json.loads(line) for line in (tmp_path / "events.jsonl").read_text().splitlines()])
+    assert runs[("codeanatomy_build", ok.run_id)] == ["START", "COMPLETE"]
+    assert runs[("codeanatomy_build", failed.run_id)] == ["START", "FAIL"]
+    assert runs[("codeanatomy_build.ratio", str(uuid.uuid5(uuid.UUID(failed.run_id), "ratio")))] == [
+        "START",
+        "FAIL",
+    ]
+    job_start = next(e for e in events if e.job.name == "codeanatomy_build" and e.run.runId == ok.run_id)
+    plan_start = next(
+        e for e in events if e.job.name == "codeanatomy_build.busy" and e.run.runId != ok.run_id
+    )
+    assert job_start.eventTime < plan_start.eventTime  # dated when the run started, though sent at its end
 
 
 # --- configuration ------------------------------------------------------------------------------------

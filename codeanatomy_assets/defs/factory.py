@@ -237,7 +237,7 @@ def _materialize_report(
 ) -> dg.MaterializeResult:
     """Write the run's report; each acceptance gate is an ERROR check of the report asset."""
     home = codeanatomy.project_home()
-    record_envelope_if_missing(context, codeanatomy, spec.label)
+    record_envelope_if_missing(context, codeanatomy, spec)
     with codeanatomy.step(context) as step:
         rendered = write_run_report(home, step.run_id, label=spec.label, baseline=spec.baseline)
     return dg.MaterializeResult(

@@ -95,10 +95,14 @@ def error_facet(exc: BaseException, redact: Callable[[str], str]) -> error_messa
 
 
 def job_event(
-    state: RunState, job: LineageJob, *, error: error_message_run.ErrorMessageRunFacet | None = None
+    state: RunState,
+    job: LineageJob,
+    *,
+    error: error_message_run.ErrorMessageRunFacet | None = None,
+    event_time: datetime | None = None,
 ) -> RunEvent:
-    """A run event of the whole build."""
-    return _event(state, job, _run_facets(job, error), job_type="JOB")
+    """A run event of the whole build (at ``event_time``, else now)."""
+    return _event(state, job, _run_facets(job, error), job_type="JOB", event_time=event_time)
 
 
 def plan_event(
@@ -135,13 +139,14 @@ def _event(
     job_facets: dict[str, JobFacet] | None = None,
     inputs: list[InputDataset] | None = None,
     outputs: list[OutputDataset] | None = None,
+    event_time: datetime | None = None,
 ) -> RunEvent:
     kind = owned(
         job_type_job.JobTypeJobFacet(processingType="BATCH", integration=INTEGRATION, jobType=job_type)
     )
     return RunEvent(
         eventType=state,
-        eventTime=datetime.now(UTC).isoformat(),
+        eventTime=(event_time or datetime.now(UTC)).isoformat(),
         run=Run(runId=job.run_id, facets=run_facets),
         job=Job(namespace=job.namespace, name=job.name, facets={"jobType": kind, **(job_facets or {})}),
         inputs=inputs or [],

@@ -1,5 +1,6 @@
-"""Where a build calls its lineage: around the job (``runner.run_build``) and each plan step (the Dagster
-plan asset around ``pipeline.run_plan``).
+"""Where a build calls its lineage: around the job (``runner.run_build``; for a run launched from Dagster,
+where its run envelope is recorded: ``defs/envelope.py``) and each plan step (the Dagster plan asset around
+``pipeline.run_plan``).
 
 Each hook resolves the configuration in its own process (the environment and the spec's ``[lineage]``,
 :mod:`~codeanatomy_assets.lineage.config`), so plan steps in the multiprocess executor's processes emit too.
@@ -13,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
@@ -82,6 +84,27 @@ def build_run(spec: PipelineSpec, home: ProjectHome, run_id: str, report: Report
 
     with build_events(config, spec, home, run_id, report) as lineage:
         yield lineage
+
+
+def record_job_run(
+    spec: PipelineSpec,
+    home: ProjectHome,
+    run_id: str,
+    report: Report,
+    *,
+    started_unix_ms: int | None,
+    status: RunStatus,
+    error: BaseException | None = None,
+) -> None:
+    """A build's job that :func:`build_run` did not bracket (a run launched from Dagster): its START,
+    dated when the run started, and its end, both sent once the end is known."""
+    config = LineageConfig.resolve(spec.lineage, os.environ)
+    if config is None:
+        return
+    from codeanatomy_assets.lineage.runs import send_job_run
+
+    started = datetime.fromtimestamp(started_unix_ms / 1000, UTC) if started_unix_ms else None
+    send_job_run(config, spec, home, run_id, report, started, status, error)
 
 
 def sink_report(sink: DiagnosticsSink, run_id: str, trace_id: str | None) -> Report:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Final
 
 from openlineage.client.event_v2 import RunEvent, RunState
@@ -113,6 +114,25 @@ def build_events(
         lineage.ended(RunStatus.FAILED if isinstance(exc, Exception) else RunStatus.CANCELLED, exc)
         raise
     lineage.ended(RunStatus.COMPLETED)
+
+
+def send_job_run(  # noqa: PLR0917 - the run's nouns, passed through once
+    config: LineageConfig,
+    spec: PipelineSpec,
+    home: ProjectHome,
+    run_id: str,
+    report: Report,
+    started: datetime | None,
+    status: RunStatus,
+    error: BaseException | None,
+) -> None:
+    """The START (dated ``started``) and the end of a build's job, both sent now."""
+    emitter = LineageEmitter(config=config, run_id=run_id, report=report, secrets=_secrets(spec, home))
+    job = LineageJob.build(config.namespace, spec.label, run_id)
+    _send(emitter, RunState.START, lambda: job_event(RunState.START, job, event_time=started))
+    state = _ENDED.get(status, RunState.FAIL)
+    facet = error_facet(error, emitter.redact) if error is not None else None
+    _send(emitter, state, lambda: job_event(state, job, error=facet))
 
 
 def _send(emitter: LineageEmitter, state: RunState, build: Callable[[], RunEvent]) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import RunEvent
@@ -29,6 +29,7 @@ _CLIENTS: dict[str, OpenLineageClient] = {}
 """This process's clients, by configuration key."""
 _GIVEN_UP: dict[str, str] = {}
 """Build run id -> why this process stopped sending its events (the latest run only)."""
+_GIVEN_UP_TEXT: Final = "not tried: an earlier event of this run could not be delivered (code emit_failed)"
 
 
 class Report(Protocol):
@@ -51,11 +52,8 @@ class LineageEmitter:
 
     def send(self, event: RunEvent) -> bool:
         """Emit ``event``; ``False`` (and a warn diagnostic) when it was not sent."""
-        given_up = _GIVEN_UP.get(self.run_id)
-        if given_up is not None:
-            self._not_sent(
-                event, "transport_given_up", f"an earlier event of this run was not sent: {given_up}"
-            )
+        if self.run_id in _GIVEN_UP:
+            self._not_sent(event, "transport_given_up", _GIVEN_UP_TEXT)
             return False
         try:
             _client(self.config).emit(event)

@@ -1,8 +1,9 @@
 """Running a whole build against the project home's persistent Dagster instance.
 
 Used by ``codeanatomy build`` and the end-to-end tests. The run envelope (``datafusion_run_started_v1`` /
-``..._finished_v1``) brackets the job; when the job fails before its report asset runs, the report is still
-written here and says where the run stopped.
+``..._finished_v1``) brackets the job, and so do its OpenLineage START and COMPLETE / FAIL / ABORT when
+lineage is configured (:mod:`codeanatomy_assets.lineage.hooks`); when the job fails before its report asset
+runs, the report is still written here and says where the run stopped.
 
 Two executors (:class:`Executor`):
 
@@ -56,6 +57,7 @@ from codeanatomy_assets.errors import exception_text
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
+from codeanatomy_assets.lineage.hooks import build_run, sink_report
 from codeanatomy_assets.report.run_report import RenderedReport, write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
@@ -225,18 +227,22 @@ def run_build(
         sweep_spill(home.root / SPILL_FOLDER)  # what killed or cancelled builds' sessions left
         trace_id = format(span.get_span_context().trace_id, "032x")
         run = _open_run(request, run_id, records, telemetry, trace_id, executor=executor, waited_s=waited_s)
-        dagster.instance = instance = instance_for(home)
-        if cancel.is_set():  # signalled before the job started: do not start it
-            return _cancelled_before_job(request, run, records, cancel)
-        result = _execute(
-            request, run_id, instance, executor, progress=progress, max_concurrent=max_concurrent
-        )
-        stopped = _cancelled_during_job(cancel, result, dagster)
-        telemetry.force_flush()
-        for event in _export_failure_events(run_id, telemetry, trace_id):
-            emit(records.sink, event)
-        job = JobEnding.read(result)
-        run = _finish_run(run, records, job, stopped=stopped)
+        lineage_report = sink_report(records.sink, run_id, trace_id)
+        with build_run(request.spec, home, run_id, lineage_report) as lineage:
+            dagster.instance = instance = instance_for(home)
+            if cancel.is_set():  # signalled before the job started: do not start it
+                lineage.ended(RunStatus.CANCELLED)
+                return _cancelled_before_job(request, run, records, cancel)
+            result = _execute(
+                request, run_id, instance, executor, progress=progress, max_concurrent=max_concurrent
+            )
+            stopped = _cancelled_during_job(cancel, result, dagster)
+            telemetry.force_flush()
+            for event in _export_failure_events(run_id, telemetry, trace_id):
+                emit(records.sink, event)
+            job = JobEnding.read(result)
+            lineage.ended(*_ending(job, stopped))
+            run = _finish_run(run, records, job, stopped=stopped)
     report = write_run_report(home, run_id, label=request.spec.label, baseline=request.spec.baseline)
     telemetry.force_flush()
     return _job_outcome(run, job, report, records.store_failures, stopped=stopped)
@@ -337,12 +343,17 @@ def _finish_run(
     metadata: dict[str, Any] = {"dagster_run_id": job.dagster_run_id, "failed_checks": job.failed_checks}
     if stopped is not None:
         metadata["cancelled_by"] = stopped.reason
-        status, error = RunStatus.CANCELLED, None
-    else:
-        status, error = (RunStatus.COMPLETED if job.success else RunStatus.FAILED), job.run_error()
+    status, error = _ending(job, stopped)
     run = finish_run(run, sink=records.sink, status=status, metadata=metadata, error=error)
     records.close(run.run_id)
     return run
+
+
+def _ending(job: JobEnding, stopped: CancelScope | None) -> tuple[RunStatus, BaseException | None]:
+    """How the run ended: cancelled, completed, or failed with its failed steps' root causes."""
+    if stopped is not None:
+        return RunStatus.CANCELLED, None
+    return (RunStatus.COMPLETED if job.success else RunStatus.FAILED), job.run_error()
 
 
 def _job_outcome(

@@ -21,6 +21,10 @@ user's ``codeanatomy.toml`` (or ``--config FILE``) replaces it. Example::
     [maintenance]                   # optional: treat the pipeline's own outputs (spec_maintenance.py)
     small_file_mb = 8
 
+    [lineage]                       # optional: OpenLineage events (spec_lineage.py)
+    transport = "http"
+    url = "http://127.0.0.1:5000"
+
     [engine]                        # optional: DataFusion sessions (engine/session.py)
     memory_limit = "4GB"            # bytes one plan may hold (2GB, 512MiB, 70%); default: half the memory
     target_partitions = 4
@@ -50,6 +54,7 @@ from typing import Any, Final
 from codeanatomy_assets.delta.layout import LayoutThresholds
 from codeanatomy_assets.engine.session import EngineSettings, parse_size, validate_options
 from codeanatomy_assets.errors import ConfigError
+from codeanatomy_assets.spec_lineage import LineageSpec, parse_lineage
 from codeanatomy_assets.spec_maintenance import MaintenanceSpec, parse_maintenance
 from codeanatomy_assets.spec_names import check_name
 from codeanatomy_assets.spec_sql import quoted_near_misses, sql_references
@@ -60,7 +65,7 @@ STDLIB_SOURCE: Final = "stdlib"
 
 _URI_SCHEME_RE: Final = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://|file:)")
 _TOP_KEYS: Final = frozenset(
-    {"extract", "datasets", "plans", "pipeline", "telemetry", "engine", "maintenance"}
+    {"extract", "datasets", "plans", "pipeline", "telemetry", "engine", "maintenance", "lineage"}
 )
 _EXTRACT_KEYS: Final = frozenset({"source", "workers"})
 _DATASET_KEYS: Final = frozenset({"uri", "storage_options", "description"})
@@ -136,6 +141,8 @@ class PipelineSpec:
     """The ``[engine]`` table (no ``spill_dir``: a build spills under its home)."""
     maintenance: MaintenanceSpec | None = None
     """The ``[maintenance]`` table (``spec_maintenance.py``); ``None``: no maintenance job or sensor."""
+    lineage: LineageSpec | None = None
+    """The ``[lineage]`` table (``spec_lineage.py``); ``None``: OpenLineage only from ``OPENLINEAGE_*``."""
 
     @property
     def layout_thresholds(self) -> LayoutThresholds:
@@ -207,6 +214,7 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
         plans=plans,
         engine=_parse_engine(doc, source),
         maintenance=parse_maintenance(doc, source),
+        lineage=parse_lineage(doc, source, base_dir),
     )
 
 

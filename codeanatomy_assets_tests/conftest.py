@@ -35,7 +35,7 @@ def big(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Keep tests from exporting telemetry or writing to a real home by accident."""
+    """Keep tests from exporting telemetry or lineage, or writing to a real home, by accident."""
     for key in list(os.environ):
-        if key.startswith("OTEL_") or key in {"CODEANATOMY_HOME", "DAGSTER_HOME"}:
+        if key.startswith(("OTEL_", "OPENLINEAGE")) or key in {"CODEANATOMY_HOME", "DAGSTER_HOME"}:
             monkeypatch.delenv(key, raising=False)

@@ -3,7 +3,8 @@
 The CLI brackets its runs with the run envelope itself. A run launched from the UI (or a schedule) has no
 such wrapper: its report asset records the envelope when it finds none, and when such a run fails before
 its report, this sensor (run by the daemon that ``dagster dev`` starts) records the failure and writes
-the report saying where the run stopped.
+the report saying where the run stopped. Either also sends the job's OpenLineage START (dated when the run
+started) and its end, when lineage is configured (:mod:`codeanatomy_assets.lineage.hooks`).
 """
 
 import dagster as dg
@@ -11,7 +12,10 @@ import dagster as dg
 from codeanatomy_assets.defs.resources import CodeAnatomyResource, diagnostics_run_id
 from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus, finish_run, start_run
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
+from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.lineage.hooks import record_job_run, sink_report
 from codeanatomy_assets.report.run_report import write_run_report
+from codeanatomy_assets.spec import PipelineSpec
 
 FAILED_RUN_SENSOR = "codeanatomy_failed_run_report"
 LAUNCHED_BY_TAG = "codeanatomy/launched_by"
@@ -22,7 +26,7 @@ class RunFailed(Exception):  # noqa: N818 - the name is the error.type users rea
     """A Dagster run failed; the message names the failed step and its error."""
 
 
-def failed_run_sensor(job: object, label: str) -> dg.SensorDefinition:
+def failed_run_sensor(job: object, spec: PipelineSpec) -> dg.SensorDefinition:
     """The run-failure sensor for ``job`` (the asset job of the spec)."""
 
     @dg.run_failure_sensor(
@@ -34,13 +38,13 @@ def failed_run_sensor(job: object, label: str) -> dg.SensorDefinition:
     def codeanatomy_failed_run_report(
         context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource
     ) -> None:
-        _record_failed_run(context, codeanatomy, label)
+        _record_failed_run(context, codeanatomy, spec)
 
     return codeanatomy_failed_run_report
 
 
 def _record_failed_run(
-    context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource, label: str
+    context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec
 ) -> None:
     """Record the failed run's end (unless the CLI that ran it did) and write its report."""
     run_id = diagnostics_run_id(context.dagster_run)
@@ -50,10 +54,13 @@ def _record_failed_run(
     if rows and rows[-1]["status"] != RunStatus.RUNNING:
         return  # the CLI that ran it recorded its end already
     started = rows[-1]["start_time_unix_ms"] if rows else _start_ms(context)
-    run = DataFusionRun(run_id=run_id, label=label, start_time_unix_ms=started)
-    finish_run(run, sink=store, error=RunFailed(context.failure_event.message or "run failed"))
+    run = DataFusionRun(run_id=run_id, label=spec.label, start_time_unix_ms=started)
+    error = RunFailed(context.failure_event.message or "run failed")
+    finish_run(run, sink=store, error=error)
+    report = sink_report(store, run_id, None)
+    record_job_run(spec, home, run_id, report, started_unix_ms=started, status=RunStatus.FAILED, error=error)
     store.flush()
-    write_run_report(home, run_id, label=label)
+    write_run_report(home, run_id, label=spec.label)
 
 
 def _start_ms(context: dg.RunFailureSensorContext) -> int:
@@ -63,7 +70,7 @@ def _start_ms(context: dg.RunFailureSensorContext) -> int:
 
 
 def record_envelope_if_missing(
-    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, label: str
+    context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec
 ) -> None:
     """For a run launched from the UI: record its start and completion before its report is rendered.
 
@@ -73,26 +80,35 @@ def record_envelope_if_missing(
     if context.run.tags.get(LAUNCHED_BY_TAG) == "codeanatomy":
         return
     run_id = diagnostics_run_id(context.run)
-    store = codeanatomy.project_home().diagnostics_store()
+    home = codeanatomy.project_home()
+    store = home.diagnostics_store()
     try:
         if not store.read_runs(run_id):
-            _record_dagster_run(context, store, run_id, label)
+            _record_dagster_run(context, home, store, run_id, spec)
     except Exception as exc:  # noqa: BLE001 - the step's own diagnostics flush reports a failing store as a sink failure
         context.log.warning(f"could not record the run envelope in the diagnostics store: {exc}")
 
 
 def _record_dagster_run(
-    context: dg.AssetExecutionContext, store: DeltaDiagnosticsStore, run_id: str, label: str
+    context: dg.AssetExecutionContext,
+    home: ProjectHome,
+    store: DeltaDiagnosticsStore,
+    run_id: str,
+    spec: PipelineSpec,
 ) -> None:
     """Record the start (from Dagster's run record) and the completion of a run launched from Dagster."""
     record = context.instance.get_run_record_by_id(context.run.run_id)
     started = int(record.start_time * 1000) if record is not None and record.start_time else None
     run = start_run(
-        label=label,
+        label=spec.label,
         sink=store,
         run_id=run_id,
         metadata={"launched_by": "dagster"},
         start_time_unix_ms=started,
     )
     finish_run(run, sink=store)
+    report = sink_report(store, run_id, None)
+    record_job_run(
+        spec, home, run_id, report, started_unix_ms=run.start_time_unix_ms, status=RunStatus.COMPLETED
+    )
     store.flush()

@@ -16,6 +16,7 @@ from codeanatomy_assets.defs.envelope import record_envelope_if_missing
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import DatasetError
+from codeanatomy_assets.lineage import hooks as lineage
 from codeanatomy_assets.plan_skip import code_version
 from codeanatomy_assets.report.gates import GATES
 from codeanatomy_assets.report.run_report import write_run_report
@@ -176,17 +177,20 @@ def _materialize_plan(
     context: dg.AssetExecutionContext, codeanatomy: CodeAnatomyResource, spec: PipelineSpec, name: str
 ) -> dg.MaterializeResult:
     """Run plan ``name`` and write its result (unless skipped: its inputs and SQL unchanged, the build not
-    full); its metadata says whether it was skipped, or whether its optimized plan changed."""
+    full); its metadata says whether it was skipped, or whether its optimized plan changed. Its OpenLineage
+    START and COMPLETE or FAIL bracket it (:mod:`codeanatomy_assets.lineage.hooks`)."""
     home = codeanatomy.project_home()
-    with codeanatomy.step(context) as step:
-        outcome = pipeline.run_plan(
-            spec,
-            home,
-            step,
-            name,
-            options=codeanatomy.compile_options(step.run_id),
-            engine=codeanatomy.engine_settings(spec.engine),
-            full=codeanatomy.full_rebuild,
+    with codeanatomy.step(context) as step, lineage.plan_run(spec, home, step, name) as plan_lineage:
+        outcome = plan_lineage.done(
+            pipeline.run_plan(
+                spec,
+                home,
+                step,
+                name,
+                options=codeanatomy.compile_options(step.run_id),
+                engine=codeanatomy.engine_settings(spec.engine),
+                full=codeanatomy.full_rebuild,
+            )
         )
     return _plan_result(context, spec, step, outcome)
 
@@ -233,7 +237,7 @@ def _materialize_report(
 ) -> dg.MaterializeResult:
     """Write the run's report; each acceptance gate is an ERROR check of the report asset."""
     home = codeanatomy.project_home()
-    record_envelope_if_missing(context, codeanatomy, spec.label)
+    record_envelope_if_missing(context, codeanatomy, spec)
     with codeanatomy.step(context) as step:
         rendered = write_run_report(
             home, step.run_id, label=spec.label, baseline=spec.baseline, html=codeanatomy.html_in_step

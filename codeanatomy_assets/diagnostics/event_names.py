@@ -17,10 +17,12 @@ from typing import Final
 DATAFUSION_RUN_STARTED: Final = "datafusion_run_started_v1"
 DATAFUSION_RUN_FINISHED: Final = "datafusion_run_finished_v1"
 
-# Telemetry: the OpenTelemetry configuration of a run, and sinks or exporters that failed.
+# Telemetry: the OpenTelemetry configuration of a run, sinks or exporters that failed, lineage not sent.
 TELEMETRY_CONFIG: Final = "telemetry_config_v1"
 TELEMETRY_SINK_FAILED: Final = "telemetry_sink_failed_v1"
 TELEMETRY_EXPORT_FAILED: Final = "telemetry_export_failed_v1"
+OPENLINEAGE_EMIT_FAILED: Final = "openlineage_emit_failed_v1"
+"""An OpenLineage event (or a facet of one) the build could not send; the build goes on without it."""
 
 # Plan phases: each phase of a plan, its artifact (also routed to the store's table of the same name), its
 # output, and the ways a plan stops early.

@@ -60,7 +60,7 @@ def _record_failed_run(
     report = sink_report(store, run_id, None)
     record_job_run(spec, home, run_id, report, started_unix_ms=started, status=RunStatus.FAILED, error=error)
     store.flush()
-    write_run_report(home, run_id, label=spec.label)
+    write_run_report(home, run_id, label=spec.label, baseline=spec.baseline)
 
 
 def _start_ms(context: dg.RunFailureSensorContext) -> int:

@@ -119,3 +119,28 @@ def test_full_is_forced_by_the_flag_and_by_another_source(tree: Path, tmp_path: 
     other = Path(shutil.copytree(FIXTURE, tmp_path / "other"))
     moved = _extract(other, lake, full=False)
     assert moved.plan.mode == "full" and "was extracted from" in moved.plan.reason
+
+
+def test_maintenance_between_rebuilds_keeps_them_incremental(tree: Path, tmp_path: Path) -> None:
+    from deltalake import DeltaTable
+
+    lake = tmp_path / "lake"
+    _extract(tree, lake, full=False)
+    for name in DATASET_NAMES:
+        table = DeltaTable(str(lake / name))
+        table.optimize.compact()
+        table.create_checkpoint()
+    _change(tree)
+    outcome = _extract(tree, lake, full=False)
+    assert outcome.plan.mode == "incremental", outcome.plan.reason
+    reference = tmp_path / "reference"
+    _extract(tree, reference, full=True)
+    assert all(_rows(str(lake / n)) == _rows(str(reference / n)) for n in DATASET_NAMES)
+
+
+def test_a_file_too_large_to_parse_is_unchanged_when_its_bytes_are(tree: Path, tmp_path: Path) -> None:
+    (tree / "big.py").write_text("x = 1\n" * 400_000)  # 2.4 MB: over the 2 MiB limit, recorded, not parsed
+    lake = tmp_path / "lake"
+    _extract(tree, lake, full=False)
+    again = _extract(tree, lake, full=False)
+    assert again.plan.changes is not None and again.plan.changes.empty, again.plan.reason

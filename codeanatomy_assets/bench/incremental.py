@@ -25,7 +25,9 @@ from typing import Any, Final
 
 from codeanatomy_assets.bench.harness import median, ratio, rotated, rounded
 from codeanatomy_assets.bench.sources import SourceSelection
+from codeanatomy_assets.diagnostics.event_names import EXTRACT_REBUILD
 from codeanatomy_assets.extract.tree import DEFAULT_EXCLUDED_DIRS, stdlib_source
+from codeanatomy_assets.home import ProjectHome
 
 VARIANTS: Final = ("full", "one_file", "no_change")
 GOAL_ONE_FILE: Final = 0.25
@@ -103,6 +105,9 @@ def measure_incremental(work_dir: Path, settings: IncrementalSettings) -> dict[s
     for index in range(settings.rounds):
         for variant, seconds in _round(tree, home, index).items():
             samples[variant].append(seconds)
+    modes = _rebuild_modes(home)
+    if modes.get("incremental", 0) < 2 * settings.rounds:
+        raise RuntimeError(f"the builds without --full were not all incremental: {modes}")
     medians = {v: median(s) for v, s in samples.items()}
     one_file = ratio(medians["one_file"], medians["full"])
     no_change = ratio(medians["no_change"], medians["full"])
@@ -119,4 +124,14 @@ def measure_incremental(work_dir: Path, settings: IncrementalSettings) -> dict[s
         and one_file <= GOAL_ONE_FILE
         and no_change <= GOAL_NO_CHANGE,
         "load_average": list(os.getloadavg()),
+        "rebuild_modes": modes,
     }
+
+
+def _rebuild_modes(home: Path) -> dict[str, int]:
+    """How many builds of ``home`` extracted fully and how many incrementally (``extract_rebuild_v1``)."""
+    store = ProjectHome.resolve(home).diagnostics_store()
+    modes: dict[str, int] = {}
+    for event in store.read_events(names=[EXTRACT_REBUILD]):
+        modes[event.code or "?"] = modes.get(event.code or "?", 0) + 1
+    return modes

@@ -60,6 +60,6 @@ def automation_sensor(target: dg.AssetSelection) -> dg.AutomationConditionSensor
         target=target,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description="Materializes the build's assets by their automation conditions: extract_sources on "
-        "the spec's schedule, every other asset when an upstream asset has a new data version (stopped "
+        "the spec's schedule, every other asset when an upstream asset is materialized again (stopped "
         "until you start it; needs the Dagster daemon, which `dagster dev` runs)",
     )

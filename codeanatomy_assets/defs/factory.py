@@ -34,7 +34,7 @@ def build_assets(spec: PipelineSpec) -> list[dg.AssetsDefinition]:
 
     Each carries an automation condition, evaluated only while the ``codeanatomy_automation`` sensor runs
     (stopped until a user starts it): the extraction on the spec's cron schedule, every other asset eager
-    (when an upstream asset has a new data version).
+    (when an upstream asset is materialized again; plan skipping keeps unchanged plans cheap).
     """
     assets: list[dg.AssetsDefinition] = []
     if spec.extract is not None:

@@ -277,7 +277,9 @@ def _read_bytes(full_path: str, max_file_bytes: int) -> bytes | _Outcome:
         return _Outcome(status=ParseStatus.READ_ERROR, error="not a regular file")
     if info.st_size > max_file_bytes:
         error = f"{info.st_size} bytes is over the limit of {max_file_bytes} bytes"
-        return _Outcome(status=ParseStatus.TOO_LARGE, error=error, size=info.st_size)
+        return _Outcome(
+            status=ParseStatus.TOO_LARGE, error=error, size=info.st_size, content_hash=_stream_hash(full_path)
+        )
     try:
         with open(full_path, "rb") as handle:
             data = handle.read(max_file_bytes + 1)
@@ -285,8 +287,19 @@ def _read_bytes(full_path: str, max_file_bytes: int) -> bytes | _Outcome:
         return _os_failure(exc)
     if len(data) > max_file_bytes:  # grew after the stat
         error = f"over the limit of {max_file_bytes} bytes"
-        return _Outcome(status=ParseStatus.TOO_LARGE, error=error, size=len(data))
+        return _Outcome(
+            status=ParseStatus.TOO_LARGE, error=error, size=len(data), content_hash=_stream_hash(full_path)
+        )
     return data
+
+
+def _stream_hash(full_path: str) -> str | None:
+    """sha256 of a file too large to parse, read in blocks (an incremental rebuild then sees it unchanged)."""
+    try:
+        with open(full_path, "rb") as handle:
+            return hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError:
+        return None
 
 
 def _parse(data: bytes, known: dict[str, Any]) -> _Outcome:

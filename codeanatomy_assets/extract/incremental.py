@@ -104,9 +104,15 @@ def _previous_files(uri: str, storage_options: Mapping[str, str] | None) -> dict
     return {r["path"]: PreviousFile(r["content_hash"], r["module"]) for r in rows}
 
 
+HISTORY_LOOKBACK: Final = 20
+"""How many commits back the latest extraction's commit is looked for (past maintenance commits)."""
+
+
 def _commit_metadata(uri: str, storage_options: Mapping[str, str] | None) -> Mapping[str, Any]:
-    history = DeltaTable(uri, storage_options=dict(storage_options or {}) or None).history(1)
-    return history[0] if history else {}
+    """The metadata of the latest commit an extraction wrote: maintenance (OPTIMIZE, VACUUM, a checkpoint)
+    in between keeps the rows and does not force a full rebuild."""
+    history = DeltaTable(uri, storage_options=dict(storage_options or {}) or None).history(HISTORY_LOOKBACK)
+    return next((commit for commit in history if SOURCE_KEY in commit), {})
 
 
 def _why_full(uris: Mapping[str, str], storage_options: Mapping[str, str] | None, source: str) -> str | None:

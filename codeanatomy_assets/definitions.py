@@ -9,6 +9,7 @@ TOML, or a ``defs.yaml``), else ``./codeanatomy.toml``, else the project's defs 
 
 import importlib
 import os
+import warnings
 from pathlib import Path
 
 import dagster as dg
@@ -37,4 +38,7 @@ def builtin_definitions() -> dg.Definitions:
     tree = dg.ComponentTree.from_module(
         defs_module=importlib.import_module(DEFS_MODULE), project_root=package_root.parent
     )
-    return tree.build_defs()
+    with warnings.catch_warnings():  # Dagster's own beta classes, silenced as by load_from_defs_folder
+        warnings.simplefilter("ignore", dg.BetaWarning)
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return tree.build_defs()

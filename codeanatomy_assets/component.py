@@ -49,6 +49,10 @@ STARTER_ATTRIBUTES: dict[str, Any] = {
 """What ``dg scaffold defs`` writes: one dataset (a path relative to the ``defs.yaml``) and one plan."""
 
 
+def _no_tables() -> list[dict[str, Any]]:
+    return []
+
+
 class PipelineScaffolder(dg.Scaffolder[Any]):
     """Writes a ``defs.yaml`` declaring one dataset and one plan, to be edited."""
 
@@ -71,7 +75,7 @@ class CodeAnatomyPipeline(dg.Component, dg.Model, dg.Resolvable):
         examples=[{"source": "stdlib"}],
     )
     datasets: list[dict[str, Any]] = Field(
-        default_factory=list,
+        default_factory=_no_tables,
         description="External Delta tables: name, uri (a path relative to this file, or s3://, gs://, "
         "az://), storage_options, description",
         examples=[
@@ -79,7 +83,7 @@ class CodeAnatomyPipeline(dg.Component, dg.Model, dg.Resolvable):
         ],
     )
     plans: list[dict[str, Any]] = Field(
-        default_factory=list,
+        default_factory=_no_tables,
         description="SQL plans, each written as a Delta dataset of its name: name, sql or sql_file (relative "
         "to this file), description, inputs, timeout_s",
         examples=[[{"name": "busy_days", "sql": "select day, count(*) as n from trips group by day"}]],

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import yaml
 
@@ -76,9 +76,10 @@ def named_tables(items: Any, source: str, key: str) -> dict[str, Any]:
     if not isinstance(items, list):
         raise ConfigError("must be a list of tables, each with a 'name'", source=source, key=key)
     tables: dict[str, Any] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
+    for index, raw in enumerate(cast("list[Any]", items)):
+        if not isinstance(raw, Mapping):
             raise ConfigError("must be a table", source=source, key=f"{key}[{index}]")
+        item = cast("Mapping[str, Any]", raw)
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise ConfigError("missing required key 'name' (a string)", source=source, key=f"{key}[{index}]")
@@ -113,20 +114,21 @@ def _component_attributes(text: str, source: str) -> Mapping[str, Any]:
         documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         raise ConfigError(f"invalid YAML: {clean_error_text(str(exc))}", source=source) from None
-    ours = [d for d in documents if isinstance(d, Mapping) and d.get("type") in COMPONENT_TYPES]
+    tables = [cast("Mapping[str, Any]", d) for d in documents if isinstance(d, Mapping)]
+    ours = [d for d in tables if d.get("type") in COMPONENT_TYPES]
     if len(ours) != 1:
         raise ConfigError(
             f"declares {len(ours)} {COMPONENT_TYPE} components (type: ...), not one", source=source
         )
-    attributes = ours[0].get("attributes") or {}
+    attributes: Any = ours[0].get("attributes") or {}
     if not isinstance(attributes, Mapping):
         raise ConfigError("must be a table", source=source, key="attributes")
-    return attributes
+    return cast("Mapping[str, Any]", attributes)
 
 
 def _has_template(value: Any) -> bool:
     if isinstance(value, str):
         return "{{" in value
     if isinstance(value, Mapping):
-        return any(_has_template(v) for v in value.values())
-    return isinstance(value, list) and any(_has_template(v) for v in value)
+        return any(_has_template(v) for v in cast("Mapping[str, Any]", value).values())
+    return isinstance(value, list) and any(_has_template(v) for v in cast("list[Any]", value))

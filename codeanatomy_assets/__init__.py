@@ -16,6 +16,7 @@ from codeanatomy_assets.exports import lazy_exports
 
 if TYPE_CHECKING:
     from codeanatomy_assets.build_outcome import BuildOutcome
+    from codeanatomy_assets.component import CodeAnatomyPipeline
     from codeanatomy_assets.defs.definitions import build_definitions
     from codeanatomy_assets.delta.doctor import diagnose
     from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
@@ -45,6 +46,7 @@ _MODULE_OF: Final[dict[str, str]] = {
     "BuildRequest": "runner",
     "Category": "diagnostics.taxonomy",
     "CodeAnatomyError": "errors",
+    "CodeAnatomyPipeline": "component",
     "CompileOptions": "engine.options",
     "ConfigError": "errors",
     "DatasetError": "errors",
@@ -76,6 +78,7 @@ __all__ = [
     "BuildRequest",
     "Category",
     "CodeAnatomyError",
+    "CodeAnatomyPipeline",
     "CompileOptions",
     "ConfigError",
     "DatasetError",

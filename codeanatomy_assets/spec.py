@@ -1,6 +1,7 @@
 """The pipeline spec: which datasets a build registers and which SQL plans it derives from them.
 
-The spec is data (TOML). The built-in spec (``builtin/codeanatomy.toml``) is the CodeAnatomy build; a
+The spec is data: TOML, or the attributes of a ``CodeAnatomyPipeline`` component in a ``defs.yaml``
+(``spec_yaml.py``, ``component.py``). The built-in spec (``builtin/defs.yaml``) is the CodeAnatomy build; a
 user's ``codeanatomy.toml`` (or ``--config FILE``) replaces it. Example::
 
     [extract]                       # optional: analyse a Python tree into the four extract datasets
@@ -168,21 +169,32 @@ class PipelineSpec:
 # --- loading -----------------------------------------------------------------------------------------
 
 
+def builtin_defs_yaml() -> Path:
+    """The built-in CodeAnatomy build's ``defs.yaml``: a ``CodeAnatomyPipeline`` component instance, the
+    defs folder of the project's code location (``[tool.dg.project] defs_module``)."""
+    return Path(str(resources.files("codeanatomy_assets").joinpath("builtin"))) / "defs.yaml"
+
+
 def load_builtin_spec() -> PipelineSpec:
-    """The built-in CodeAnatomy build."""
-    builtin = Path(str(resources.files("codeanatomy_assets").joinpath("builtin")))
-    text = (builtin / "codeanatomy.toml").read_text("utf-8")
-    return parse_spec(text, source=BUILTIN_SPEC_NAME, base_dir=builtin)
+    """The built-in CodeAnatomy build (``builtin/defs.yaml``)."""
+    from codeanatomy_assets.spec_yaml import load_yaml_spec
+
+    return load_yaml_spec(builtin_defs_yaml(), source=BUILTIN_SPEC_NAME)
 
 
 def load_spec(path: str | Path | None = None) -> PipelineSpec:
-    """Load ``path``, else ``./codeanatomy.toml`` when present, else the built-in spec."""
+    """Load ``path``, else ``./codeanatomy.toml`` when present, else the built-in spec. A ``.yaml`` file is
+    a ``defs.yaml`` declaring a ``CodeAnatomyPipeline`` component (``spec_yaml.py``)."""
     if path is None:
         local = Path("codeanatomy.toml")
         if not local.is_file():
             return load_builtin_spec()
         path = local
     path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        from codeanatomy_assets.spec_yaml import load_yaml_spec
+
+        return load_yaml_spec(path, source=str(path))
     try:
         text = path.read_text("utf-8")
     except FileNotFoundError:
@@ -198,6 +210,12 @@ def parse_spec(text: str, *, source: str, base_dir: Path | None) -> PipelineSpec
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"invalid TOML: {exc}", source=source) from None
+    return spec_from_document(doc, source=source, base_dir=base_dir)
+
+
+def spec_from_document(doc: Mapping[str, Any], *, source: str, base_dir: Path | None) -> PipelineSpec:
+    """Validate a parsed spec document (the TOML's tables, or a ``defs.yaml``'s attributes turned into
+    them by ``spec_yaml.py``): one set of rules and messages for both."""
     pipeline = _check_sections(doc, source)
     extract = _parse_extract(doc, source)
     datasets = _parse_datasets(doc, source, extract is not None, base_dir)

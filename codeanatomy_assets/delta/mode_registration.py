@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import datafusion
 import pyarrow as pa
+import pyarrow.fs as pafs
 from datafusion import object_store
 
 from codeanatomy_assets.delta.provider import ProviderMode
@@ -159,22 +160,36 @@ process; each plan checks the files it binds again: :func:`damaged_objects`)."""
 def damaged_objects(
     snapshot: PinnedSnapshot, files: Sequence[SnapshotFile], storage_options: Mapping[str, str] | None
 ) -> list[str]:
-    """``files`` of an object-store snapshot that are missing or not the logged size (a request each).
+    """``files`` of an object-store snapshot that are missing or not the logged size.
 
     DataFusion's listing of a single object reads a missing one as no file, without an error (measured),
-    so registration and every plan check the objects they read.
+    so registration and every plan check the objects they read: one listing of the table's folder (a
+    request per 1,000 objects and folder), and one request per file outside it (an absolute path).
     """
     if not files:
         return []
-    filesystem, _ = open_filesystem(snapshot.uri, storage_options)
-    infos = filesystem.get_file_info([_object_path(file.uri) for file in files])
+    filesystem, root = open_filesystem(snapshot.uri, storage_options)
+    paths = [_object_path(file.uri) for file in files]
+    sizes = _object_sizes(filesystem, root, paths)
     damaged: list[str] = []
-    for file, info in zip(files, infos, strict=True):
-        if info.size is None:
+    for file, path in zip(files, paths, strict=True):
+        size = sizes.get(path)
+        if size is None:
             damaged.append(f"{file.uri} (missing)")
-        elif file.size is not None and info.size != file.size:
-            damaged.append(f"{file.uri} ({info.size} bytes, the log says {file.size})")
+        elif file.size is not None and size != file.size:
+            damaged.append(f"{file.uri} ({size} bytes, the log says {file.size})")
     return damaged
+
+
+def _object_sizes(filesystem: Any, root: str, paths: Sequence[str]) -> dict[str, int | None]:
+    """The size of each object of ``paths`` that exists: a listing of ``root``, a request per other path."""
+    prefix = root.rstrip("/") + "/"
+    outside = [path for path in paths if not path.startswith(prefix)]
+    sizes: dict[str, int | None] = {info.path: info.size for info in filesystem.get_file_info(outside)}
+    if len(outside) < len(paths):
+        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        sizes.update({info.path: info.size for info in listing})
+    return sizes
 
 
 def _damaged_snapshot_objects(

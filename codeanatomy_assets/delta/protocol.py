@@ -21,7 +21,8 @@ and this module's tests):
   ``vacuumProtocolCheck`` (readers only acknowledge it) are fine, and ``deletionVectors`` only while no
   live file of the pinned snapshot carries one (:func:`snapshot_unsupported`, checked at registration).
   Writer-only features (generated or identity columns, row tracking, domain metadata, clustering, ...)
-  do not change how rows are read. It reads local tables only.
+  do not change how rows are read. It reads local tables, and object-store tables (s3/gs/az) through
+  the object store registered with the session.
 
 >>> p = TableProtocol(min_reader_version=2, min_writer_version=5, reader_features=("columnMapping",),
 ...                   column_mapping_mode="name")

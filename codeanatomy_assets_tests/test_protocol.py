@@ -176,13 +176,13 @@ def test_corpus_verdicts(delta_corpus: Path) -> None:
 
 
 def test_snapshot_rules_apply_to_the_pruned_reader_only() -> None:
-    assert snapshot_unsupported(PRUNED, object_store=False) == ()
-    assert snapshot_unsupported(PRUNED, object_store=True, files_with_deletion_vectors=1) == (
+    assert snapshot_unsupported(PRUNED, no_object_store=False) == ()
+    assert snapshot_unsupported(PRUNED, no_object_store=True, files_with_deletion_vectors=1) == (
         "object_store_location",
         "deletionVectors(in use: 1 live files)",
     )
     for mode in (PROVIDER, DATASET, STREAM):
-        assert snapshot_unsupported(mode, object_store=True, files_with_deletion_vectors=1) == ()
+        assert snapshot_unsupported(mode, no_object_store=True, files_with_deletion_vectors=1) == ()
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -2,10 +2,11 @@
 SeaweedFS (127.0.0.1), with the credentials in ``CODEANATOMY_LAKE_STORAGE_OPTIONS``.
 
 It proves that a build writes and reads everything there with correct results, that the provider policy
-says what each reader did (the Delta table provider registers but cannot reach the object store, FACTS #8,
-so every table falls back to a reader that can, recorded as a warning with the reason, and that reader's
-probe read rows), and that the S3 secret key appears nowhere: not in the store, the report, Dagster's
-storage and metadata, OpenTelemetry, the build's output or the Delta logs.
+serves every table with ``delta_pruned_parquet`` (DataFusion reads Delta's candidate files by URL through
+the object store registered with the session, no fallback, its probe read rows; the Delta table provider,
+which cannot reach the object store, FACTS #8, is never tried), and that the S3 secret key appears
+nowhere: not in the store, the report, Dagster's storage and metadata, OpenTelemetry, the build's output
+or the Delta logs. ``test_s3_pruned.py`` holds the mode's reads on S3 to Delta's candidate files.
 
 Two builds: ``run_build`` in this process, and ``codeanatomy build --lake ... --executor multiprocess`` in
 a process of its own, into another prefix of the same bucket. There every step process reads the
@@ -35,6 +36,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from codeanatomy_assets.build_outcome import BuildOutcome
+from codeanatomy_assets.delta.pruned import OBJECT_STORE_READER_DESCRIPTION
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.otel import bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
@@ -207,25 +209,20 @@ def test_results_read_from_the_bucket_are_correct(any_build: S3Build) -> None:
     assert any_build.table("call_edges").num_rows == EXPECTED["rows"]["calls"]
 
 
-def test_every_table_fell_back_from_the_delta_table_provider_with_the_reason(any_build: S3Build) -> None:
+def test_every_table_is_served_by_the_pruned_reader_without_a_fallback(any_build: S3Build) -> None:
     modes = any_build.chosen_modes()
     # The four extract datasets, and module_dependencies (a plan output that module_metrics reads).
     assert set(modes) == {*EXTRACTED, "module_dependencies"}
     for dataset, event in modes.items():
         assert (event.severity, event.category, event.code) == (
-            Severity.WARN,
+            Severity.INFO,
             Category.DATAFUSION_PROVIDER,
-            "provider_mode_fallback",
+            "provider_mode_default",
         ), dataset
-        assert event.payload["provider_mode"] not in {"delta_table_provider", "none"}
-        assert event.payload["object_store_registered"] is True
-        reason = event.payload["fallback_reason"]
-        assert "delta_table_provider probe failed" in reason
-        assert "No suitable object store found" in reason
-        assert "docs/architecture/scan_strategy.md, 'Object stores and the provider'" in reason
-    assert sorted(any_build.failed_checks) == sorted(
-        ["extract_sources:all_files_parsed (WARN)"] + [f"{name}:provider_mode (WARN)" for name in EXTRACTED]
-    )
+        assert event.payload["provider_mode"] == "delta_pruned_parquet"
+        assert event.payload["provider_class"] == OBJECT_STORE_READER_DESCRIPTION
+        assert (event.payload["object_store_registered"], event.payload["fallback_reason"]) == (True, None)
+    assert sorted(any_build.failed_checks) == ["extract_sources:all_files_parsed (WARN)"]
 
 
 def test_each_probe_says_what_its_reader_did(s3_build: S3Build) -> None:
@@ -233,23 +230,29 @@ def test_each_probe_says_what_its_reader_did(s3_build: S3Build) -> None:
         (e.dataset, e.payload["mode"]): e
         for e in s3_build.store.read_events(RUN, names=["dataset_provider_probe_v1"])
     }
-    for dataset, mode in s3_build.chosen_modes().items():
-        provider = probes[dataset, "delta_table_provider"]
-        assert (provider.severity, provider.payload["ok"]) == (Severity.WARN, False)
-        assert "No suitable object store found" in provider.payload["error"]
-        fallback = probes[dataset, mode.payload["provider_mode"]]
-        assert (fallback.severity, fallback.payload["ok"]) == (Severity.INFO, True)
-        assert fallback.payload["rows"] > 0
+    for dataset in s3_build.chosen_modes():
+        assert (dataset, "delta_table_provider") not in probes  # the first mode served: no other tried
+        probe = probes[dataset, "delta_pruned_parquet"]
+        assert (probe.severity, probe.payload["ok"]) == (Severity.INFO, True)
+        assert probe.payload["rows"] > 0
 
 
-def test_the_report_shows_the_fallbacks_and_passes_its_gates(s3_build: S3Build) -> None:
+def test_the_report_shows_the_modes_and_the_files_read(s3_build: S3Build) -> None:
     text = s3_build.report_path.read_text()
     section = text.split("## Provider modes", 1)[1].split("##", 1)[0]
     rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ")}
-    for dataset, event in s3_build.chosen_modes().items():
-        assert f"| {event.payload['provider_mode']} |" in rows[dataset]
-        assert "No suitable object store found" in rows[dataset]
-    assert "| fallbacks_diagnosed_as_warn | yes |" in text
+    for dataset in s3_build.chosen_modes():
+        assert "| delta_pruned_parquet |" in rows[dataset]
+    scans = [
+        e.payload
+        for e in s3_build.store.read_events(RUN, names=["scan_unit_pruning_v1"])
+        if e.payload["provider_mode"] == "delta_pruned_parquet"
+    ]
+    assert scans  # the plans' scans of object-store tables report the files they read
+    for scan in scans:
+        assert scan["candidate_files"] is not None and scan["files_bound"] is not None
+        assert scan["candidate_files"] <= scan["files_bound"] <= scan["total_files"]
+    assert "## Scan pruning" in text
     assert f"{LAKE}/calls" in text
 
 

@@ -11,22 +11,26 @@ from __future__ import annotations
 
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import datafusion
 import pyarrow as pa
+import pyarrow.fs as pafs
 from datafusion import object_store
 
 from codeanatomy_assets.delta.provider import ProviderMode
 from codeanatomy_assets.delta.pruned import (
+    OBJECT_STORE_READER_DESCRIPTION,
     READER_DESCRIPTION,
     PinnedSnapshot,
+    SnapshotFile,
+    object_file_url,
     open_snapshot,
     quote_ident,
     register_files,
 )
-from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path
+from codeanatomy_assets.delta.storage import is_object_store_uri, local_table_path, open_filesystem
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
@@ -138,12 +142,72 @@ def register_object_store(
     parts = urllib.parse.urlsplit(uri)
     bucket = parts.netloc.split("@", 1)[0]
     store = _bucket_store(parts, bucket, _StoreOptions(storage_options))
-    ctx.register_object_store(f"{parts.scheme}://{bucket}", store, None)
+    # datafusion keys the store by ``scheme + host``; the host is the URI's netloc, as DataFusion reads
+    # it from each file's URL (``s3://bucket/...``; Azure's ``container@account...`` alike).
+    ctx.register_object_store(f"{parts.scheme}://", store, parts.netloc)
     return True
 
 
 # ----------------------------------------------------------------------------------------------------
 # Registering a mode
+
+
+_CHECKED_REMOTE: set[tuple[str, int]] = set()
+"""Object-store snapshots whose live files were all found whole at a registration (checked once per
+process; each plan checks the files it binds again: :func:`damaged_objects`)."""
+
+
+def damaged_objects(
+    snapshot: PinnedSnapshot, files: Sequence[SnapshotFile], storage_options: Mapping[str, str] | None
+) -> list[str]:
+    """``files`` of an object-store snapshot that are missing or not the logged size.
+
+    DataFusion's listing of a single object reads a missing one as no file, without an error (measured),
+    so registration and every plan check the objects they read: one listing of the table's folder (a
+    request per 1,000 objects and folder), and one request per file outside it (an absolute path).
+    """
+    if not files:
+        return []
+    filesystem, root = open_filesystem(snapshot.uri, storage_options)
+    paths = [_object_path(file.uri) for file in files]
+    sizes = _object_sizes(filesystem, root, paths)
+    damaged: list[str] = []
+    for file, path in zip(files, paths, strict=True):
+        size = sizes.get(path)
+        if size is None:
+            damaged.append(f"{file.uri} (missing)")
+        elif file.size is not None and size != file.size:
+            damaged.append(f"{file.uri} ({size} bytes, the log says {file.size})")
+    return damaged
+
+
+def _object_sizes(filesystem: Any, root: str, paths: Sequence[str]) -> dict[str, int | None]:
+    """The size of each object of ``paths`` that exists: a listing of ``root``, a request per other path."""
+    prefix = root.rstrip("/") + "/"
+    outside = [path for path in paths if not path.startswith(prefix)]
+    sizes: dict[str, int | None] = {info.path: info.size for info in filesystem.get_file_info(outside)}
+    if len(outside) < len(paths):
+        listing = filesystem.get_file_info(pafs.FileSelector(root, recursive=True, allow_not_found=True))
+        sizes.update({info.path: info.size for info in listing})
+    return sizes
+
+
+def _damaged_snapshot_objects(
+    snapshot: PinnedSnapshot, storage_options: Mapping[str, str] | None
+) -> list[str]:
+    """:func:`damaged_objects` of every live file, once per snapshot and process while none is damaged."""
+    if (snapshot.uri, snapshot.version) in _CHECKED_REMOTE:
+        return []
+    damaged = damaged_objects(snapshot, snapshot.files, storage_options)
+    if not damaged:
+        _CHECKED_REMOTE.add((snapshot.uri, snapshot.version))
+    return damaged
+
+
+def _object_path(uri: str) -> str:
+    """A pyarrow filesystem path (``bucket/key``) of a file URI as ``file_uris()`` spells it."""
+    bucket_and_key = urllib.parse.urlsplit(object_file_url(uri))
+    return bucket_and_key.netloc.split("@", 1)[0] + urllib.parse.unquote(bucket_and_key.path)
 
 
 def _damaged_files(snapshot: PinnedSnapshot) -> list[str]:
@@ -173,11 +237,17 @@ def register_pruned_parquet(
 ) -> PinnedSnapshot:
     """Register every live file of the snapshot at ``version`` as ``name`` (``delta_pruned_parquet``).
 
+    An object-store table's store is registered with ``ctx`` first (files are read by URL through it).
     Raises ``FileNotFoundError`` when a live file is missing or not the size the log records, deltalake's
     errors when the table cannot be opened at that version.
     """
     snapshot = open_snapshot(uri, version=version, storage_options=storage_options)
-    damaged = _damaged_files(snapshot)
+    if snapshot.object_store:
+        register_object_store(ctx, uri, storage_options)
+    if snapshot.object_store:
+        damaged = _damaged_snapshot_objects(snapshot, storage_options)
+    else:
+        damaged = _damaged_files(snapshot)
     if damaged:
         raise FileNotFoundError(
             f"{len(damaged)} live data file(s) of version {snapshot.version} missing or damaged, "
@@ -217,8 +287,10 @@ def register_mode(
     if ctx.table_exist(quoted):
         ctx.deregister_table(quoted)
     if mode is ProviderMode.DELTA_PRUNED_PARQUET:
-        register_pruned_parquet(ctx, name, uri, version=table.version(), storage_options=storage_options)
-        return READER_DESCRIPTION, False
+        snapshot = register_pruned_parquet(
+            ctx, name, uri, version=table.version(), storage_options=storage_options
+        )
+        return (OBJECT_STORE_READER_DESCRIPTION if snapshot.object_store else READER_DESCRIPTION), False
     if mode is ProviderMode.DELTA_TABLE_PROVIDER:
         ctx.register_table(quoted, table)
         return _class_name(table), hasattr(table, "__datafusion_table_provider__")
@@ -263,6 +335,7 @@ def filter_reaches_scan(ctx: datafusion.SessionContext, name: str) -> bool | Non
 __all__ = [
     "PROVIDER_CLASS_SCAN_STREAM",
     "build_pyarrow_dataset",
+    "damaged_objects",
     "filter_reaches_scan",
     "open_table",
     "register_mode",

@@ -21,7 +21,8 @@ and this module's tests):
   ``vacuumProtocolCheck`` (readers only acknowledge it) are fine, and ``deletionVectors`` only while no
   live file of the pinned snapshot carries one (:func:`snapshot_unsupported`, checked at registration).
   Writer-only features (generated or identity columns, row tracking, domain metadata, clustering, ...)
-  do not change how rows are read. It reads local tables only.
+  do not change how rows are read. It reads local tables, and object-store tables (s3/gs/az) through
+  the object store registered with the session.
 
 >>> p = TableProtocol(min_reader_version=2, min_writer_version=5, reader_features=("columnMapping",),
 ...                   column_mapping_mode="name")
@@ -108,7 +109,8 @@ PROTOCOL_UNKNOWN: Final = "protocol_unknown"
 """``unsupported`` token: the table's protocol could not be read (so no rule can be applied)."""
 
 OBJECT_STORE_LOCATION: Final = "object_store_location"
-"""``unsupported`` token: ``delta_pruned_parquet`` reads local tables only."""
+"""``unsupported`` token: an object-store table whose store could not be registered with the session
+(``delta_pruned_parquet`` reads its files by URL through that store)."""
 
 _MAPPED_MODES: Final = frozenset({"name", "id"})
 
@@ -256,24 +258,25 @@ def check_compatibility(protocol: TableProtocol | None, mode: ProviderMode) -> C
 def snapshot_unsupported(
     mode: ProviderMode,
     *,
-    object_store: bool,
+    no_object_store: bool,
     files_with_deletion_vectors: int = 0,
 ) -> tuple[str, ...]:
     """What stands in a mode's way in one snapshot, beyond its protocol (no I/O: the caller supplies facts).
 
-    Only ``delta_pruned_parquet`` has such rules: it reads local files only, and a live file carrying a
-    deletion vector would return deleted rows.
+    Only ``delta_pruned_parquet`` has such rules: it reads an object-store table only through the store
+    registered with the session (``no_object_store``: that registration failed), and a live file carrying
+    a deletion vector would return deleted rows.
 
     >>> mode = ProviderMode.DELTA_PRUNED_PARQUET
-    >>> snapshot_unsupported(mode, object_store=True, files_with_deletion_vectors=2)
+    >>> snapshot_unsupported(mode, no_object_store=True, files_with_deletion_vectors=2)
     ('object_store_location', 'deletionVectors(in use: 2 live files)')
-    >>> snapshot_unsupported(ProviderMode.DELTA_TABLE_PROVIDER, object_store=True)
+    >>> snapshot_unsupported(ProviderMode.DELTA_TABLE_PROVIDER, no_object_store=True)
     ()
     """
     if mode is not ProviderMode.DELTA_PRUNED_PARQUET:
         return ()
     unsupported: list[str] = []
-    if object_store:
+    if no_object_store:
         unsupported.append(OBJECT_STORE_LOCATION)
     if files_with_deletion_vectors:
         unsupported.append(f"deletionVectors(in use: {files_with_deletion_vectors} live files)")

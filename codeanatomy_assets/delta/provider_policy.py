@@ -2,7 +2,8 @@
 
 :func:`decide_provider` judges each mode of a :class:`~codeanatomy_assets.delta.registration_records.
 RegistrationPolicy` against the table's protocol (:mod:`codeanatomy_assets.delta.protocol`) and, for
-``delta_pruned_parquet``, against its snapshot (a local location, no deletion vector in use:
+``delta_pruned_parquet``, against its snapshot (a local location or an object store registered with the
+session, no deletion vector in use:
 :func:`~codeanatomy_assets.delta.protocol.snapshot_unsupported`); in policy order it registers and probes
 the first compatible mode (:mod:`codeanatomy_assets.delta.provider_probe`) and falls back to the next one
 when the probe fails, saying why. It then checks whether a filter reaches the chosen provider's scan.
@@ -41,27 +42,35 @@ if TYPE_CHECKING:
 
 
 def _snapshot_blockers(
-    mode: ProviderMode, uri: str, table: DeltaTable, storage_options: Mapping[str, str] | None
+    mode: ProviderMode,
+    uri: str,
+    table: DeltaTable,
+    storage_options: Mapping[str, str] | None,
+    store_registered: bool,
 ) -> tuple[str, ...]:
     """What the snapshot (not the protocol) puts in ``mode``'s way; nothing when it cannot be opened."""
-    if is_object_store_uri(uri):
-        return snapshot_unsupported(mode, object_store=True)
+    if is_object_store_uri(uri) and not store_registered:
+        return snapshot_unsupported(mode, no_object_store=True)
     try:
         snapshot = open_snapshot(uri, version=table.version(), storage_options=storage_options)
     except Exception:  # noqa: BLE001 - not a rule: registering the mode fails alike, and that is recorded as its probe
         return ()
     return snapshot_unsupported(
-        mode, object_store=False, files_with_deletion_vectors=snapshot.files_with_deletion_vectors
+        mode, no_object_store=False, files_with_deletion_vectors=snapshot.files_with_deletion_vectors
     )
 
 
 def _with_snapshot_rules(
-    verdict: Compatibility, uri: str, table: DeltaTable, storage_options: Mapping[str, str] | None
+    verdict: Compatibility,
+    uri: str,
+    table: DeltaTable,
+    storage_options: Mapping[str, str] | None,
+    store_registered: bool,
 ) -> Compatibility:
     """``verdict`` after the rules that look at the snapshot, not the protocol (``delta_pruned_parquet``)."""
     if verdict.mode is not ProviderMode.DELTA_PRUNED_PARQUET:
         return verdict
-    blocked = _snapshot_blockers(verdict.mode, uri, table, storage_options)
+    blocked = _snapshot_blockers(verdict.mode, uri, table, storage_options, store_registered)
     if not blocked:
         return verdict
     return replace(verdict, compatible=False, unsupported=(*verdict.unsupported, *blocked))
@@ -96,13 +105,15 @@ class _PolicyWalk:
     probes: list[ProbeResult] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     open_failure: _OpenFailure | None = None
+    store_registered: bool = False
+    """The table's object store was registered with the session (object stores only)."""
 
     def __post_init__(self) -> None:
         self.compatibility = dict(self.static)
 
     def decide(self) -> ProviderDecision:
         """Register the store, open the table, choose a mode, check its filter pushdown."""
-        object_store_registered = self._register_object_store()
+        object_store_registered = self.store_registered = self._register_object_store()
         table = self._open_table()
         chosen, trial = self._choose(table)
         scan_pushdown = self._scan_pushdown() if self.policy.registers(chosen) else None
@@ -158,7 +169,9 @@ class _PolicyWalk:
         """The verdict on ``mode``: its protocol rules, then (once the table opened) its snapshot rules."""
         verdict = self.static[mode]
         if verdict.compatible and table is not None:
-            verdict = _with_snapshot_rules(verdict, self.uri, table, self.storage_options)
+            verdict = _with_snapshot_rules(
+                verdict, self.uri, table, self.storage_options, self.store_registered
+            )
             self.compatibility[mode] = verdict
         return verdict
 

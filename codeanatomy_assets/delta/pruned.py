@@ -11,10 +11,14 @@ semantics where the protocol lets the Parquet files be read as they are
 - **the files Delta says**: the live files come from the log (``DeltaTable.file_uris()``), never from
   listing the table's folders, and :meth:`PinnedSnapshot.candidates` asks deltalake's statistics-based
   pruning (``file_uris(file_pruning_predicate=...)``) which of them a predicate can match;
-- **exactly those files**: a file set is exposed to DataFusion as a folder holding one link per file
+- **exactly those files**: a local file set is exposed to DataFusion as a folder holding one link per file
   (:class:`LinkFarm`: hard links where the filesystem allows, else symbolic links), registered as a
   listing table with ``register_parquet`` / ``read_parquet``: one scan per table, planned in a few
-  milliseconds, where a union of per-file reads costs tens (measured at TPC-H SF1);
+  milliseconds, where a union of per-file reads costs tens (measured at TPC-H SF1). An object store
+  (s3/gs/az) has no folder to link into: there each file is a listing of its own URL
+  (:func:`object_file_url`, the object's key percent-encoded, so DataFusion decodes it back to exactly
+  that key and expands no glob), read through the object store registered with the session, and the
+  table is their union;
 - **the table's schema**: the listing uses the table's Arrow schema (string and binary columns as
   DataFusion's view types, as the provider exposes them), so a file written before a column was added
   reads that column as nulls;
@@ -48,10 +52,14 @@ import pyarrow as pa
 from datafusion import DataFrame, SessionContext, col, lit
 from deltalake import DeltaTable
 
-from codeanatomy_assets.delta.storage import file_key, file_uri_path, file_uri_root
+from codeanatomy_assets.delta.storage import file_key, file_uri_path, file_uri_root, is_object_store_uri
 
 READER_DESCRIPTION: Final = "datafusion ListingTable(parquet) <- delta snapshot files (linked)"
-"""``provider_class`` of tables registered in this mode."""
+"""``provider_class`` of local tables registered in this mode."""
+OBJECT_STORE_READER_DESCRIPTION: Final = (
+    "datafusion ListingTable(parquet) <- delta snapshot files (object URLs)"
+)
+"""``provider_class`` of object-store (s3/gs/az) tables registered in this mode."""
 
 GLOB_CHARACTERS: Final = frozenset("*?[")
 """Characters DataFusion's listing expands as a glob in a path (measured: ``u?v`` also reads ``uav``)."""
@@ -93,6 +101,16 @@ class PinnedSnapshot:
     """Live files carrying a deletion vector (reading them as they are would return deleted rows)."""
     table: DeltaTable = field(compare=False, repr=False)
     _candidates: dict[str, tuple[SnapshotFile, ...]] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def object_store(self) -> bool:
+        """The table lives in an object store (s3/gs/az): files are read by URL, never linked."""
+        return is_object_store_uri(self.uri)
+
+    @property
+    def registered_as_view(self) -> bool:
+        """Registered as a view (partitioned, or per-file listings of an object store), not one listing."""
+        return bool(self.partition_columns) or self.object_store
 
     @property
     def file_schema(self) -> pa.Schema:
@@ -334,6 +352,19 @@ FARM: Final = LinkFarm()
 """The process's link farm."""
 
 
+def object_file_url(uri: str) -> str:
+    """The URL DataFusion reads an object-store file at: ``file_uris()``'s spelling is the object's key
+    as it is, so the key is percent-encoded (DataFusion decodes a URL's path once; measured with a space,
+    ``%`` and ``?`` in partition folders), and a URL's path is never expanded as a glob.
+
+    >>> object_file_url("s3://bkt/t/p=a%20b/x*.parquet")
+    's3://bkt/t/p%3Da%2520b/x%2A.parquet'
+    """
+    scheme, rest = uri.split("://", 1)
+    netloc, _, key = rest.partition("/")
+    return f"{scheme}://{netloc}/{urllib.parse.quote(key, safe='/')}"
+
+
 def link_target(path: str) -> str | None:
     """The Delta file a path DataFusion reports (a link of :data:`FARM`) stands for, else ``None``."""
     return FARM.target(path)
@@ -369,11 +400,31 @@ def _groups(
     return groups
 
 
+def _union(frames: Sequence[DataFrame]) -> DataFrame:
+    union = frames[0]
+    for frame in frames[1:]:
+        union = union.union(frame)
+    return union
+
+
+def _group_source(ctx: SessionContext, snapshot: PinnedSnapshot, group: Sequence[SnapshotFile]) -> DataFrame:
+    """The rows of one group's files: its folder of links, or (object store) a listing per file URL."""
+    if not snapshot.object_store:
+        return ctx.read_parquet(FARM.folder(snapshot, group).path, schema=snapshot.file_schema)
+    # file_extension "": a single-file listing keeps only files ending with it (Delta names vary).
+    return _union(
+        [
+            ctx.read_parquet(object_file_url(f.uri), schema=snapshot.file_schema, file_extension="")
+            for f in group
+        ]
+    )
+
+
 def _read_group(
-    ctx: SessionContext, snapshot: PinnedSnapshot, values: tuple[Any, ...], folder: str
+    ctx: SessionContext, snapshot: PinnedSnapshot, values: tuple[Any, ...], group: Sequence[SnapshotFile]
 ) -> DataFrame:
-    """One group's listing with the partition columns as typed literals, in table order."""
-    frame = ctx.read_parquet(folder, schema=snapshot.file_schema)
+    """One group's files with the partition columns as typed literals, in table order."""
+    frame = _group_source(ctx, snapshot, group)
     literals = dict(zip(snapshot.partition_columns, values, strict=True))
     return frame.select(
         *(
@@ -386,23 +437,19 @@ def _read_group(
 
 
 def link_files(snapshot: PinnedSnapshot, files: Sequence[SnapshotFile]) -> tuple[LinkFolder, ...]:
-    """The link folders of ``files`` (one per partition group)."""
+    """The link folders of ``files`` (one per partition group; none for an object store)."""
+    if snapshot.object_store:
+        return ()
     return tuple(FARM.folder(snapshot, group) for group in _groups(snapshot, files).values())
 
 
 def build_frame(ctx: SessionContext, snapshot: PinnedSnapshot, files: Sequence[SnapshotFile]) -> DataFrame:
-    """The rows of ``files`` of a partitioned (or empty) ``snapshot``: one listing per partition group."""
+    """The rows of ``files`` of a partitioned, object-store or empty ``snapshot``: one listing per partition
+    group (per file on an object store), unioned."""
     if not files:
         return ctx.from_arrow(snapshot.schema.empty_table())
     groups = _groups(snapshot, files)
-    frames = [
-        _read_group(ctx, snapshot, values, FARM.folder(snapshot, group).path)
-        for values, group in groups.items()
-    ]
-    union = frames[0]
-    for frame in frames[1:]:
-        union = union.union(frame)
-    return union
+    return _union([_read_group(ctx, snapshot, values, group) for values, group in groups.items()])
 
 
 def register_files(
@@ -410,15 +457,16 @@ def register_files(
 ) -> tuple[LinkFolder, ...]:
     """Register ``files`` of ``snapshot`` (default: every live file) as ``name``, replacing it.
 
-    An unpartitioned table is one listing table named ``name``; a partitioned (or empty) one a view.
-    Returns the link folders read.
+    An unpartitioned local table is one listing table named ``name``; a partitioned, object-store (the
+    session must have its object store) or empty one a view. Returns the link folders read (none for an
+    object store).
     """
     chosen = snapshot.files if files is None else files
     quoted = quote_ident(name)
     folders = link_files(snapshot, chosen)
     if ctx.table_exist(quoted):
         ctx.deregister_table(quoted)
-    if chosen and not snapshot.partition_columns:
+    if chosen and not snapshot.registered_as_view:
         ctx.register_parquet(quoted, folders[0].path, schema=snapshot.file_schema)
     else:
         ctx.register_view(quoted, build_frame(ctx, snapshot, chosen))
@@ -429,6 +477,7 @@ __all__ = [
     "FARM",
     "FARM_PREFIX",
     "GLOB_CHARACTERS",
+    "OBJECT_STORE_READER_DESCRIPTION",
     "READER_DESCRIPTION",
     "LinkFarm",
     "LinkFolder",
@@ -438,6 +487,7 @@ __all__ = [
     "link_files",
     "link_target",
     "missing_links",
+    "object_file_url",
     "open_snapshot",
     "register_files",
     "to_view_types",

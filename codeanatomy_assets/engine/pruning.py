@@ -20,6 +20,7 @@ from datafusion import SessionContext, SQLOptions
 from datafusion.plan import LogicalPlan
 from deltalake.exceptions import DeltaError
 
+from codeanatomy_assets.delta.mode_registration import damaged_objects
 from codeanatomy_assets.delta.provider import ProviderMode, RegisteredTable
 from codeanatomy_assets.delta.pruned import (
     PinnedSnapshot,
@@ -183,12 +184,13 @@ def _predicate_plan(
     plan over stand-ins (then it is returned twice; else the second is ``None``).
 
     A partitioned ``delta_pruned_parquet`` table is a view whose partition columns are literals (one
-    listing per partition): the optimizer folds a predicate on them away and its scans have no name. Then
+    listing per partition): the optimizer folds a predicate on them away and its scans have no name (an
+    object-store table is a view of per-file listings, whose scans have no name either). Then
     the query is planned over stand-ins (empty in-memory tables with the same names and schemas), where the
     predicate stays a ``Filter`` above the table's named scan, so Delta can prune partitions too.
     Queries only: ``ctx.sql`` runs DDL and statements at once, and the logical phase runs them.
     """
-    if not any(_partitioned(table) for table in own.values()):
+    if not any(_registered_as_view(table) for table in own.values()):
         return ctx.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan(), None
     stand_in_plan = plan_over_stand_ins(sql, {name: ctx.table(quote_ident(name)).schema() for name in tables})
     return stand_in_plan, stand_in_plan
@@ -204,14 +206,15 @@ def plan_over_stand_ins(sql: str, schemas: Mapping[str, pa.Schema]) -> LogicalPl
     return stand_ins.sql_with_options(sql, QUERIES_ONLY).optimized_logical_plan()
 
 
-def _partitioned(table: RegisteredTable) -> bool:
+def _registered_as_view(table: RegisteredTable) -> bool:
+    """A partitioned or object-store table: a view whose scans have no name (so stand-ins are planned)."""
     if table.version is None:
         return False  # bound whole at the snapshot pinned now (see _bind_table)
     try:
         snapshot = open_snapshot(table.uri, version=table.version, storage_options=table.storage_options)
     except (DeltaError, OSError, ValueError):
         return False  # binding fails alike and says why
-    return bool(snapshot.partition_columns)
+    return snapshot.registered_as_view
 
 
 def _first_line(exc: BaseException) -> str:
@@ -258,8 +261,12 @@ def _bind_table(
 
 
 def _check_links(table: RegisteredTable, snapshot: PinnedSnapshot, files: Sequence[SnapshotFile]) -> None:
-    """Link ``files``; :class:`DatasetError` when one is gone (DataFusion's listing would skip it)."""
-    missing = missing_links(link_files(snapshot, files))
+    """Link ``files`` (local) or look each object up (object store); :class:`DatasetError` when one is gone
+    (DataFusion's listing would skip it silently, a dangling link and a missing object alike)."""
+    if snapshot.object_store:
+        missing = damaged_objects(snapshot, files, table.storage_options)
+    else:
+        missing = missing_links(link_files(snapshot, files))
     if missing:
         raise DatasetError(
             f"{len(missing)} live data file(s) of version {snapshot.version} are gone, e.g. {missing[0]}",

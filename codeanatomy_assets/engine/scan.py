@@ -251,14 +251,14 @@ def _partition_predicates(
 def _partitioned_views(
     by_table: Mapping[str, Sequence[LogicalScan]], snapshots: Mapping[str, LiveFiles]
 ) -> list[str]:
-    """The partitioned ``delta_pruned_parquet`` tables (views) the plan scans anonymously."""
+    """The partitioned or object-store ``delta_pruned_parquet`` tables (views) the plan scans anonymously."""
     return [
         name
         for name, found in by_table.items()
         if any(s.anonymous for s in found)
         and (snapshot := snapshots.get(name)) is not None
         and snapshot.pinned is not None
-        and snapshot.pinned.partition_columns
+        and snapshot.pinned.registered_as_view
     ]
 
 

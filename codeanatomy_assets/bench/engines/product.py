@@ -91,7 +91,8 @@ def _build_env() -> dict[str, str]:
 
 def run_product_build(spec: Path, home: Path, *, variant: str, round_index: int) -> BuildRecord:
     """One ``codeanatomy build`` subprocess of ``variant`` (capturing or not: :data:`PRODUCT_VARIANTS`)."""
-    command = [*codeanatomy_command(), "build", "--config", str(spec), "--home", str(home)]
+    # --full: every round runs every plan (a rebuild would skip the plans whose inputs did not change).
+    command = [*codeanatomy_command(), "build", "--full", "--config", str(spec), "--home", str(home)]
     if not PRODUCT_VARIANTS[variant]:
         command.append("--no-capture")
     started = time.perf_counter()

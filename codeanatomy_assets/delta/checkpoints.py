@@ -131,15 +131,24 @@ def _normalize(value: Any) -> Any:
     return value
 
 
-def read_parquet_actions(fs: pafs.FileSystem, path: str) -> list[dict[str, Any]]:
+def read_parquet_actions(
+    fs: pafs.FileSystem,
+    path: str,
+    *,
+    wanted: tuple[str, ...] = _CHECKPOINT_COLUMNS,
+    fields: Mapping[str, tuple[str, ...]] = _FILE_ACTION_FIELDS,
+) -> list[dict[str, Any]]:
+    """The actions of a Parquet checkpoint (or sidecar) file: its ``wanted`` action columns, each struct in
+    ``fields`` projected to those fields (the log reader needs only paths and deletion vectors of file
+    actions; the layout reads them whole with ``fields={}``)."""
     schema_names = pq.read_schema(path, filesystem=fs).names
-    columns = [c for c in _CHECKPOINT_COLUMNS if c in schema_names]
+    columns = [c for c in wanted if c in schema_names]
     table = pq.read_table(path, filesystem=fs, columns=columns)
     actions: list[dict[str, Any]] = []
     for column in columns:
         values = table.column(column)
-        if column in _FILE_ACTION_FIELDS:
-            values = _project_struct(values, _FILE_ACTION_FIELDS[column])
+        if column in fields:
+            values = _project_struct(values, fields[column])
         for value in values.to_pylist():
             if value is not None:
                 actions.append({column: _normalize(value)})

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
-from codeanatomy_assets.delta.checkpoints import parse_commit, read_text
+from codeanatomy_assets.delta.checkpoints import parse_commit, read_parquet_actions, read_text
 from codeanatomy_assets.delta.health import LogHealth
 from codeanatomy_assets.delta.layout.records import (
     LayoutFinding,
@@ -21,6 +20,9 @@ from codeanatomy_assets.delta.layout.records import (
 )
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 from codeanatomy_assets.errors import exception_text
+
+_FILE_ACTIONS: Final = ("metaData", "add", "remove")
+"""The checkpoint columns the layout replays, whole (statistics included)."""
 
 # ----------------------------------------------------------------------------------------------------
 # Replaying the file actions
@@ -63,26 +65,7 @@ def _checkpoint_actions(fs: pafs.FileSystem, log_dir: str, health: LogHealth) ->
         if name.endswith(".json"):
             yield from parse_commit(read_text(fs, path))[0]
         else:
-            yield from _parquet_actions(fs, path)
-
-
-def _parquet_actions(fs: pafs.FileSystem, path: str) -> Iterable[dict[str, Any]]:
-    wanted = ("metaData", "add", "remove")
-    columns = [c for c in wanted if c in pq.read_schema(path, filesystem=fs).names]
-    table = pq.read_table(path, filesystem=fs, columns=columns)
-    for column in columns:
-        for value in table.column(column).to_pylist():
-            if value is not None:
-                yield {column: _normalize_maps(value)}
-
-
-def _normalize_maps(value: Any) -> Any:
-    """Arrow map values (lists of key/value tuples) as dicts, recursively."""
-    if isinstance(value, dict):
-        return {k: _normalize_maps(v) for k, v in value.items()}
-    if isinstance(value, list) and value and all(isinstance(i, tuple) and len(i) == 2 for i in value):
-        return {k: _normalize_maps(v) for k, v in value}
-    return value
+            yield from read_parquet_actions(fs, path, wanted=_FILE_ACTIONS, fields={})
 
 
 # ----------------------------------------------------------------------------------------------------

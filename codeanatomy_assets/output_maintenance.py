@@ -51,10 +51,14 @@ class TableCare:
         }
 
 
+def own_output_names(spec: PipelineSpec) -> list[str]:
+    """The tables ``spec`` writes: its extract datasets and plan results (never an external dataset)."""
+    return [d.name for d in spec.datasets if d.uri is None] + [p.name for p in spec.plans]
+
+
 def own_output_tables(spec: PipelineSpec, home: ProjectHome) -> list[OutputTable]:
-    """The extract datasets and plan results of ``spec``, under ``home``'s lake (never external tables)."""
-    names = [d.name for d in spec.datasets if d.uri is None] + [p.name for p in spec.plans]
-    return [OutputTable(n, home.dataset_uri(n), home.storage_options) for n in names]
+    """The tables ``spec`` writes (:func:`own_output_names`), under ``home``'s lake."""
+    return [OutputTable(n, home.dataset_uri(n), home.storage_options) for n in own_output_names(spec)]
 
 
 def _treatable(layout: TableLayout) -> bool:

@@ -24,7 +24,7 @@ MAINTENANCE_SENSOR: Final = "codeanatomy_maintenance_sensor"
 
 def maintenance_asset(spec: PipelineSpec) -> dg.AssetsDefinition:
     """The asset whose materialization treats the output tables that need it."""
-    outputs = [d.name for d in spec.datasets if d.uri is None] + [p.name for p in spec.plans]
+    outputs = output_maintenance.own_output_names(spec)
 
     @dg.asset(
         name=MAINTENANCE_ASSET,

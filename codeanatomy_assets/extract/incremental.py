@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-import pyarrow.compute as pc
 from deltalake import DeltaTable
 
 from codeanatomy_assets.extract.tree import SourceTree
@@ -182,10 +181,3 @@ def subtree(tree: SourceTree, modules: frozenset[str]) -> SourceTree:
         sizes=tuple(s for _, s in kept),
         unreadable_dirs=tree.unreadable_dirs,
     )
-
-
-def module_mask(column: Any, modules: frozenset[str]) -> Any:
-    """A boolean array: which values of a ``module`` column are among ``modules``."""
-    import pyarrow as pa
-
-    return pc.is_in(column, value_set=pa.array(sorted(modules), pa.string()))

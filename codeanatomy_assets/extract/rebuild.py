@@ -129,8 +129,9 @@ def _summary(
 ) -> ExtractResult:
     """The whole tree as the lake holds it: its ``source_files`` and its rows per table."""
     options = dict(storage_options) or None
-    files = DeltaTable(uris["source_files"], storage_options=options).to_pyarrow_table()
-    rows = {name: _row_count(DeltaTable(uri, storage_options=options)) for name, uri in uris.items()}
+    tables = {name: DeltaTable(uri, storage_options=options) for name, uri in uris.items()}
+    files = tables["source_files"].to_pyarrow_table()
+    rows = {name: _row_count(table) for name, table in tables.items()}
     stats = tree_stats(
         tree,
         files,

@@ -12,11 +12,8 @@ speaks the protocol: ``POST /v1/traces`` and ``POST /v1/logs`` with ``applicatio
 
 from __future__ import annotations
 
-import gzip
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any, Final
 
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
@@ -27,6 +24,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+from codeanatomy_assets_tests.http_receiver import LoopbackReceiver
+
+_PROTOBUF: Final = "application/x-protobuf"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,74 +71,32 @@ def _attributes(pairs: Any) -> dict[str, Any]:
     return {pair.key: _value(pair.value) for pair in pairs if isinstance(pair, KeyValue)}
 
 
-class OtlpReceiver:
+class OtlpReceiver(LoopbackReceiver):
     """An OTLP/HTTP endpoint on ``127.0.0.1`` (free port) collecting spans and logs in memory."""
 
+    thread_name = "otlp-receiver"
+
     def __init__(self) -> None:
+        super().__init__()
         self.spans: list[ReceivedSpan] = []
         self.logs: list[ReceivedLog] = []
         self.requests: list[tuple[str, dict[str, str]]] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def endpoint(self) -> str:
         """The base URL (``OTEL_EXPORTER_OTLP_ENDPOINT``)."""
-        if self._server is None:
-            raise RuntimeError("receiver not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return self.base_url
 
-    def start(self) -> Self:
-        """Listen in a background thread."""
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = self.rfile.read(length)
-                if self.headers.get("Content-Encoding") == "gzip":
-                    body = gzip.decompress(body)
-                status, response = receiver._handle(self.path, body, dict(self.headers.items()))
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(response)))
-                self.end_headers()
-                self.wfile.write(response)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep the test output clean."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop listening and wait for the server thread."""
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def _handle(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    def _handle(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes, str | None]:
         with self._lock:
             self.requests.append((path, headers))
             if path == "/v1/traces":
                 self._collect_spans(ExportTraceServiceRequest.FromString(body))
-                return 200, ExportTraceServiceResponse().SerializeToString()
+                return 200, ExportTraceServiceResponse().SerializeToString(), _PROTOBUF
             if path == "/v1/logs":
                 self._collect_logs(ExportLogsServiceRequest.FromString(body))
-                return 200, ExportLogsServiceResponse().SerializeToString()
-        return 404, b""
+                return 200, ExportLogsServiceResponse().SerializeToString(), _PROTOBUF
+        return 404, b"", _PROTOBUF
 
     def _collect_spans(self, request: ExportTraceServiceRequest) -> None:
         for resource_spans in request.resource_spans:

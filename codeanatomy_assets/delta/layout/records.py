@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
 
+from codeanatomy_assets.delta.health import DEFAULT_CHECKPOINT_INTERVAL
 from codeanatomy_assets.diagnostics.taxonomy import Severity
 
 MIB: Final = 1024 * 1024
@@ -19,8 +20,6 @@ SIZE_BUCKETS: Final = (
     (">=512MiB", None),
 )
 """The file-size histogram's buckets: (label, exclusive upper bound in bytes; ``None`` for the last)."""
-DEFAULT_CHECKPOINT_INTERVAL: Final = 100
-"""deltalake's default ``delta.checkpointInterval`` (Spark's is 10): the lag threshold when unset."""
 DEFAULT_DELETED_FILE_RETENTION_S: Final = 7 * 24 * 3600
 """``delta.deletedFileRetentionDuration`` default (one week): vacuum removes tombstoned files older."""
 DEFAULT_LOG_RETENTION_S: Final = 30 * 24 * 3600

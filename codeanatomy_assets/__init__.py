@@ -16,6 +16,7 @@ from codeanatomy_assets.exports import lazy_exports
 
 if TYPE_CHECKING:
     from codeanatomy_assets.build_outcome import BuildOutcome
+    from codeanatomy_assets.build_request import BuildRequest, Executor
     from codeanatomy_assets.component import CodeAnatomyPipeline
     from codeanatomy_assets.defs.definitions import build_definitions
     from codeanatomy_assets.delta.doctor import diagnose
@@ -38,12 +39,12 @@ if TYPE_CHECKING:
     )
     from codeanatomy_assets.home import ProjectHome
     from codeanatomy_assets.report.run_report import build_report
-    from codeanatomy_assets.runner import BuildRequest, Executor, run_build
+    from codeanatomy_assets.runner import run_build
     from codeanatomy_assets.spec import PipelineSpec, load_spec
 
 _MODULE_OF: Final[dict[str, str]] = {
     "BuildOutcome": "build_outcome",
-    "BuildRequest": "runner",
+    "BuildRequest": "build_request",
     "Category": "diagnostics.taxonomy",
     "CodeAnatomyError": "errors",
     "CodeAnatomyPipeline": "component",
@@ -55,7 +56,7 @@ _MODULE_OF: Final[dict[str, str]] = {
     "DiagnosticsCollector": "diagnostics.sinks",
     "DiagnosticsError": "errors",
     "DiagnosticsSink": "diagnostics.sinks",
-    "Executor": "runner",
+    "Executor": "build_request",
     "PipelineSpec": "spec",
     "PlanError": "errors",
     "ProjectHome": "home",

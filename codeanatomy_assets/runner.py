@@ -29,16 +29,16 @@ absent, so a ``dagster.yaml`` of your own there (e.g. Postgres storage) is used 
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import warnings
 from dataclasses import dataclass, field
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
 from codeanatomy_assets.build_outcome import BuildOutcome, JobEnding, JobResult
+from codeanatomy_assets.build_request import BuildRequest, Executor, celery_settings
+from codeanatomy_assets.build_stamp import build_key, clear_stamp, stamp_build, table_versions
 from codeanatomy_assets.cancel import CancelScope, watch_signals
 from codeanatomy_assets.celery_settings import CelerySettings, require_dagster_celery
 from codeanatomy_assets.dagster_run_watch import DagsterRunWatch
@@ -46,7 +46,7 @@ from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import LAUNCHED_BY_TAG
 from codeanatomy_assets.defs.resources import RUN_ID_TAG, CodeAnatomyResource, use_telemetry
 from codeanatomy_assets.diagnostics.event_names import TELEMETRY_CONFIG, TELEMETRY_EXPORT_FAILED
-from codeanatomy_assets.diagnostics.events import DiagnosticEvent
+from codeanatomy_assets.diagnostics.events import DiagnosticEvent, now_unix_ms
 from codeanatomy_assets.diagnostics.otel import OTelLogSink, Telemetry, bootstrap_telemetry
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 from codeanatomy_assets.diagnostics.runs import DataFusionRun, RunStatus, finish_run, start_run
@@ -55,21 +55,22 @@ from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, EventKind, Severity
 from codeanatomy_assets.engine.session import (
     SPILL_FOLDER,
-    EngineSettings,
     effective_settings,
-    parse_size,
     sweep_spill,
 )
 from codeanatomy_assets.errors import exception_text
-from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.lease import build_lock, clear_marker, record_abandoned_runs, write_marker
+from codeanatomy_assets.lease import (
+    BuildLockTimeoutError,
+    build_lock,
+    clear_marker,
+    record_abandoned_runs,
+    write_marker,
+)
 from codeanatomy_assets.lineage.hooks import build_run, sink_report
 from codeanatomy_assets.report.run_report import RenderedReport, write_run_report
 from codeanatomy_assets.spec import (
     BUILTIN_SPEC_NAME,
-    STDLIB_SOURCE,
-    PipelineSpec,
     load_builtin_spec,
     load_spec,
 )
@@ -83,84 +84,6 @@ telemetry:
 # Step failures are logged at ERROR with their stack traces: those stay in the Dagster event log (the UI),
 # and the terminal gets one line per failed step with its root cause (BuildOutcome.summary_lines).
 _QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-
-
-class Executor(StrEnum):
-    """Where the steps of a build run."""
-
-    IN_PROCESS = "in_process"
-    MULTIPROCESS = "multiprocess"
-    CELERY = "celery"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BuildRequest:
-    """A validated build: spec, home and switches."""
-
-    spec: PipelineSpec
-    home: ProjectHome
-    capture: bool = True
-    memory_limit: int | None = None
-    """Bytes one plan may hold (``--memory-limit``), over the spec's ``[engine] memory_limit``."""
-    full: bool = False
-    """Re-extract the whole tree and re-run every plan (``--full``); else only what changed."""
-
-    @classmethod
-    def resolve(
-        cls,
-        *,
-        source: Path | None = None,
-        config: Path | None = None,
-        home: Path | None = None,
-        lake: str | None = None,
-        capture: bool = True,
-        memory_limit: str | int | None = None,
-        full: bool = False,
-    ) -> BuildRequest:
-        """Load and validate everything a build needs before anything is written.
-
-        ``lake`` (else ``CODEANATOMY_LAKE_URI``) moves the datasets and the diagnostics store, e.g. to
-        ``s3://bucket/prefix`` (storage options: :mod:`codeanatomy_assets.home`); ``memory_limit``
-        (``2GB``, ``70%``, bytes) overrides the spec's ``[engine] memory_limit``."""
-        limit = None if memory_limit is None else parse_size(memory_limit, source="--memory-limit")
-        spec = load_spec(config).with_source(str(source) if source is not None else None)
-        if spec.extract is not None:
-            discover(spec.extract.source_path())  # raises SourceTreeError before anything is written
-        home_ = ProjectHome.resolve(home, lake=lake)
-        return cls(spec=spec, home=home_, capture=capture, memory_limit=limit, full=full)
-
-    def resource(self, *, progress: bool = False) -> CodeAnatomyResource:
-        """The resource of this build's steps (paths and switches only: no credentials)."""
-        return CodeAnatomyResource(
-            home=str(self.home.root),
-            lake=self.home.lake_uri or "",
-            capture_diagnostics=self.capture,
-            progress=progress,
-            memory_limit=self.memory_limit or 0,
-            full_rebuild=self.full,
-            html_in_step=False,  # run_build writes the final report, HTML included, after the job
-        )
-
-    def engine(self) -> EngineSettings:
-        """The engine settings of this build's sessions (what each step's resource computes too)."""
-        return dataclasses.replace(
-            self.spec.engine,
-            memory_limit=self.memory_limit or self.spec.engine.memory_limit,
-            spill_dir=self.home.root / SPILL_FOLDER,
-        )
-
-    def job_kwargs(self) -> dict[str, Any]:
-        """The arguments of :func:`reconstruct_build_job` that rebuild this build's job elsewhere."""
-        extract = self.spec.extract
-        return {
-            "spec": self.spec.source,
-            "source": extract.source if extract and extract.source != STDLIB_SOURCE else None,
-            "home": str(self.home.root),
-            "lake": self.home.lake_uri or "",
-            "capture": self.capture,
-            "memory_limit": self.memory_limit or 0,
-            "full": self.full,
-        }
 
 
 def reconstruct_build_job(
@@ -245,8 +168,7 @@ def run_build(
             "codeanatomy build", attributes={"codeanatomy.run_id": run_id, "dagster.run_id": run_id}
         ) as span,
     ):
-        _close_abandoned_runs(home, records)
-        sweep_spill(home.root / SPILL_FOLDER)  # what killed or cancelled builds' sessions left
+        _prepare_home(home, records)
         trace_id = format(span.get_span_context().trace_id, "032x")
         run = _open_run(request, run_id, records, telemetry, trace_id, settings=settings, waited_s=waited_s)
         lineage_report = sink_report(records.sink, run_id, trace_id)
@@ -265,9 +187,36 @@ def run_build(
             job = JobEnding.read(result)
             lineage.ended(*_ending(job, stopped))
             run = _finish_run(run, records, job, stopped=stopped)
+            versions = table_versions(request) if job.success and stopped is None else None
     report = write_run_report(home, run_id, label=request.spec.label, baseline=request.spec.baseline)
     telemetry.force_flush()
-    return _job_outcome(run, job, report, records.store_failures, stopped=stopped)
+    outcome = _job_outcome(run, job, report, records.store_failures, stopped=stopped)
+    if versions is not None and outcome.exit_code == 0:
+        _stamp(request, build_key(request, executor, telemetry.config), outcome, versions)
+    return outcome
+
+
+def _prepare_home(home: ProjectHome, records: _RunRecords) -> None:
+    """Under the build lock, before the run: record runs whose process died, remove what killed or
+    cancelled builds' sessions spilled, and forget the last build's stamp (until this one ends well)."""
+    _close_abandoned_runs(home, records)
+    sweep_spill(home.root / SPILL_FOLDER)
+    clear_stamp(home)
+
+
+def _stamp(request: BuildRequest, key: str, outcome: BuildOutcome, versions: dict[str, int | None]) -> None:
+    """Stamp a build that ended well with the table versions it left (read under its lock). Another build
+    that took the lock since owns the home's state, and a stamp that cannot be written is no stamp:
+    either way the next build runs."""
+    with contextlib.suppress(BuildLockTimeoutError, OSError), build_lock(request.home, timeout_s=0):
+        stamp_build(
+            request,
+            key,
+            run_id=outcome.run_id,
+            report_path=outcome.report_path,
+            finished_unix_ms=now_unix_ms(),
+            versions=versions,
+        )
 
 
 @dataclass(slots=True, kw_only=True)
@@ -450,17 +399,6 @@ class ExecutorSettings:
         return found
 
 
-def celery_settings(
-    executor: Executor, *, broker: str | None = None, backend: str | None = None
-) -> CelerySettings | None:
-    """The Celery settings of a build with ``executor`` (``None`` unless it is ``celery``), from the
-    arguments else the environment. Raises :class:`ConfigError` (no broker, or no ``dagster-celery``)."""
-    if executor is not Executor.CELERY:
-        return None
-    require_dagster_celery()
-    return CelerySettings.resolve(broker=broker, backend=backend)
-
-
 def _executor_settings(executor: Executor, celery: CelerySettings | None) -> ExecutorSettings:
     if executor is not Executor.CELERY:
         return ExecutorSettings(executor)  # Celery settings given to another executor are not used
@@ -485,10 +423,23 @@ def _execute(
     return _execute_in_process(request, run_id, instance, progress=progress)
 
 
+def step_resource(request: BuildRequest, *, progress: bool = False) -> CodeAnatomyResource:
+    """The resource of a build's steps (paths and switches only: no credentials)."""
+    return CodeAnatomyResource(
+        home=str(request.home.root),
+        lake=request.home.lake_uri or "",
+        capture_diagnostics=request.capture,
+        progress=progress,
+        memory_limit=request.memory_limit or 0,
+        full_rebuild=request.full,
+        html_in_step=False,  # run_build writes the final report, HTML included, after the job
+    )
+
+
 def _execute_in_process(
     request: BuildRequest, run_id: str, instance: dg.DagsterInstance, *, progress: bool
 ) -> dg.ExecuteInProcessResult:
-    job = build_definitions(request.spec, request.resource(progress=progress)).resolve_job_def(JOB_NAME)
+    job = build_definitions(request.spec, step_resource(request, progress=progress)).resolve_job_def(JOB_NAME)
     with quiet_sqlite_commits(request.home.dagster_home):  # no fsync per Dagster event (see the module)
         return job.execute_in_process(
             instance=instance,

@@ -101,7 +101,8 @@ def test_orchestration_measures_both_executors(document: dict[str, Any]) -> None
 
 def test_incremental_case_measured_every_variant(document: dict[str, Any]) -> None:
     body = document["incremental"]
-    assert set(body["median_seconds"]) == {"full", "one_file", "no_change"}
+    assert set(body["median_seconds"]) == {"full", "one_file", "no_change", "no_change_run"}
+    assert body["rebuild_modes"]["up_to_date"] == body["rounds"]
     assert all(seconds > 0 for seconds in body["median_seconds"].values())
     assert body["one_file_over_full"] == round(
         body["median_seconds"]["one_file"] / body["median_seconds"]["full"], 3

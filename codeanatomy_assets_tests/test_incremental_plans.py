@@ -25,7 +25,7 @@ from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.plan_skip import FINGERPRINT_KEY, RUN_ID_KEY
-from codeanatomy_assets.runner import BuildRequest, instance_for, run_build
+from codeanatomy_assets.runner import BuildRequest, instance_for, run_build, step_resource
 
 PLANS = ("a_total", "b_names", "joined", "joined_count")
 SPEC = """\
@@ -83,7 +83,7 @@ def _latest(request: BuildRequest, name: str) -> dg.AssetMaterialization:
 def _statuses(request: BuildRequest) -> dict[str, StaleStatus]:
     """Dagster's stale status of every asset, as the UI computes it (code and data versions)."""
     instance = instance_for(request.home)
-    graph = build_definitions(request.spec, request.resource()).resolve_asset_graph()
+    graph = build_definitions(request.spec, step_resource(request)).resolve_asset_graph()
     now = TemporalContext(effective_dt=get_current_datetime(), last_event_id=None)
     view = AssetGraphView(temporal_context=now, instance=instance, asset_graph=graph)
     resolver = CachingStaleStatusResolver(instance, graph, view)
@@ -176,7 +176,7 @@ def test_dagster_shows_the_plans_downstream_of_a_changed_input_stale(tmp_path: P
     _build(request)  # all skipped: same data versions, still fresh
     assert set(_statuses(request).values()) == {StaleStatus.FRESH}
     _append_to_b(tmp_path)
-    job = build_definitions(request.spec, request.resource()).resolve_job_def(JOB_NAME)
+    job = build_definitions(request.spec, step_resource(request)).resolve_job_def(JOB_NAME)
     result = job.execute_in_process(instance=instance_for(request.home), asset_selection=[dg.AssetKey("b")])
     assert result.success
     statuses = _statuses(request)

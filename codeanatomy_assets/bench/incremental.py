@@ -5,11 +5,15 @@ this case edits it) is built once; then each round runs, in an order that rotate
 
 - ``full``: ``codeanatomy build --full`` (every file parsed, every table rewritten, every plan run);
 - ``one_file``: one file edited (a function appended, different text each round), then ``codeanatomy build``;
-- ``no_change``: ``codeanatomy build`` with nothing changed.
+- ``no_change``: ``codeanatomy build`` with nothing changed: it finds the build up to date and launches
+  no run (:mod:`codeanatomy_assets.build_stamp`);
+- ``no_change_run``: ``codeanatomy build --force`` with nothing changed: the Dagster run is launched anyway
+  (what a run launched from Dagster costs), parses nothing and skips every plan.
 
 Each variant's median wall time (process start to exit: imports, Dagster instance, run, report) is compared
-with the full build's (the goals: one file <= 0.25x, no change <= 0.15x). Every build must succeed, and the
-last incremental build's extraction must have been incremental (``extract_rebuild_v1`` in its report).
+with the full build's (the goals: one file <= 0.25x, no change <= 0.15x). Every build must succeed; every
+``one_file`` and ``no_change_run`` build must have extracted incrementally (``extract_rebuild_v1``) and
+every ``no_change`` build must have been found up to date (``build_up_to_date_v1``).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from typing import Any, Final
 
 from codeanatomy_assets.bench.harness import median, ratio, rotated, rounded
 from codeanatomy_assets.bench.sources import SourceSelection
-from codeanatomy_assets.diagnostics.event_names import EXTRACT_REBUILD
+from codeanatomy_assets.diagnostics.event_names import BUILD_UP_TO_DATE, EXTRACT_REBUILD
 from codeanatomy_assets.extract.tree import DEFAULT_EXCLUDED_DIRS, stdlib_source
 from codeanatomy_assets.home import ProjectHome
 
-VARIANTS: Final = ("full", "one_file", "no_change")
+VARIANTS: Final = ("full", "one_file", "no_change", "no_change_run")
+_ARGS: Final = {"full": ("--full",), "no_change_run": ("--force",)}
 GOAL_ONE_FILE: Final = 0.25
 GOAL_NO_CHANGE: Final = 0.15
 EDITED_FILE: Final = "json/encoder.py"
@@ -90,7 +95,7 @@ def _round(tree: Path, home: Path, round_index: int) -> dict[str, float]:
     for variant in rotated(list(VARIANTS), round_index):
         if variant == "one_file":
             _edit(tree, round_index)
-        seconds[variant] = _build(tree, home, "--full") if variant == "full" else _build(tree, home)
+        seconds[variant] = _build(tree, home, *_ARGS.get(variant, ()))
     return seconds
 
 
@@ -106,8 +111,8 @@ def measure_incremental(work_dir: Path, settings: IncrementalSettings) -> dict[s
         for variant, seconds in _round(tree, home, index).items():
             samples[variant].append(seconds)
     modes = _rebuild_modes(home)
-    if modes.get("incremental", 0) < 2 * settings.rounds:
-        raise RuntimeError(f"the builds without --full were not all incremental: {modes}")
+    if modes.get("incremental", 0) < 2 * settings.rounds or modes.get("up_to_date", 0) < settings.rounds:
+        raise RuntimeError(f"the builds without --full were not all incremental or up to date: {modes}")
     medians = {v: median(s) for v, s in samples.items()}
     one_file = ratio(medians["one_file"], medians["full"])
     no_change = ratio(medians["no_change"], medians["full"])
@@ -119,6 +124,7 @@ def measure_incremental(work_dir: Path, settings: IncrementalSettings) -> dict[s
         "samples_seconds": {v: [rounded(x) for x in s] for v, s in samples.items()},
         "one_file_over_full": rounded(one_file),
         "no_change_over_full": rounded(no_change),
+        "no_change_run_over_full": rounded(ratio(medians["no_change_run"], medians["full"])),
         "goal_met": one_file is not None
         and no_change is not None
         and one_file <= GOAL_ONE_FILE
@@ -129,9 +135,10 @@ def measure_incremental(work_dir: Path, settings: IncrementalSettings) -> dict[s
 
 
 def _rebuild_modes(home: Path) -> dict[str, int]:
-    """How many builds of ``home`` extracted fully and how many incrementally (``extract_rebuild_v1``)."""
+    """How many builds of ``home`` extracted fully, how many incrementally (``extract_rebuild_v1``), and
+    how many found themselves up to date (``build_up_to_date_v1``)."""
     store = ProjectHome.resolve(home).diagnostics_store()
     modes: dict[str, int] = {}
-    for event in store.read_events(names=[EXTRACT_REBUILD]):
+    for event in store.read_events(names=[EXTRACT_REBUILD, BUILD_UP_TO_DATE]):
         modes[event.code or "?"] = modes.get(event.code or "?", 0) + 1
     return modes

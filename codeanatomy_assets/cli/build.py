@@ -14,6 +14,8 @@ from cyclopts import Parameter
 from codeanatomy_assets.cli.telemetry import TelemetryOptions, resolve_cli_telemetry
 
 if TYPE_CHECKING:
+    from codeanatomy_assets.build_request import BuildRequest, Executor
+    from codeanatomy_assets.celery_settings import CelerySettings
     from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 
 
@@ -54,6 +56,13 @@ FullOption = Annotated[
         "skip plans whose inputs and SQL did not change)."
     ),
 ]
+ForceOption = Annotated[
+    bool,
+    Parameter(
+        help="Launch the run even when nothing changed since the last successful build (default: such a "
+        "build prints that it is up to date, and that build's report, without a run)."
+    ),
+]
 MemoryLimitOption = Annotated[
     str | None,
     Parameter(
@@ -73,6 +82,7 @@ def build(
     capture: CaptureOption = True,
     memory_limit: MemoryLimitOption = None,
     full: FullOption = False,
+    force: ForceOption = False,
     celery_broker: CeleryBrokerOption = None,
     celery_backend: CeleryBackendOption = None,
     telemetry: TelemetryOptions | None = None,
@@ -82,12 +92,8 @@ def build(
     The last line printed is the path of the report. Exit codes: 0 success, 1 a gate or step failed,
     2 usage error, 130 / 143 cancelled by SIGINT / SIGTERM (one line is printed then, with the report).
     """
-    gc.disable()  # the imports below create ~130k objects that live until exit: no collections meanwhile
+    from codeanatomy_assets.build_request import BuildRequest, Executor, celery_settings
     from codeanatomy_assets.errors import ConfigError, SourceTreeError
-    from codeanatomy_assets.runner import BuildRequest, Executor, celery_settings, run_build
-
-    gc.freeze()  # ... and none later: the build's full collections skip them
-    gc.enable()
 
     try:
         request = BuildRequest.resolve(
@@ -103,12 +109,32 @@ def build(
     except (ConfigError, SourceTreeError) as exc:
         print(f"codeanatomy build: error: {exc}", file=sys.stderr)
         return 2
+    telemetry_config = _telemetry_config(telemetry, config)
+    if not (full or force):
+        current = up_to_date(request, Executor(executor), telemetry_config)
+        if current is not None:
+            return current
+    return _run(request, Executor(executor), telemetry_config, celery)
+
+
+def _run(
+    request: BuildRequest,
+    executor: Executor,
+    telemetry_config: TelemetryConfig,
+    celery: CelerySettings | None,
+) -> int:
+    """Launch the build's Dagster run; print its failures and report; its exit code."""
+    gc.disable()  # the imports below create ~130k objects that live until exit: no collections meanwhile
+    from codeanatomy_assets.runner import run_build
+
+    gc.freeze()  # ... and none later: the build's full collections skip them
+    gc.enable()
     outcome = run_build(
         request,
         run_id=str(uuid.uuid4()),
         progress=sys.stderr.isatty(),
-        telemetry_config=_telemetry_config(telemetry, config),
-        executor=Executor(executor),
+        telemetry_config=telemetry_config,
+        executor=executor,
         celery=celery,
     )
     for line in outcome.summary_lines():
@@ -117,6 +143,32 @@ def build(
         return _exit_cancelled(outcome.exit_code)
     print(outcome.report_path)
     return outcome.exit_code
+
+
+def up_to_date(request: BuildRequest, executor: Executor, telemetry_config: TelemetryConfig) -> int | None:
+    """Exit code 0 when nothing changed since the home's last successful build (one line, the event
+    ``build_up_to_date_v1`` in the store, and that build's report printed last); ``None``: build."""
+    from codeanatomy_assets.build_stamp import build_key, find_up_to_date, read_stamp, record_up_to_date
+    from codeanatomy_assets.lease import build_lock
+
+    if read_stamp(request.home) is None:  # no build ended well here yet: build (and create nothing now)
+        return None
+    try:
+        with build_lock(request.home):  # a build in progress on this home is waited for
+            check = find_up_to_date(request, build_key(request, executor, telemetry_config))
+            if not check.up_to_date or check.stamp is None:
+                return None
+            record_up_to_date(request.home, check, run_id=str(uuid.uuid4()))
+    except KeyboardInterrupt:
+        print("codeanatomy build: cancelled by SIGINT while checking whether the build is up to date")
+        return 130
+    stamp = check.stamp
+    print(
+        f"up to date: nothing changed since run {stamp.run_id} (sources, tables, spec and code; "
+        f"checked in {check.seconds:.2f} s); `codeanatomy build --full` rebuilds"
+    )
+    print(stamp.report_path)
+    return 0
 
 
 def _telemetry_config(telemetry: TelemetryOptions | None, config: Path | None) -> TelemetryConfig:

@@ -16,6 +16,8 @@ from typing import Final
 # Run lifecycle: the envelope around every run (also routed to the store's ``datafusion_runs_v1``).
 DATAFUSION_RUN_STARTED: Final = "datafusion_run_started_v1"
 DATAFUSION_RUN_FINISHED: Final = "datafusion_run_finished_v1"
+BUILD_UP_TO_DATE: Final = "build_up_to_date_v1"
+"""``codeanatomy build`` found nothing changed since the last successful build and launched no run."""
 
 # Telemetry: the OpenTelemetry configuration of a run, sinks or exporters that failed, lineage not sent.
 TELEMETRY_CONFIG: Final = "telemetry_config_v1"

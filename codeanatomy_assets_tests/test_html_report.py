@@ -39,6 +39,9 @@ def test_every_build_writes_the_html_next_to_the_markdown(builds: tuple[Path, li
         assert page.startswith("<!DOCTYPE html>") and outcome.run_id in page
         # Phases and files per scan; the trends from the second run on (one run has no trend).
         assert page.count("<svg") == (2 if index == 0 else 3)
+        # Full builds: the Rebuild section says so and lists every plan as run, none skipped.
+        assert "<h2>Rebuild</h2><p><strong>full</strong>: a full rebuild was asked for (--full)" in page
+        assert "<h3>Plans run (4)</h3>" in page and "<h3>Plans skipped (0)" in page
         assert "<script" not in page and not re.search(
             r"""(src|href)=["']?https?:""", page
         )  # nothing fetched

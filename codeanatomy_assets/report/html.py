@@ -17,12 +17,14 @@ from codeanatomy_assets.report import plots
 from codeanatomy_assets.report.changes import same_pipeline
 from codeanatomy_assets.report.gates import GateResult
 from codeanatomy_assets.report.markdown import (
+    CHANGE_COLUMNS,
     CHANGES_COLUMNS,
     DATASET_COLUMNS,
     PHASE_COLUMNS,
     PLAN_COLUMNS,
     RUN_COLUMNS,
     SCAN_COLUMNS,
+    SKIPPED_COLUMNS,
 )
 
 HTML_FILE: Final = "run_diagnostics_report.html"
@@ -106,16 +108,39 @@ def _changes(changes: Mapping[str, Any]) -> str:
     )
 
 
+def _rebuild(rebuild: Mapping[str, Any]) -> str:
+    """Full or incremental and why, what the extraction changed, the plans run and the plans skipped."""
+    mode = html.escape(str(rebuild.get("mode") or "not recorded"))
+    parts = [
+        f"<p><strong>{mode}</strong>: {html.escape(str(rebuild.get('reason') or 'no reason recorded'))}</p>"
+    ]
+    extract = rebuild.get("extract")
+    if extract is None:
+        parts.append("<p>No extraction in this run.</p>")
+    else:
+        parts.append(_table([extract], [c for c in CHANGE_COLUMNS if extract.get(c) is not None]))
+        rewritten = ", ".join(extract.get("tables_rewritten") or ()) or "none"
+        parts.append(f"<p>Tables rewritten: {html.escape(rewritten)}</p>")
+        for kind in ("added", "changed", "deleted"):
+            if paths := extract.get(f"{kind}_paths"):
+                parts.append(f"<p>Files {kind}: {html.escape(', '.join(paths))}</p>")
+    run, skipped = rebuild.get("plans_run") or [], rebuild.get("plans_skipped") or []
+    parts.append(f"<h3>Plans run ({len(run)})</h3>" + _table(run, ("plan", "version", "rows")))
+    parts.append(f"<h3>Plans skipped ({len(skipped)}), their outputs unchanged</h3>")
+    return "".join([*parts, _table(skipped, SKIPPED_COLUMNS)])
+
+
 def render_html(
     data: Mapping[str, Any], gates: Sequence[GateResult], history: Sequence[Mapping[str, Any]]
 ) -> str:
-    """The whole report: run, gates, changes, plots, then the plans, datasets, phases and scans."""
+    """The whole report: run, gates, changes, rebuild, plots, then the plans, datasets, phases and scans."""
     run = data["run"]
     sections = [
         f"<h1>Run diagnostics report: {html.escape(str(run.get('label') or 'run'))}</h1>",
         _table([run], RUN_COLUMNS),
         "<h2>Acceptance gates</h2>" + _gates(gates),
         "<h2>Changes since the last run</h2>" + _changes(data["changes"]),
+        "<h2>Rebuild</h2>" + _rebuild(data["rebuild"]),
         _plot("Plan phases", plots.phase_timings(data["plan_phases"])),
         _plot("Files read and skippable per scan", plots.scan_files(data["scan_units"])),
         _plot("Trends", plots.trends(history)),

@@ -67,7 +67,9 @@ def phase_timings(rows: Sequence[Mapping[str, Any]]) -> str | None:
     if not per_plan:
         return None
     plans = sorted(per_plan, key=lambda p: sum(per_plan[p].values()))
-    chart = _chart("HorizontalStackedBar", "Plan phases (ms)", 160 + 40 * len(plans), PHASE_COLORS.values())
+    chart = _chart(
+        "HorizontalStackedBar", "Plan phases (ms)", 160 + 40 * len(plans), tuple(PHASE_COLORS.values())
+    )
     chart.x_labels = plans
     for phase in PHASE_ORDER:
         chart.add(phase, [per_plan[p].get(phase, 0.0) for p in plans])

@@ -16,6 +16,7 @@ from codeanatomy_assets.bench.engines.case import EngineSettings, measure_engine
 from codeanatomy_assets.bench.engines.names import (
     CHILD_ENGINES,
     NATIVE,
+    NATIVE_ALONE,
     PEERS,
     PRODUCT,
     PRODUCT_NO_CAPTURE,
@@ -130,9 +131,11 @@ def test_goals_name_every_goal(document: dict[str, Any]) -> None:
 def test_engines_case_in_the_suite_reports_every_engine(document: dict[str, Any]) -> None:
     engines = document["engines"]
     assert set(engines["per_query"]) == {"q1", "q6"}
-    assert set(engines["engines"]) == {*CHILD_ENGINES, PRODUCT, PRODUCT_NO_CAPTURE}
+    assert set(engines["engines"]) == {*CHILD_ENGINES, NATIVE_ALONE, PRODUCT, PRODUCT_NO_CAPTURE}
     assert engines["engines"][NATIVE]["geomean_ratio_to_native"] == 1.0
+    assert engines["engines"][NATIVE_ALONE]["row_count_mismatches"] == []
     assert _positive_float(engines["product_geomean_ratio_to_native"])
+    assert _positive_float(engines["product_over_native_alone"]["geomean"])
     assert _positive_float(engines["capture_over_no_capture"])
 
 
@@ -148,7 +151,7 @@ def test_engines_every_engine_and_the_product_return_native_rows(engines: dict[s
     assert engines["results_equal_native"] is True and engines["result_problems"] == []
     assert engines["round_errors"] == [] and engines["warmup_errors"] == {}
     for query, by_engine in engines["per_query"].items():
-        assert set(by_engine) == {*CHILD_ENGINES, PRODUCT, PRODUCT_NO_CAPTURE}, query
+        assert set(by_engine) == {*CHILD_ENGINES, NATIVE_ALONE, PRODUCT, PRODUCT_NO_CAPTURE}, query
         native_rows = by_engine[NATIVE]["rows"]
         assert native_rows >= 1
         for engine, row in by_engine.items():

@@ -18,6 +18,7 @@ from codeanatomy_assets.bench.engines.ablation import measure_ablation
 from codeanatomy_assets.bench.engines.child import RoundJob, TpchQuery, run_child
 from codeanatomy_assets.bench.engines.names import (
     NATIVE,
+    NATIVE_ALONE,
     NATIVE_WARM,
     PEERS,
     PRODUCT,
@@ -30,6 +31,7 @@ from codeanatomy_assets.bench.engines.product import BuildRecord, record_build, 
 from codeanatomy_assets.bench.engines.table import (
     Samples,
     capture_over_no_capture,
+    ratio_to,
     result_problems,
     summarize,
 )
@@ -159,6 +161,22 @@ def _engines_step(settings: EngineSettings, setup: _Setup, index: int, rounds: _
     rounds.samples.add_round(result)
 
 
+def _native_alone_step(settings: EngineSettings, setup: _Setup, index: int, rounds: _Rounds) -> None:
+    """``native`` alone in a child process of round ``index``: the queries once each, in order, as a build
+    runs its plans; recorded as ``native_alone`` (its results are checked against ``native``'s rows by
+    the summary)."""
+    job = RoundJob.over(
+        setup.sources, kind=JobKind.ENGINES, round_index=index, queries=setup.queries, engines=(NATIVE,)
+    )
+    try:
+        result = run_child(job, setup.folder)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        rounds.round_errors.append({"round": index, "step": JobKind.NATIVE_ALONE, **error_record(exc)})
+        return
+    for query, by_engine in result["queries"].items():
+        rounds.samples.add(query, NATIVE_ALONE, by_engine[NATIVE])
+
+
 def _build_step(settings: EngineSettings, setup: _Setup, index: int, variant: str, rounds: _Rounds) -> None:
     """One product build of round ``index``; round 0 checks its outputs against ``native``'s results."""
     home = setup.folder / f"home-{variant}"
@@ -171,12 +189,14 @@ def _build_step(settings: EngineSettings, setup: _Setup, index: int, variant: st
 def _run_rounds(settings: EngineSettings, setup: _Setup) -> _Rounds:
     """``rounds`` rounds of the engines pass and the product builds, in :func:`round_order`."""
     rounds = _Rounds()
-    steps = [JobKind.ENGINES, *settings.product_variants]
+    steps = [JobKind.ENGINES, JobKind.NATIVE_ALONE, *settings.product_variants]
     for index in range(settings.rounds):
         for step in round_order(steps, index):
             os.sync()  # untimed: the previous step's writes reach the disk before this step starts
             if step == JobKind.ENGINES:
                 _engines_step(settings, setup, index, rounds)
+            elif step == JobKind.NATIVE_ALONE:
+                _native_alone_step(settings, setup, index, rounds)
             else:
                 _build_step(settings, setup, index, step, rounds)
     return rounds
@@ -225,6 +245,7 @@ def _results(rounds: _Rounds, summary: dict[str, Any], ablation: dict[str, Any] 
         "product_geomean_ratio_to_native": product.get("geomean_ratio_to_native"),
         "product_max_ratio_to_native": (product.get("max_ratio_to_native") or {}).get("ratio"),
         "capture_over_no_capture": capture_over_no_capture(summary["per_query"]),
+        "product_over_native_alone": ratio_to(summary["per_query"], PRODUCT, NATIVE_ALONE),
         "results_equal_native": not problems,
         "result_problems": problems,
         "ablation": ablation,
@@ -246,7 +267,9 @@ def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
     setup = _set_up(settings, work_dir)
     rounds = _run_rounds(settings, setup)
     summary = summarize(
-        rounds.samples.by_query, [*settings.engines, *settings.product_variants], rounds.builds
+        rounds.samples.by_query,
+        [*settings.engines, NATIVE_ALONE, *settings.product_variants],
+        rounds.builds,
     )
     ablation = (
         measure_ablation(settings.rounds, setup.queries, setup.sources, setup.folder)

@@ -10,6 +10,10 @@ from codeanatomy_assets.bench.tpch import TPCH_TABLES
 
 NATIVE: Final = "native"
 NATIVE_WARM: Final = "native_warm"
+NATIVE_ALONE: Final = "native_alone"
+"""``native`` in a child process of its own, each query once, in order: a process in the state a build's
+plan meets (the other plans ran before it), where ``native`` in the shared child may follow other engines
+that just ran the same query (DataFusion's allocator then reuses their memory)."""
 QUERYBUILDER: Final = "deltalake_querybuilder"
 POLARS: Final = "polars_sql"
 DUCKDB: Final = "duckdb_read_parquet"
@@ -21,7 +25,7 @@ PRODUCT: Final = "product_build"
 PRODUCT_NO_CAPTURE: Final = "product_build_no_capture"
 PRODUCT_VARIANTS: Final = {PRODUCT: True, PRODUCT_NO_CAPTURE: False}
 """Each product variant and whether it captures diagnostics."""
-ENGINES: Final = (*CHILD_ENGINES, *PRODUCT_VARIANTS)
+ENGINES: Final = (*CHILD_ENGINES, NATIVE_ALONE, *PRODUCT_VARIANTS)
 DEFAULTS: Final = "defaults"
 """The ablation's baseline: the session's default settings."""
 PLAN_PREFIX: Final = "tpch_"
@@ -29,9 +33,11 @@ _COMMENT: Final = re.compile(r"--[^\n]*")
 
 
 class JobKind(StrEnum):
-    """What a child process runs: the engines pass or the settings ablation (also a round's first step)."""
+    """What a child process runs: the engines pass, ``native`` alone, or the settings ablation (also the
+    name of a round's step)."""
 
     ENGINES = "engines"
+    NATIVE_ALONE = "native_alone"
     ABLATION = "ablation"
 
 

@@ -135,6 +135,20 @@ def _product_summary(
     }
 
 
+def ratio_to(per_query: Mapping[str, Mapping[str, Any]], engine: str, baseline: str) -> dict[str, Any]:
+    """``engine``'s medians over ``baseline``'s: the geometric mean over the queries both ran, and the
+    worst query (e.g. the product over ``native_alone``)."""
+    ratios = {
+        query: r
+        for query, by in per_query.items()
+        if engine in by
+        and baseline in by
+        and (r := ratio(by[engine].get("ms_median"), by[baseline].get("ms_median")))
+    }
+    worst = max(ratios.items(), key=lambda item: item[1], default=(None, None))
+    return {"geomean": rounded(geomean(ratios.values())), "worst_query": worst[0], "worst": rounded(worst[1])}
+
+
 def capture_over_no_capture(per_query: Mapping[str, Mapping[str, Any]]) -> float | None:
     """The geometric mean over queries of the product's time with capture over without."""
     ratios = [

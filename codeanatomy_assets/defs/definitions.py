@@ -39,7 +39,11 @@ def build_definitions(
         description="Scheduled rebuild of the pipeline (stopped until you start it in the UI)",
     )
     assets, jobs = build_assets(spec), [job]
-    sensors: list[dg.SensorDefinition] = [failed_run_sensor(job, spec), automation_sensor(build)]
+    ignored = frozenset({MAINTENANCE_JOB})
+    sensors: list[dg.SensorDefinition] = [
+        failed_run_sensor(spec, ignored_jobs=ignored),
+        automation_sensor(build),
+    ]
     if spec.maintenance is not None:
         maintenance = dg.define_asset_job(
             MAINTENANCE_JOB, selection=dg.AssetSelection.groups(MAINTENANCE_GROUP)

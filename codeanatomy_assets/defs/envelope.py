@@ -3,8 +3,10 @@
 The CLI brackets its runs with the run envelope itself. A run launched from the UI (or a schedule) has no
 such wrapper: its report asset records the envelope when it finds none, and when such a run fails before
 its report, this sensor (run by the daemon that ``dagster dev`` starts) records the failure and writes
-the report saying where the run stopped. Either also sends the job's OpenLineage START (dated when the run
-started) and its end, when lineage is configured (:mod:`codeanatomy_assets.lineage.hooks`).
+the report saying where the run stopped; so it does for the runs of Dagster's implicit asset job (assets
+materialized from the asset graph, or requested by the automation sensor). Either also sends the job's
+OpenLineage START (dated when the run started) and its end, when lineage is configured
+(:mod:`codeanatomy_assets.lineage.hooks`).
 """
 
 import dagster as dg
@@ -26,18 +28,23 @@ class RunFailed(Exception):  # noqa: N818 - the name is the error.type users rea
     """A Dagster run failed; the message names the failed step and its error."""
 
 
-def failed_run_sensor(job: object, spec: PipelineSpec) -> dg.SensorDefinition:
-    """The run-failure sensor for ``job`` (the asset job of the spec)."""
+def failed_run_sensor(spec: PipelineSpec, *, ignored_jobs: frozenset[str]) -> dg.SensorDefinition:
+    """The run-failure sensor of the code location's build runs: the build job's, and those of Dagster's
+    implicit asset job (assets materialized from the UI's asset graph, or requested by the automation
+    sensor). Runs of ``ignored_jobs`` (maintenance) and runs of ``codeanatomy build`` (which record their
+    own end and report) are left alone."""
 
     @dg.run_failure_sensor(
         name=FAILED_RUN_SENSOR,
-        monitored_jobs=[job],  # type: ignore[list-item]
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Records a failed run in the diagnostics store and writes its report",
+        description="Records a failed build run in the diagnostics store and writes its report",
     )
     def codeanatomy_failed_run_report(
         context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource
     ) -> None:
+        run = context.dagster_run
+        if run.job_name in ignored_jobs or run.tags.get(LAUNCHED_BY_TAG) == "codeanatomy":
+            return
         _record_failed_run(context, codeanatomy, spec)
 
     return codeanatomy_failed_run_report

@@ -164,8 +164,8 @@ def up_to_date(request: BuildRequest, executor: Executor, telemetry_config: Tele
         return 130
     stamp = check.stamp
     print(
-        f"up to date: nothing changed since run {stamp.run_id} (sources, tables, spec and code; "
-        f"checked in {check.seconds:.2f} s); `codeanatomy build --full` rebuilds"
+        f"up to date: nothing changed since run {stamp.run_id} (source files, tables, spec, switches, "
+        f"code; checked in {check.seconds:.2f} s); --force runs the build anyway, --full rebuilds everything"
     )
     print(stamp.report_path)
     return 0

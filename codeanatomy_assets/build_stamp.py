@@ -1,19 +1,18 @@
 """What a successful build leaves behind, and whether another build would change anything.
 
 A build that ends with exit code 0 writes ``<home>/last_build.json`` (:class:`BuildStamp`): its run id and
-report, the key of everything other than data that decides its results (:func:`build_key`: the spec as
-loaded, the build's switches, the telemetry and lineage configuration, the product's code and the engines'
-versions), and the Delta version of every dataset and plan output as the build left it. A build that
-starts removes the stamp; only a build that ends well writes a new one.
+report, its key (:mod:`codeanatomy_assets.build_key`: everything besides data that decides its results,
+credentials left out), and the Delta version of every dataset and plan output as the build left it. A
+build that starts removes the stamp; only a build that ends well writes a new one.
 
-``codeanatomy build`` (without ``--full``) asks :func:`find_up_to_date` first. The build is up to date
-when the key is the same, every table is at its stamped version, and the source tree's files have the
-content ``source_files`` recorded (the comparison an incremental extraction makes,
-:func:`~codeanatomy_assets.extract.incremental.plan_rebuild`). A build would then parse nothing and skip
-every plan (their inputs and SQL are those their outputs were computed from), so none is launched: the
-command says so, records ``build_up_to_date_v1`` in the diagnostics store, and prints the stamped run's
-report. Anything else, including an error while checking, is a reason to build
-(:attr:`UpToDateCheck.reason`).
+``codeanatomy build`` (without ``--full`` or ``--force``) asks :func:`find_up_to_date` first. The build is
+up to date when the key is the same, every table is at its stamped version, every plan would be skipped
+(its output was computed from its inputs' current versions: :func:`~codeanatomy_assets.plan_skip.find_skip`),
+and the source tree's files have the content ``source_files`` recorded (the comparison an incremental
+extraction makes, :func:`~codeanatomy_assets.extract.incremental.plan_rebuild`). A build would then parse
+nothing and skip every plan, so none is launched: the command says so, records ``build_up_to_date_v1`` in
+the diagnostics store, and prints the stamped run's report. Anything else, including an error while
+checking, is a reason to build (:attr:`UpToDateCheck.reason`).
 
 What such a check does not redo: the dataset steps' log and layout diagnostics (the tables' logs are
 unchanged, but a finding that depends on the clock, such as vacuum debt past the retention, is only
@@ -22,20 +21,17 @@ re-evaluated by a build or by ``codeanatomy doctor``), and no Dagster run is rec
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from importlib import metadata
+from functools import partial
 from pathlib import Path
 from typing import Final
 
 from deltalake import DeltaTable
 
-from codeanatomy_assets.build_request import BuildRequest, Executor
+from codeanatomy_assets.build_request import BuildRequest
 from codeanatomy_assets.diagnostics.event_names import BUILD_UP_TO_DATE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import emit
@@ -45,12 +41,11 @@ from codeanatomy_assets.extract.layout import child_uri
 from codeanatomy_assets.extract.tables import DATASET_NAMES
 from codeanatomy_assets.extract.tree import discover
 from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.plan_skip import find_skip
+from codeanatomy_assets.spec import PipelineSpec
 
 STAMP_FILE: Final = "last_build.json"
 STAMP_FORMAT: Final = 1
-ENGINE_DISTRIBUTIONS: Final = ("codeanatomy-assets", "datafusion", "deltalake", "dagster", "pyarrow")
-_ENV_PREFIXES: Final = ("OTEL_", "OPENLINEAGE_")
-_PACKAGE: Final = Path(__file__).resolve().parent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,11 +57,12 @@ class BuildStamp:
     finished_unix_ms: int
     report_path: str
     key: str
-    """:func:`build_key` of the build."""
+    """The build's key (:func:`codeanatomy_assets.build_key.build_key`), taken before its job ran."""
     tables: Mapping[str, int]
     """The Delta version of every dataset and plan output when the build ended."""
 
     def to_row(self) -> dict[str, object]:
+        """The stamp as the JSON of ``last_build.json``."""
         return {"format": STAMP_FORMAT, **asdict(self), "tables": dict(self.tables)}
 
 
@@ -81,36 +77,15 @@ class UpToDateCheck:
 
     @property
     def up_to_date(self) -> bool:
+        """Whether a build would change nothing (then :attr:`stamp` is the build that stands)."""
         return self.reason is None and self.stamp is not None
-
-
-def build_key(request: BuildRequest, executor: Executor, telemetry: object) -> str:
-    """The sha256 of what decides a build's results and records besides data: the spec as loaded (its SQL,
-    datasets, engine settings), the switches, the lake, the executor, the telemetry configuration
-    (``repr``: hashed, never written), the ``OTEL_*`` / ``OPENLINEAGE_*`` environment, the engines'
-    versions and the product's own code (each module's size and modification time)."""
-    parts = {
-        "format": STAMP_FORMAT,
-        "spec": repr(request.spec),
-        "switches": [request.capture, request.memory_limit, request.home.lake, executor.value],
-        "telemetry": repr(telemetry),
-        "env": sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIXES)),
-        "python": sys.version,
-        "versions": [_version(name) for name in ENGINE_DISTRIBUTIONS],
-        "code": _code_digest(),
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def table_versions(request: BuildRequest) -> dict[str, int | None]:
     """The current Delta version of every dataset and plan output of the build (``None``: unreadable)."""
-    spec, home = request.spec, request.home
-    located = {d.name: (d.uri, d.storage_options) for d in spec.datasets if d.uri is not None}
+    spec = request.spec
     names = [d.name for d in spec.datasets] + [p.name for p in spec.plans]
-    return {
-        name: _delta_version(*located.get(name, (home.dataset_uri(name), home.storage_options)))
-        for name in names
-    }
+    return {name: _delta_version(*spec.location(request.home, name)) for name in names}
 
 
 def read_stamp(home: ProjectHome) -> BuildStamp | None:
@@ -175,6 +150,7 @@ def find_up_to_date(request: BuildRequest, key: str) -> UpToDateCheck:
 
 
 def _why_build(request: BuildRequest, key: str, stamp: BuildStamp | None) -> str | None:
+    """Why ``request`` must run (``None``: it would change nothing since ``stamp``)."""
     if request.full:
         return "a full rebuild was asked for (--full)"
     if stamp is None:
@@ -186,7 +162,17 @@ def _why_build(request: BuildRequest, key: str, stamp: BuildStamp | None) -> str
     for name, version in table_versions(request).items():
         if stamp.tables.get(name) != version:
             return f"table {name} is at version {version}, the last build left {stamp.tables.get(name)}"
-    return _why_extract(request)
+    return _why_plan_runs(request) or _why_extract(request)
+
+
+def _why_plan_runs(request: BuildRequest) -> str | None:
+    """Why a plan would run: its output was not computed from its inputs' current versions (an input
+    written to while the last build ran, after the plan read it). ``None``: every plan would be skipped."""
+    locate = partial(PipelineSpec.location, request.spec, request.home)
+    for plan in request.spec.plans:
+        if find_skip(plan, locate) is None:
+            return f"plan {plan.name} was not computed from its inputs' current versions"
+    return None
 
 
 def _why_extract(request: BuildRequest) -> str | None:
@@ -209,38 +195,24 @@ def _delta_version(uri: str, options: Mapping[str, str]) -> int | None:
         return None
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return metadata.version(distribution)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _code_digest() -> str:
-    """The sha256 of every module of the package by path, size and modification time."""
-    digest = hashlib.sha256()
-    for path in sorted(_PACKAGE.rglob("*.py")):
-        info = path.stat()
-        digest.update(f"{path.relative_to(_PACKAGE)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
-
-
 def record_up_to_date(home: ProjectHome, check: UpToDateCheck, *, run_id: str) -> None:
     """Record in the diagnostics store that a build found itself up to date (``build_up_to_date_v1``,
     under ``run_id``, this command's own id: no run envelope, no Dagster run)."""
-    assert check.stamp is not None, "only an up-to-date check is recorded"
+    stamp = check.stamp
+    if stamp is None:
+        raise ValueError("only a check that found the build up to date is recorded")
     event = DiagnosticEvent(
         name=BUILD_UP_TO_DATE,
         run_id=run_id,
         severity=Severity.INFO,
         category=Category.RUN_LIFECYCLE,
         code="up_to_date",
-        message=f"nothing changed since run {check.stamp.run_id}: no run launched",
+        message=f"nothing changed since run {stamp.run_id}: no run launched",
         payload={
-            "current_run_id": check.stamp.run_id,
-            "label": check.stamp.label,
-            "report_path": check.stamp.report_path,
-            "tables": dict(check.stamp.tables),
+            "stamped_run_id": stamp.run_id,
+            "label": stamp.label,
+            "report_path": stamp.report_path,
+            "tables": dict(stamp.tables),
             "seconds": round(check.seconds, 3),
         },
     )

@@ -99,10 +99,7 @@ class PlanOutcome:
 
 def dataset_uri(spec: PipelineSpec, home: ProjectHome, name: str) -> tuple[str, Mapping[str, str]]:
     """Where dataset or plan ``name`` lives, with its storage options (the lake's, unless external)."""
-    for dataset in spec.datasets:
-        if dataset.name == name and dataset.uri is not None:
-            return dataset.uri, dataset.storage_options
-    return home.dataset_uri(name), home.storage_options
+    return spec.location(home, name)
 
 
 # --- the extract step ---------------------------------------------------------------------------------

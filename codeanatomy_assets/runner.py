@@ -36,9 +36,10 @@ from typing import Any
 
 import dagster as dg
 
+from codeanatomy_assets.build_key import build_key
 from codeanatomy_assets.build_outcome import BuildOutcome, JobEnding, JobResult
 from codeanatomy_assets.build_request import BuildRequest, Executor, celery_settings
-from codeanatomy_assets.build_stamp import build_key, clear_stamp, stamp_build, table_versions
+from codeanatomy_assets.build_stamp import clear_stamp, stamp_build, table_versions
 from codeanatomy_assets.cancel import CancelScope, watch_signals
 from codeanatomy_assets.celery_settings import CelerySettings, require_dagster_celery
 from codeanatomy_assets.dagster_run_watch import DagsterRunWatch
@@ -159,6 +160,7 @@ def run_build(
     home = request.home.ensure()
     telemetry = telemetry or bootstrap_telemetry(telemetry_config or TelemetryConfig.resolve({}))
     use_telemetry(telemetry)
+    key = build_key(request, executor, telemetry.config)  # of the code and settings the job runs with
     records = _RunRecords.open(home, telemetry)
     dagster = DagsterRunWatch(run_id=run_id, home=home)
     with (
@@ -192,7 +194,7 @@ def run_build(
     telemetry.force_flush()
     outcome = _job_outcome(run, job, report, records.store_failures, stopped=stopped)
     if versions is not None and outcome.exit_code == 0:
-        _stamp(request, build_key(request, executor, telemetry.config), outcome, versions)
+        _stamp(request, key, outcome, versions)
     return outcome
 
 

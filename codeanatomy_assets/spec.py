@@ -50,7 +50,7 @@ from dataclasses import dataclass, field, replace
 from graphlib import CycleError, TopologicalSorter
 from importlib import resources
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from codeanatomy_assets.delta.layout import LayoutThresholds
 from codeanatomy_assets.engine.session import EngineSettings, parse_size, validate_options
@@ -59,6 +59,9 @@ from codeanatomy_assets.spec_lineage import LineageSpec, parse_lineage
 from codeanatomy_assets.spec_maintenance import MaintenanceSpec, parse_maintenance
 from codeanatomy_assets.spec_names import check_name
 from codeanatomy_assets.spec_sql import quoted_near_misses, sql_references
+
+if TYPE_CHECKING:
+    from codeanatomy_assets.home import ProjectHome
 
 EXTRACT_DATASETS: Final = ("source_files", "symbols", "imports", "calls")
 BUILTIN_SPEC_NAME: Final = "builtin:codeanatomy"
@@ -152,6 +155,13 @@ class PipelineSpec:
 
     def dataset(self, name: str) -> DatasetSpec:
         return next(d for d in self.datasets if d.name == name)
+
+    def location(self, home: ProjectHome, name: str) -> tuple[str, Mapping[str, str]]:
+        """Where dataset or plan ``name`` lives, with its storage options (the lake's, unless external)."""
+        for dataset in self.datasets:
+            if dataset.name == name and dataset.uri is not None:
+                return dataset.uri, dataset.storage_options
+        return home.dataset_uri(name), home.storage_options
 
     def plan(self, name: str) -> PlanSpec:
         return next(p for p in self.plans if p.name == name)

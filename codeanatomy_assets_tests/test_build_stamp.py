@@ -7,6 +7,7 @@ The spec reads two external Delta tables written here (``a``, ``b``) and extract
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import uuid
 from pathlib import Path
@@ -15,12 +16,14 @@ import pyarrow as pa
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
+from codeanatomy_assets.build_key import build_key
 from codeanatomy_assets.build_request import BuildRequest, Executor
 from codeanatomy_assets.build_stamp import (
     STAMP_FILE,
-    build_key,
     find_up_to_date,
     read_stamp,
+    stamp_build,
+    table_versions,
 )
 from codeanatomy_assets.diagnostics.event_names import BUILD_UP_TO_DATE
 from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
@@ -97,6 +100,25 @@ def test_an_external_table_written_since_makes_the_build_run(built: tuple[BuildR
     assert _check(request) == "table b is at version 1, the last build left 0"
     _build(request)
     assert _check(request) is None
+
+
+def test_an_input_written_after_its_plan_read_it_makes_the_build_run(built: tuple[BuildRequest, str]) -> None:
+    """A writer outside the build lock (another engine, a run from the Dagster UI) appends to ``b`` after
+    ``joined`` read it and before the build stamped the versions it left: every version matches the
+    stamp, but ``joined`` was computed from ``b``'s previous version, so a build would run it."""
+    request, run_id = built
+    stamp = read_stamp(request.home)
+    assert stamp is not None
+    write_deltalake(str(request.home.root.parent / "b"), pa.table({"k": [3], "w": ["z"]}), mode="append")
+    stamp_build(
+        request,
+        stamp.key,
+        run_id=run_id,
+        report_path=stamp.report_path,
+        finished_unix_ms=stamp.finished_unix_ms,
+        versions=table_versions(request),
+    )
+    assert _check(request) == "plan joined was not computed from its inputs' current versions"
 
 
 def test_any_commit_to_an_output_since_makes_the_build_run(built: tuple[BuildRequest, str]) -> None:
@@ -180,9 +202,36 @@ def test_the_cli_launches_no_run_when_up_to_date_and_records_why(tmp_path: Path)
     request = BuildRequest.resolve(config=config, home=home)
     assert len(instance_for(request.home).get_runs()) == runs_before
     events = DeltaDiagnosticsStore(request.home.diagnostics).read_events(names=[BUILD_UP_TO_DATE])
-    assert [e.payload["current_run_id"] for e in events] == [Path(report).parent.name]
+    assert [e.payload["stamped_run_id"] for e in events] == [Path(report).parent.name]
 
     forced = run_cli("build", "--config", str(config), "--home", str(home), "--force", cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     assert "up to date" not in forced.stdout
     assert len(instance_for(request.home).get_runs()) == runs_before + 1
+
+
+def test_credentials_do_not_enter_the_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rotating a secret changes no result: the key stays; a setting that is not secret changes it."""
+    request = _request(tmp_path)
+
+    def key_with(options: dict[str, str]) -> str:
+        datasets = tuple(
+            dataclasses.replace(d, storage_options=options) if d.name == "a" else d
+            for d in request.spec.datasets
+        )
+        changed = dataclasses.replace(request, spec=dataclasses.replace(request.spec, datasets=datasets))
+        return build_key(changed, Executor.IN_PROCESS, TelemetryConfig.resolve({}))
+
+    first = key_with({"AWS_SECRET_ACCESS_KEY": "first-secret", "AWS_REGION": "eu-west-1"})
+    assert key_with({"AWS_SECRET_ACCESS_KEY": "rotated", "AWS_REGION": "eu-west-1"}) == first
+    assert key_with({"AWS_SECRET_ACCESS_KEY": "first-secret", "AWS_REGION": "us-east-1"}) != first
+
+    plain = _check_key(request)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer one")
+    with_header = _check_key(request)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer two")
+    assert _check_key(request) == with_header != plain  # a header configured counts, its value does not
+
+
+def _check_key(request: BuildRequest) -> str:
+    return build_key(request, Executor.IN_PROCESS, TelemetryConfig.resolve({}))

@@ -5,9 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
+from codeanatomy_assets import output_maintenance
 from codeanatomy_assets.defs.definitions import JOB_NAME, build_definitions
 from codeanatomy_assets.defs.envelope import FAILED_RUN_SENSOR, LAUNCHED_BY_TAG
+from codeanatomy_assets.defs.maintenance import MAINTENANCE_ASSET
 from codeanatomy_assets.defs.resources import CodeAnatomyResource
 from codeanatomy_assets.home import ProjectHome
 from codeanatomy_assets.runner import instance_for
@@ -111,5 +114,31 @@ def test_the_sensor_leaves_runs_of_the_cli_to_the_cli(tmp_path: Path) -> None:
     defs, result, resource = _failed_run_of_the_asset_graph(tmp_path, **{LAUNCHED_BY_TAG: "codeanatomy"})
     _evaluate_failure_sensor(defs, result, resource)
     home = resource.project_home()
+    assert home.diagnostics_store().read_runs(result.run_id) == []
+    assert not (home.reports / result.run_id).exists()
+
+
+def test_the_sensor_leaves_a_failed_maintenance_run_of_the_asset_graph_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Materializing only ``delta_maintenance`` from the asset graph runs under the implicit asset job;
+    its failure (injected here) is not a build's: no run row, no build report."""
+
+    def fail(*_: object, **__: object) -> None:
+        raise RuntimeError("maintenance failed")
+
+    monkeypatch.setattr(output_maintenance, "maintain_outputs", fail)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[datasets.files]\nuri = "files"\n[plans.p]\nsql = "select * from files"\n[maintenance]\n'
+    )
+    resource = CodeAnatomyResource(home=str(tmp_path / "home"))
+    home = resource.project_home()
+    defs = build_definitions(load_spec(config), resource)
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance_for(home), asset_selection=[dg.AssetKey(MAINTENANCE_ASSET)], raise_on_error=False
+    )
+    assert not result.success and result.dagster_run.job_name != JOB_NAME
+    _evaluate_failure_sensor(defs, result, resource)
     assert home.diagnostics_store().read_runs(result.run_id) == []
     assert not (home.reports / result.run_id).exists()

@@ -15,6 +15,7 @@ from codeanatomy_assets.cli.telemetry import TelemetryOptions, resolve_cli_telem
 
 if TYPE_CHECKING:
     from codeanatomy_assets.build_request import BuildRequest, Executor
+    from codeanatomy_assets.build_stamp import UpToDateCheck
     from codeanatomy_assets.celery_settings import CelerySettings
     from codeanatomy_assets.diagnostics.otel_config import TelemetryConfig
 
@@ -111,7 +112,7 @@ def build(
         return 2
     telemetry_config = _telemetry_config(telemetry, config)
     if not (full or force):
-        current = up_to_date(request, Executor(executor), telemetry_config)
+        current = _exit_if_up_to_date(request, Executor(executor), telemetry_config)
         if current is not None:
             return current
     return _run(request, Executor(executor), telemetry_config, celery)
@@ -145,30 +146,49 @@ def _run(
     return outcome.exit_code
 
 
-def up_to_date(request: BuildRequest, executor: Executor, telemetry_config: TelemetryConfig) -> int | None:
+def _exit_if_up_to_date(
+    request: BuildRequest, executor: Executor, telemetry_config: TelemetryConfig
+) -> int | None:
     """Exit code 0 when nothing changed since the home's last successful build (one line, the event
-    ``build_up_to_date_v1`` in the store, and that build's report printed last); ``None``: build."""
-    from codeanatomy_assets.build_stamp import build_key, find_up_to_date, read_stamp, record_up_to_date
-    from codeanatomy_assets.lease import build_lock
+    ``build_up_to_date_v1`` in the store, and that build's report printed last); ``None``: build (and
+    why is said on stderr)."""
+    from codeanatomy_assets.build_key import build_key
+    from codeanatomy_assets.build_stamp import find_up_to_date, read_stamp
+    from codeanatomy_assets.lease import BuildLockTimeoutError, build_lock
 
     if read_stamp(request.home) is None:  # no build ended well here yet: build (and create nothing now)
         return None
     try:
         with build_lock(request.home):  # a build in progress on this home is waited for
             check = find_up_to_date(request, build_key(request, executor, telemetry_config))
-            if not check.up_to_date or check.stamp is None:
+            if check.stamp is None or not check.up_to_date:
+                print(f"codeanatomy build: building: {check.reason}", file=sys.stderr)
                 return None
-            record_up_to_date(request.home, check, run_id=str(uuid.uuid4()))
+            _record_up_to_date(request, check)
     except KeyboardInterrupt:
-        print("codeanatomy build: cancelled by SIGINT while checking whether the build is up to date")
+        print("codeanatomy build: cancelled by SIGINT while checking for changes", file=sys.stderr)
         return 130
-    stamp = check.stamp
+    except BuildLockTimeoutError as exc:
+        print(f"codeanatomy build: error: {exc}", file=sys.stderr)
+        return 1
     print(
-        f"up to date: nothing changed since run {stamp.run_id} (source files, tables, spec, switches, "
-        f"code; checked in {check.seconds:.2f} s); --force runs the build anyway, --full rebuilds everything"
+        f"up to date: nothing changed since run {check.stamp.run_id} (source files, tables, spec, "
+        f"switches, code; checked in {check.seconds:.2f} s); --force runs the build anyway, --full "
+        "rebuilds everything"
     )
-    print(stamp.report_path)
+    print(check.stamp.report_path)
     return 0
+
+
+def _record_up_to_date(request: BuildRequest, check: UpToDateCheck) -> None:
+    """Record the check in the diagnostics store; a store that cannot take it is a warning (the build is
+    up to date all the same)."""
+    from codeanatomy_assets.build_stamp import record_up_to_date
+
+    try:
+        record_up_to_date(request.home, check, run_id=str(uuid.uuid4()))
+    except Exception as exc:  # noqa: BLE001 - reported, and the answer stands
+        print(f"codeanatomy build: warning: build_up_to_date_v1 not recorded: {exc}", file=sys.stderr)
 
 
 def _telemetry_config(telemetry: TelemetryOptions | None, config: Path | None) -> TelemetryConfig:

@@ -42,12 +42,30 @@ def failed_run_sensor(spec: PipelineSpec, *, ignored_jobs: frozenset[str]) -> dg
     def codeanatomy_failed_run_report(
         context: dg.RunFailureSensorContext, codeanatomy: CodeAnatomyResource
     ) -> None:
-        run = context.dagster_run
-        if run.job_name in ignored_jobs or run.tags.get(LAUNCHED_BY_TAG) == "codeanatomy":
-            return
-        _record_failed_run(context, codeanatomy, spec)
+        if _is_build_run(context.dagster_run, spec, ignored_jobs):
+            _record_failed_run(context, codeanatomy, spec)
 
     return codeanatomy_failed_run_report
+
+
+def _is_build_run(run: dg.DagsterRun, spec: PipelineSpec, ignored_jobs: frozenset[str]) -> bool:
+    """Whether ``run`` is a build run this sensor records: not of an ignored job, not launched by
+    ``codeanatomy build``, and (for a run of selected assets) materializing one of the build's assets,
+    not only maintenance or checks."""
+    if run.job_name in ignored_jobs or run.tags.get(LAUNCHED_BY_TAG) == "codeanatomy":
+        return False
+    if run.asset_selection:  # selected assets: a build run if one of them is the build's
+        return not run.asset_selection.isdisjoint(_build_asset_keys(spec))
+    return not run.asset_check_selection  # the whole job; a run of checks only is not a build
+
+
+def _build_asset_keys(spec: PipelineSpec) -> set[dg.AssetKey]:
+    """The keys of the build's assets: the extraction, the datasets, the plans and the report."""
+    from codeanatomy_assets.defs.factory import EXTRACT_ASSET, REPORT_ASSET  # factory imports this module
+
+    names = [d.name for d in spec.datasets] + [p.name for p in spec.plans] + [REPORT_ASSET]
+    names += [EXTRACT_ASSET] if spec.extract is not None else []
+    return {dg.AssetKey(name) for name in names}
 
 
 def _record_failed_run(

@@ -151,7 +151,7 @@ def _exit_if_up_to_date(
 ) -> int | None:
     """Exit code 0 when nothing changed since the home's last successful build (one line, the event
     ``build_up_to_date_v1`` in the store, and that build's report printed last); ``None``: build (and
-    why is said on stderr)."""
+    why is said on stderr when it is a terminal, like the build's progress)."""
     from codeanatomy_assets.build_key import build_key
     from codeanatomy_assets.build_stamp import find_up_to_date, read_stamp
     from codeanatomy_assets.lease import BuildLockTimeoutError, build_lock
@@ -162,7 +162,8 @@ def _exit_if_up_to_date(
         with build_lock(request.home):  # a build in progress on this home is waited for
             check = find_up_to_date(request, build_key(request, executor, telemetry_config))
             if check.stamp is None or not check.up_to_date:
-                print(f"codeanatomy build: building: {check.reason}", file=sys.stderr)
+                if sys.stderr.isatty():  # with the build's progress; scripts get one line on a cancel
+                    print(f"codeanatomy build: building: {check.reason}", file=sys.stderr)
                 return None
             _record_up_to_date(request, check)
     except KeyboardInterrupt:

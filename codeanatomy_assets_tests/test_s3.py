@@ -303,3 +303,31 @@ def _delta_logs_text(build: S3Build) -> str:
     commits = [i.path for i in infos if "/_delta_log/" in i.path and i.path.endswith(".json")]
     assert commits
     return "\n".join(fs.open_input_stream(path).read().decode() for path in commits)
+
+
+def test_the_same_cli_build_again_is_up_to_date_from_the_bucket(s3_parallel: S3Build) -> None:
+    """Nothing changed: the check reads the tables' versions, the plans' fingerprints and ``source_files``
+    from the bucket, launches no run, records ``build_up_to_date_v1`` in the bucket's store, and prints
+    the first build's report. No dataset or plan output gets a commit."""
+    assert s3_parallel.success, s3_parallel.output[-3000:]
+    before = _versions(s3_parallel)
+    argv = [str(VENV_BIN / "codeanatomy"), "build", "--source", str(FIXTURE), "--home", str(s3_parallel.home)]
+    argv += ["--lake", PARALLEL_LAKE, "--executor", "multiprocess"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].startswith(f"up to date: nothing changed since run {s3_parallel.run_id}")
+    assert lines[-1] == str(s3_parallel.home / "reports" / s3_parallel.run_id / "run_diagnostics_report.md")
+    events = s3_parallel.store.read_events(names=["build_up_to_date_v1"])
+    assert [e.payload["stamped_run_id"] for e in events] == [s3_parallel.run_id]
+    assert _versions(s3_parallel) == before
+    assert not _leaks(done.stdout + done.stderr)
+
+
+def _versions(build: S3Build) -> dict[str, int]:
+    """The Delta version of every dataset and plan output of the build's lake."""
+    options = build.endpoint.storage_options()
+    return {
+        name: DeltaTable(f"{build.lake}/{name}", storage_options=options).version()
+        for name in (*EXTRACTED, *PLANS)
+    }

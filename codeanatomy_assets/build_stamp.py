@@ -29,19 +29,16 @@ from functools import partial
 from pathlib import Path
 from typing import Final
 
-from deltalake import DeltaTable
-
 from codeanatomy_assets.build_request import BuildRequest
 from codeanatomy_assets.diagnostics.event_names import BUILD_UP_TO_DATE
 from codeanatomy_assets.diagnostics.events import DiagnosticEvent
 from codeanatomy_assets.diagnostics.sinks import emit
 from codeanatomy_assets.diagnostics.taxonomy import Category, Severity
 from codeanatomy_assets.extract.incremental import plan_rebuild
-from codeanatomy_assets.extract.layout import child_uri
-from codeanatomy_assets.extract.tables import DATASET_NAMES
+from codeanatomy_assets.extract.layout import extract_uris
 from codeanatomy_assets.extract.tree import discover
-from codeanatomy_assets.home import ProjectHome
-from codeanatomy_assets.plan_skip import find_skip
+from codeanatomy_assets.home import ProjectHome, write_text_atomically
+from codeanatomy_assets.plan_skip import delta_version, find_skip
 from codeanatomy_assets.spec import PipelineSpec
 
 STAMP_FILE: Final = "last_build.json"
@@ -85,7 +82,7 @@ def table_versions(request: BuildRequest) -> dict[str, int | None]:
     """The current Delta version of every dataset and plan output of the build (``None``: unreadable)."""
     spec = request.spec
     names = [d.name for d in spec.datasets] + [p.name for p in spec.plans]
-    return {name: _delta_version(*spec.location(request.home, name)) for name in names}
+    return {name: delta_version(*spec.location(request.home, name)) for name in names}
 
 
 def read_stamp(home: ProjectHome) -> BuildStamp | None:
@@ -101,10 +98,7 @@ def read_stamp(home: ProjectHome) -> BuildStamp | None:
 
 def write_stamp(home: ProjectHome, stamp: BuildStamp) -> None:
     """Replace the home's stamp atomically."""
-    path = home.root / STAMP_FILE
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(stamp.to_row(), indent=2, sort_keys=True), encoding="utf-8")
-    partial.replace(path)
+    write_text_atomically(home.root / STAMP_FILE, json.dumps(stamp.to_row(), indent=2, sort_keys=True))
 
 
 def clear_stamp(home: ProjectHome) -> None:
@@ -180,19 +174,11 @@ def _why_extract(request: BuildRequest) -> str | None:
     extract = request.spec.extract
     if extract is None:
         return None
-    lake = request.home.lake
-    uris = {name: child_uri(lake, name) for name in DATASET_NAMES}
+    uris = extract_uris(request.home.lake)
     plan = plan_rebuild(discover(extract.source_path()), uris, request.home.storage_options, full=False)
     if not plan.incremental or plan.changes is None:
         return f"the extraction is full: {plan.reason}"
     return None if plan.changes.empty else f"the source tree changed: {plan.reason}"
-
-
-def _delta_version(uri: str, options: Mapping[str, str]) -> int | None:
-    try:
-        return DeltaTable(uri, storage_options=dict(options) or None).version()
-    except Exception:  # noqa: BLE001 - no table (yet) or unreadable: not up to date, said by the caller
-        return None
 
 
 def record_up_to_date(home: ProjectHome, check: UpToDateCheck, *, run_id: str) -> None:

@@ -166,3 +166,12 @@ class ProjectHome:
         for path in local:
             path.mkdir(parents=True, exist_ok=True)
         return self
+
+
+def write_text_atomically(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it and a rename: a reader sees the old
+    file or the new one, never half of one (reports, run markers, the build stamp)."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)
+    return path

@@ -28,7 +28,7 @@ from typing import Final
 from codeanatomy_assets.cancel import Cancelled
 from codeanatomy_assets.diagnostics.sinks import DiagnosticsSink
 from codeanatomy_assets.errors import CodeAnatomyError
-from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.home import ProjectHome, write_text_atomically
 
 LOCK_FILE: Final = "build.lock"
 MARKERS: Final = "runs"
@@ -120,10 +120,7 @@ def write_marker(home: ProjectHome, *, run_id: str, label: str, start_time_unix_
         "start_time_unix_ms": start_time_unix_ms,
         "label": label,
     }
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(marker), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomically(path, json.dumps(marker))
 
 
 def touch_marker(home: ProjectHome, run_id: str) -> None:

@@ -112,7 +112,7 @@ class PlanSkip:
 
 def current_fingerprint(plan: PlanSpec, locate: Locate) -> InputsFingerprint:
     """The fingerprint of ``plan`` over its inputs' current Delta versions (an unreadable one: ``None``)."""
-    return InputsFingerprint.of(plan.sql, {name: _version(*locate(name)) for name in plan.inputs})
+    return InputsFingerprint.of(plan.sql, {name: delta_version(*locate(name)) for name in plan.inputs})
 
 
 def find_skip(plan: PlanSpec, locate: Locate) -> PlanSkip | None:
@@ -131,8 +131,9 @@ def find_skip(plan: PlanSpec, locate: Locate) -> PlanSkip | None:
     )
 
 
-def _version(uri: str, options: Mapping[str, str]) -> int | None:
-    """The Delta table's current version; ``None`` when it cannot be read (the plan then runs)."""
+def delta_version(uri: str, options: Mapping[str, str]) -> int | None:
+    """The Delta table's current version; ``None`` when it cannot be read (a plan then runs, a build is
+    not up to date)."""
     try:
         return DeltaTable(uri, storage_options=dict(options) or None).version()
     except Exception:  # noqa: BLE001 - not readable here: the plan runs, and its registration says why

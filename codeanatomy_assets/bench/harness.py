@@ -31,6 +31,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from codeanatomy_assets.home import write_text_atomically
+
 _T = TypeVar("_T")
 
 VERSIONED_PACKAGES: Final = (
@@ -224,7 +226,4 @@ def machine_info() -> dict[str, Any]:
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as indented JSON with sorted keys (atomically: a temp file then a rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    temporary.replace(path)
-    return path
+    return write_text_atomically(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")

@@ -49,6 +49,7 @@ from pyarrow.fs import FileSystem, LocalFileSystem, PyFileSystem
 from codeanatomy_assets.delta.storage import local_table_path
 from codeanatomy_assets.extract.incremental import EXTRACTOR, EXTRACTOR_KEY, SOURCE_KEY
 from codeanatomy_assets.extract.runner import ExtractResult
+from codeanatomy_assets.extract.tables import DATASET_NAMES
 
 CLUSTER_COLUMNS: Final = ("package", "module")
 WriteMode = Literal["overwrite", "append"]
@@ -175,6 +176,11 @@ def table_filesystem(uri: str, storage_options: Mapping[str, str] | None) -> tup
 def child_uri(lake: str, name: str) -> str:
     """The URI of table ``name`` under ``lake`` (a local folder or an object-store prefix)."""
     return str(Path(lake) / name) if local_table_path(lake) is not None else f"{lake.rstrip('/')}/{name}"
+
+
+def extract_uris(lake: str) -> dict[str, str]:
+    """The URI of each extract table under ``lake``."""
+    return {name: child_uri(lake, name) for name in DATASET_NAMES}
 
 
 def file_counts(

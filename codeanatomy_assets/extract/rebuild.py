@@ -32,7 +32,7 @@ from codeanatomy_assets.extract.incremental import (
     plan_rebuild,
     subtree,
 )
-from codeanatomy_assets.extract.layout import child_uri, replace_modules, write_datasets
+from codeanatomy_assets.extract.layout import extract_uris, replace_modules, write_datasets
 from codeanatomy_assets.extract.runner import ExtractResult, extract_events, extract_files, tree_stats
 from codeanatomy_assets.extract.tables import DATASET_NAMES
 from codeanatomy_assets.extract.tree import SourceTree, discover
@@ -78,7 +78,7 @@ def rebuild_extract(
     """Bring the extract tables under ``target.lake`` up to the tree at ``source``."""
     started = time.perf_counter()
     tree = discover(Path(source).expanduser())
-    uris = {name: child_uri(target.lake, name) for name in DATASET_NAMES}
+    uris = extract_uris(target.lake)
     plan = plan_rebuild(tree, uris, target.storage_options, full=full)
     if plan.incremental and plan.changes is not None:
         parsed, summary, rewritten = _incremental(tree, plan, uris, target, run_id)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from codeanatomy_assets.diagnostics.store import DeltaDiagnosticsStore
-from codeanatomy_assets.home import ProjectHome
+from codeanatomy_assets.home import ProjectHome, write_text_atomically
 from codeanatomy_assets.report.changes import changes_section
 from codeanatomy_assets.report.gates import GateResult, evaluate_gates
 from codeanatomy_assets.report.html import HTML_FILE, render_html, run_history
@@ -65,11 +65,11 @@ def write_run_report(
     folder = home.reports / run_id
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / REPORT_FILE
-    _atomic_write(path, markdown)
-    _atomic_write(home.root / REPORT_FILE, markdown)
+    write_text_atomically(path, markdown)
+    write_text_atomically(home.root / REPORT_FILE, markdown)
     html_path = folder / HTML_FILE
     if html:  # the plots cost ~0.3 s: a build driven by the CLI renders them once, with its final report
-        _atomic_write(html_path, render_html(data, gates, run_history(store, run_id)))
+        write_text_atomically(html_path, render_html(data, gates, run_history(store, run_id)))
     return RenderedReport(
         run_id=run_id,
         markdown=markdown,
@@ -78,9 +78,3 @@ def write_run_report(
         gates=gates,
         html_path=html_path,
     )
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from codeanatomy_assets.bench.case_names import CASES
 from codeanatomy_assets.bench.engines.case import (
     GOAL_CAPTURE,
     GOAL_PRODUCT_GEOMEAN,
@@ -55,17 +56,6 @@ from codeanatomy_assets.bench.provider_modes import (
 )
 from codeanatomy_assets.bench.report_scaling import ReportScalingSettings, measure_report_scaling
 from codeanatomy_assets.bench.sources import MEDIUM_PACKAGES, QUICK_PACKAGES, TINY_PACKAGES, SourceSelection
-
-CASES: Final = (
-    "overhead",
-    "provider_modes",
-    "log_health",
-    "orchestration",
-    "extraction",
-    "report_scaling",
-    "engines",
-    "incremental",
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from cyclopts import Parameter
 
-CaseName = Literal[
-    "overhead",
-    "provider_modes",
-    "log_health",
-    "orchestration",
-    "extraction",
-    "report_scaling",
-    "engines",
-    "incremental",
-]
-
+from codeanatomy_assets.bench.case_names import CaseName
 
 QuickOption = Annotated[
     bool, Parameter(help="Smaller data, fewer repetitions, same cases (3-4 minutes on 2 cores).")

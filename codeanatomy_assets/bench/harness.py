@@ -92,6 +92,18 @@ def rotated(names: Sequence[_T], round_index: int) -> list[_T]:
     return [*names[shift:], *names[:shift]]
 
 
+def round_order(steps: Sequence[_T], round_index: int) -> list[_T]:
+    """The order of a round's steps: rotated, and reversed in odd rounds (plain rotation would always run
+    a step right after the same neighbour). Round 0 keeps the given order, so a baseline listed first runs
+    first there.
+
+    >>> [''.join(round_order("ECN", i)) for i in range(6)]
+    ['ECN', 'ENC', 'NEC', 'NCE', 'CNE', 'CEN']
+    """
+    order = rotated(steps, round_index)
+    return order[::-1] if round_index % 2 else order
+
+
 def interleave(variants: Mapping[str, Callable[[], object]], rounds: int) -> dict[str, list[float]]:
     """Run every variant once per round, in rotated order; the seconds of each run, per variant.
 

@@ -1,5 +1,5 @@
 """The session-settings ablation: ``native`` with one DataFusion setting changed at a time, against the
-session's defaults, in its own child process per round."""
+session's defaults; each variant in a child process of its own per round."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from codeanatomy_assets.bench.engines.child import RoundJob, TpchQuery, run_chil
 from codeanatomy_assets.bench.engines.names import DEFAULTS, JobKind
 from codeanatomy_assets.bench.engines.native_sources import NativeSource
 from codeanatomy_assets.bench.engines.table import Samples, SampleTable, query_row
-from codeanatomy_assets.bench.harness import error_record, geomean, ratio, rounded
+from codeanatomy_assets.bench.harness import error_record, geomean, ratio, round_order, rounded
 
 ABLATION_SETTINGS: Final = {
     "datafusion.execution.parquet.pushdown_filters": ("true", "false"),
@@ -73,16 +73,26 @@ def summarize_ablation(samples: SampleTable) -> dict[str, Any]:
 def measure_ablation(
     rounds: int, queries: Mapping[str, TpchQuery], sources: Mapping[str, NativeSource], folder: Path
 ) -> dict[str, Any]:
-    """``rounds`` rounds of every variant over every query, each round in a child; the summary."""
+    """``rounds`` rounds of every variant over every query, each variant in a child of its own
+    (``defaults`` first in round 0, which keeps its results for the others' check); the summary."""
     variants = ablation_variants()
+    results = folder / "ablation_results"
+    results.mkdir(exist_ok=True)
     samples = Samples()
     errors = []
     for index in range(rounds):
-        job = RoundJob.over(
-            sources, kind=JobKind.ABLATION, round_index=index, queries=queries, variants=variants
-        )
-        try:
-            samples.add_round(run_child(job, folder))
-        except (RuntimeError, subprocess.TimeoutExpired) as exc:
-            errors.append({"round": index, **error_record(exc)})
+        for name in round_order(list(variants), index):
+            job = RoundJob.over(
+                sources,
+                kind=JobKind.ABLATION,
+                round_index=index,
+                runner=name,
+                settings=variants[name],
+                queries=queries,
+                results_dir=str(results),
+            )
+            try:
+                samples.add_round(run_child(job, folder))
+            except (RuntimeError, subprocess.TimeoutExpired) as exc:
+                errors.append({"round": index, "variant": name, **error_record(exc)})
     return {"settings": variants, "round_errors": errors, **summarize_ablation(samples.by_query)}

@@ -9,7 +9,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -18,7 +17,6 @@ from codeanatomy_assets.bench.engines.ablation import measure_ablation
 from codeanatomy_assets.bench.engines.child import RoundJob, TpchQuery, run_child
 from codeanatomy_assets.bench.engines.names import (
     NATIVE,
-    NATIVE_ALONE,
     NATIVE_WARM,
     PEERS,
     PRODUCT,
@@ -31,7 +29,6 @@ from codeanatomy_assets.bench.engines.product import BuildRecord, record_build, 
 from codeanatomy_assets.bench.engines.table import (
     Samples,
     capture_over_no_capture,
-    ratio_to,
     result_problems,
     summarize,
 )
@@ -41,7 +38,7 @@ from codeanatomy_assets.bench.harness import (
     git_commit,
     load_average,
     machine_info,
-    rotated,
+    round_order,
     uncommitted_files,
 )
 from codeanatomy_assets.bench.tpch import TpchSettings, load_query
@@ -73,23 +70,14 @@ class EngineSettings(TpchSettings):
 
     @property
     def engines(self) -> list[str]:
-        """The engines of the child process: ``native``, ``native_warm`` and the peers."""
+        """The engines run in child processes: ``native`` (first: round 0 checks the others against its
+        results), ``native_warm`` and the peers."""
         return [NATIVE, NATIVE_WARM, *self.peers]
 
     @property
     def product_variants(self) -> list[str]:
         """The product builds of every round (none when the product is off)."""
         return list(PRODUCT_VARIANTS) if self.product else []
-
-
-def round_order(steps: Sequence[str], round_index: int) -> list[str]:
-    """The order of the steps in a round: rotated, and reversed in odd rounds.
-
-    >>> [''.join(round_order("ECN", i)) for i in range(6)]
-    ['ECN', 'ENC', 'NEC', 'NCE', 'CNE', 'CEN']
-    """
-    order = rotated(steps, round_index)
-    return order[::-1] if round_index % 2 else order
 
 
 # ------------------------------------------------------------------------------------------- set-up
@@ -142,39 +130,24 @@ class _Rounds:
     warmup_errors: dict[str, Any] = field(default_factory=dict)
 
 
-def _engines_step(settings: EngineSettings, setup: _Setup, index: int, rounds: _Rounds) -> None:
-    """The engines pass of round ``index`` in a child process; its failure is a round error."""
+def _engine_step(setup: _Setup, index: int, engine: str, rounds: _Rounds) -> None:
+    """``engine`` over every query in a child process of its own (round ``index``); a crash is a round
+    error."""
     job = RoundJob.over(
         setup.sources,
-        kind=JobKind.ENGINES,
+        kind=JobKind.ENGINE,
         round_index=index,
+        runner=engine,
         queries=setup.queries,
-        engines=tuple(settings.engines),
         results_dir=str(setup.results),
     )
     try:
         result = run_child(job, setup.folder)
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        rounds.round_errors.append({"round": index, "step": JobKind.ENGINES, **error_record(exc)})
+        rounds.round_errors.append({"round": index, "step": engine, **error_record(exc)})
         return
     rounds.warmup_errors.update(result["warmup_errors"])
     rounds.samples.add_round(result)
-
-
-def _native_alone_step(settings: EngineSettings, setup: _Setup, index: int, rounds: _Rounds) -> None:
-    """``native`` alone in a child process of round ``index``: the queries once each, in order, as a build
-    runs its plans; recorded as ``native_alone`` (its results are checked against ``native``'s rows by
-    the summary)."""
-    job = RoundJob.over(
-        setup.sources, kind=JobKind.ENGINES, round_index=index, queries=setup.queries, engines=(NATIVE,)
-    )
-    try:
-        result = run_child(job, setup.folder)
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        rounds.round_errors.append({"round": index, "step": JobKind.NATIVE_ALONE, **error_record(exc)})
-        return
-    for query, by_engine in result["queries"].items():
-        rounds.samples.add(query, NATIVE_ALONE, by_engine[NATIVE])
 
 
 def _build_step(settings: EngineSettings, setup: _Setup, index: int, variant: str, rounds: _Rounds) -> None:
@@ -187,18 +160,17 @@ def _build_step(settings: EngineSettings, setup: _Setup, index: int, variant: st
 
 
 def _run_rounds(settings: EngineSettings, setup: _Setup) -> _Rounds:
-    """``rounds`` rounds of the engines pass and the product builds, in :func:`round_order`."""
+    """``rounds`` rounds of every engine and product build, each in a process of its own, in
+    :func:`~codeanatomy_assets.bench.harness.round_order` (``native`` first in round 0)."""
     rounds = _Rounds()
-    steps = [JobKind.ENGINES, JobKind.NATIVE_ALONE, *settings.product_variants]
+    steps = [*settings.engines, *settings.product_variants]
     for index in range(settings.rounds):
         for step in round_order(steps, index):
             os.sync()  # untimed: the previous step's writes reach the disk before this step starts
-            if step == JobKind.ENGINES:
-                _engines_step(settings, setup, index, rounds)
-            elif step == JobKind.NATIVE_ALONE:
-                _native_alone_step(settings, setup, index, rounds)
-            else:
+            if step in PRODUCT_VARIANTS:
                 _build_step(settings, setup, index, step, rounds)
+            else:
+                _engine_step(setup, index, step, rounds)
     return rounds
 
 
@@ -245,7 +217,6 @@ def _results(rounds: _Rounds, summary: dict[str, Any], ablation: dict[str, Any] 
         "product_geomean_ratio_to_native": product.get("geomean_ratio_to_native"),
         "product_max_ratio_to_native": (product.get("max_ratio_to_native") or {}).get("ratio"),
         "capture_over_no_capture": capture_over_no_capture(summary["per_query"]),
-        "product_over_native_alone": ratio_to(summary["per_query"], PRODUCT, NATIVE_ALONE),
         "results_equal_native": not problems,
         "result_problems": problems,
         "ablation": ablation,
@@ -268,7 +239,7 @@ def measure_engines(settings: EngineSettings, work_dir: Path) -> dict[str, Any]:
     rounds = _run_rounds(settings, setup)
     summary = summarize(
         rounds.samples.by_query,
-        [*settings.engines, NATIVE_ALONE, *settings.product_variants],
+        [*settings.engines, *settings.product_variants],
         rounds.builds,
     )
     ablation = (

@@ -1,8 +1,8 @@
-"""One round of the engines case in a child process: every query through every engine, rotated.
+"""One engine's round of the engines case in a child process of its own: every query once, in order.
 
 The parent writes a :class:`RoundJob` as JSON and runs ``python -m codeanatomy_assets.bench.engines.child
 JOB OUT`` (:func:`run_child`); the child writes the round's samples to ``OUT`` and ends with ``os._exit``
-(several native libraries share it, and one of them could crash the interpreter at exit).
+(a native library could crash the interpreter at exit: deltalake's pyarrow path does).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import pyarrow as pa
 
 from codeanatomy_assets.bench.engines.names import DEFAULTS, NATIVE, JobKind
 from codeanatomy_assets.bench.engines.native_sources import NativeSource
-from codeanatomy_assets.bench.engines.peers import Runner, engine_runners, native_runner
-from codeanatomy_assets.bench.engines.results import keep_result, result_path, results_match
-from codeanatomy_assets.bench.harness import error_record, rotated, timed
+from codeanatomy_assets.bench.engines.peers import Runner, engine_runner, native_runner
+from codeanatomy_assets.bench.engines.results import keep_result, read_kept, result_path, results_match
+from codeanatomy_assets.bench.harness import error_record, timed
 
 CHILD_TIMEOUT_S: Final = 2 * 3600
 _WARMUP_SQL: Final = "SELECT count(*) AS n FROM nation"
@@ -39,19 +39,21 @@ class TpchQuery:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoundJob:
-    """What a child runs: one round of the engines (or of the ablation's variants) over every query."""
+    """What a child runs: one engine (or one ablation variant) over every query, once each, in order, in a
+    process of its own, as a build runs its plans."""
 
     kind: JobKind
     round_index: int
+    runner: str
+    """The engine, or the ablation variant."""
     queries: Mapping[str, TpchQuery]
     paths: Mapping[str, str]
     """Per table, the folder ``native`` lists (:class:`NativeSource`)."""
     uris: Mapping[str, str]
-    engines: tuple[str, ...] = ()
-    variants: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-    """The ablation's session settings per variant."""
+    settings: Mapping[str, str] = field(default_factory=dict)
+    """The ablation variant's session settings."""
     results_dir: str | None = None
-    """Where round 0 keeps the baseline's results for the product's check."""
+    """Where round 0's baseline keeps its results and the other runners' results are checked against them."""
 
     @classmethod
     def over(
@@ -65,11 +67,6 @@ class RoundJob:
             uris={name: source.uri for name, source in sources.items()},
             **fields,
         )
-
-    @property
-    def check_results(self) -> bool:
-        """Round 0 checks every result against the baseline."""
-        return self.round_index == 0
 
     @property
     def baseline(self) -> str:
@@ -86,15 +83,13 @@ class RoundJob:
         queries = {
             name: TpchQuery(sql=q["sql"], tables=tuple(q["tables"])) for name, q in raw["queries"].items()
         }
-        return cls(
-            **{**raw, "kind": JobKind(raw["kind"]), "queries": queries, "engines": tuple(raw["engines"])}
-        )
+        return cls(**{**raw, "kind": JobKind(raw["kind"]), "queries": queries})
 
-    def runners(self) -> dict[str, Runner]:
-        """The runner of each engine, or of each ablation variant (``native`` with its settings)."""
+    def make_runner(self) -> Runner:
+        """The engine's runner, or ``native`` with the ablation variant's settings."""
         if self.kind == JobKind.ABLATION:
-            return {name: native_runner(self.paths, settings) for name, settings in self.variants.items()}
-        return engine_runners(self.engines, self.paths, self.uris)
+            return native_runner(self.paths, self.settings)
+        return engine_runner(self.runner, self.paths, self.uris)
 
 
 def _run_once(runner: Runner, sql: str, names: Sequence[str]) -> tuple[dict[str, Any], pa.Table | None]:
@@ -105,51 +100,31 @@ def _run_once(runner: Runner, sql: str, names: Sequence[str]) -> tuple[dict[str,
     return {"ms": seconds * 1000, "rows": table.num_rows}, table
 
 
-def _check_results(
-    samples: Mapping[str, dict[str, Any]], tables: Mapping[str, pa.Table], baseline: str
-) -> None:
-    """Mark each sample with whether its rows equal the baseline's (``None`` when the baseline failed)."""
-    expected = tables.get(baseline)
-    for name, sample in samples.items():
-        if name in tables:
-            sample["matches_baseline"] = None if expected is None else results_match(expected, tables[name])
-
-
-def _warm_up(runners: Mapping[str, Runner]) -> dict[str, Any]:
-    """One untimed query per runner (imports and first-use initialisation); the errors of those that fail."""
-    warmup = {}
-    for name, runner in runners.items():
-        outcome, _ = _run_once(runner, _WARMUP_SQL, ["nation"])
-        if "error" in outcome:
-            warmup[name] = outcome["error"]
-    return warmup
-
-
-def _run_query(
-    job: RoundJob, runners: Mapping[str, Runner], name: str, query: TpchQuery, order: int
-) -> dict[str, dict[str, Any]]:
-    """``query`` through every runner in rotated order; in round 0 the results checked (and kept)."""
-    samples, tables = {}, {}
-    for runner in rotated(list(runners), job.round_index + order):
-        samples[runner], table = _run_once(runners[runner], query.sql, query.tables)
-        if job.check_results and table is not None:
-            tables[runner] = table
-    if job.check_results:
-        _check_results(samples, tables, job.baseline)
-        if job.results_dir and job.baseline in tables:
-            keep_result(tables[job.baseline], result_path(job.results_dir, name))
-    return samples
+def _check_result(job: RoundJob, query: str, sample: dict[str, Any], table: pa.Table) -> None:
+    """In round 0: the baseline keeps its result; another runner's is checked against the kept one
+    (``matches_baseline``; ``None`` when the baseline kept none, having failed)."""
+    if job.round_index != 0 or job.results_dir is None:
+        return
+    path = result_path(job.results_dir, query)
+    if job.runner == job.baseline:
+        keep_result(table, path)
+    else:
+        sample["matches_baseline"] = results_match(read_kept(path), table) if path.is_file() else None
 
 
 def run_round(job: RoundJob) -> dict[str, Any]:
-    """One round in this process: every query through every engine (or ablation variant), rotated."""
-    runners = job.runners()
-    warmup = _warm_up(runners)
-    results = {
-        name: _run_query(job, runners, name, query, order)
-        for order, (name, query) in enumerate(job.queries.items())
-    }
-    return {"round": job.round_index, "warmup_errors": warmup, "queries": results}
+    """One round in this process: an untimed warm-up query (imports, first use), then every query once, in
+    order, through the job's runner."""
+    runner = job.make_runner()
+    warmup, _ = _run_once(runner, _WARMUP_SQL, ["nation"])
+    results: dict[str, dict[str, Any]] = {}
+    for name, query in job.queries.items():
+        sample, table = _run_once(runner, query.sql, query.tables)
+        if table is not None:
+            _check_result(job, name, sample, table)
+        results[name] = {job.runner: sample}
+    warmup_errors = {job.runner: warmup["error"]} if "error" in warmup else {}
+    return {"round": job.round_index, "warmup_errors": warmup_errors, "queries": results}
 
 
 def run_child(job: RoundJob, work_dir: Path) -> dict[str, Any]:
@@ -161,7 +136,8 @@ def run_child(job: RoundJob, work_dir: Path) -> dict[str, Any]:
         done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
         if done.returncode != 0 or not out.is_file():
             tail = " ".join(done.stderr.split())[-1500:]
-            raise RuntimeError(f"engines child ({job.kind}) exited with {done.returncode}: {tail}")
+            name = f"{job.kind} {job.runner}"
+            raise RuntimeError(f"engines child ({name}) exited with {done.returncode}: {tail}")
         return json.loads(out.read_text("utf-8"))
 
 
@@ -170,7 +146,7 @@ def _child_main(argv: Sequence[str]) -> None:
     Path(argv[1]).write_text(json.dumps(run_round(job), default=str), encoding="utf-8")
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)  # skip finalization: several native libraries share this process
+    os._exit(0)  # skip finalization: a native library could crash the interpreter at exit
 
 
 if __name__ == "__main__":

@@ -10,22 +10,18 @@ from codeanatomy_assets.bench.tpch import TPCH_TABLES
 
 NATIVE: Final = "native"
 NATIVE_WARM: Final = "native_warm"
-NATIVE_ALONE: Final = "native_alone"
-"""``native`` in a child process of its own, each query once, in order: a process in the state a build's
-plan meets (the other plans ran before it), where ``native`` in the shared child may follow other engines
-that just ran the same query (DataFusion's allocator then reuses their memory)."""
 QUERYBUILDER: Final = "deltalake_querybuilder"
 POLARS: Final = "polars_sql"
 DUCKDB: Final = "duckdb_read_parquet"
 DELTA_PROVIDER: Final = "datafusion_delta_provider"
 PEERS: Final = (QUERYBUILDER, POLARS, DUCKDB, DELTA_PROVIDER)
 CHILD_ENGINES: Final = (NATIVE, NATIVE_WARM, *PEERS)
-"""The engines timed in the child process."""
+"""The engines timed in child processes, each in a process of its own per round."""
 PRODUCT: Final = "product_build"
 PRODUCT_NO_CAPTURE: Final = "product_build_no_capture"
 PRODUCT_VARIANTS: Final = {PRODUCT: True, PRODUCT_NO_CAPTURE: False}
 """Each product variant and whether it captures diagnostics."""
-ENGINES: Final = (*CHILD_ENGINES, NATIVE_ALONE, *PRODUCT_VARIANTS)
+ENGINES: Final = (*CHILD_ENGINES, *PRODUCT_VARIANTS)
 DEFAULTS: Final = "defaults"
 """The ablation's baseline: the session's default settings."""
 PLAN_PREFIX: Final = "tpch_"
@@ -33,11 +29,9 @@ _COMMENT: Final = re.compile(r"--[^\n]*")
 
 
 class JobKind(StrEnum):
-    """What a child process runs: the engines pass, ``native`` alone, or the settings ablation (also the
-    name of a round's step)."""
+    """What a child process runs: one engine, or one variant of the settings ablation."""
 
-    ENGINES = "engines"
-    NATIVE_ALONE = "native_alone"
+    ENGINE = "engine"
     ABLATION = "ablation"
 
 

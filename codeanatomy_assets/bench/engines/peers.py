@@ -1,4 +1,4 @@
-"""The timed units of the child process, one runner per engine: each takes the SQL and the tables it names.
+"""The timed units of the child processes, one runner per engine: each takes the SQL and the tables it names.
 
 ``native`` (and every ablation variant) is DataFusion's listing table over the folders of
 :mod:`~codeanatomy_assets.bench.engines.native_sources`; the peers read the Delta tables by uri.
@@ -111,10 +111,8 @@ def delta_provider_runner(uris: Mapping[str, str]) -> Runner:
     return run
 
 
-def engine_runners(
-    engines: Iterable[str], paths: Mapping[str, str], uris: Mapping[str, str]
-) -> dict[str, Runner]:
-    """The runner of each engine: ``paths`` are the native folders, ``uris`` the Delta tables."""
+def engine_runner(engine: str, paths: Mapping[str, str], uris: Mapping[str, str]) -> Runner:
+    """The runner of ``engine``: ``paths`` are the native folders, ``uris`` the Delta tables."""
     makers: dict[str, Callable[[], Runner]] = {
         NATIVE: lambda: native_runner(paths),
         NATIVE_WARM: lambda: native_warm_runner(paths),
@@ -123,4 +121,4 @@ def engine_runners(
         DUCKDB: lambda: duckdb_runner(uris),
         DELTA_PROVIDER: lambda: delta_provider_runner(uris),
     }
-    return {name: makers[name]() for name in engines}
+    return makers[engine]()

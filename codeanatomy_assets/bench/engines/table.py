@@ -27,7 +27,8 @@ class Samples:
         self.by_query.setdefault(query, {}).setdefault(engine, []).append(sample)
 
     def add_round(self, result: Mapping[str, Any]) -> None:
-        """Every sample of a child's round (:func:`~codeanatomy_assets.bench.engines.child.run_round`)."""
+        """Every sample of a child's round (one engine's:
+        :func:`~codeanatomy_assets.bench.engines.child.run_round`)."""
         for query, by_engine in result["queries"].items():
             for engine, sample in by_engine.items():
                 self.add(query, engine, sample)
@@ -133,20 +134,6 @@ def _product_summary(
         "step_total_ms": rounded(sum(r.get("step_ms_median") or 0 for r in rows.values()), 1),
         "build_wall_seconds_median": median_of(walls),
     }
-
-
-def ratio_to(per_query: Mapping[str, Mapping[str, Any]], engine: str, baseline: str) -> dict[str, Any]:
-    """``engine``'s medians over ``baseline``'s: the geometric mean over the queries both ran, and the
-    worst query (e.g. the product over ``native_alone``)."""
-    ratios = {
-        query: r
-        for query, by in per_query.items()
-        if engine in by
-        and baseline in by
-        and (r := ratio(by[engine].get("ms_median"), by[baseline].get("ms_median")))
-    }
-    worst = max(ratios.items(), key=lambda item: item[1], default=(None, None))
-    return {"geomean": rounded(geomean(ratios.values())), "worst_query": worst[0], "worst": rounded(worst[1])}
 
 
 def capture_over_no_capture(per_query: Mapping[str, Mapping[str, Any]]) -> float | None:

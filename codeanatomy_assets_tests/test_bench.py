@@ -182,6 +182,9 @@ def test_engines_summary_machine_and_native_sources(engines: dict[str, Any]) -> 
         assert summary["queries_compared"] == 2 and summary["queries_failed"] == [], engine
         assert _positive_float(summary["total_ms"]), engine
     assert set(PEERS) <= set(engines["engines"])
+    # Every engine runs the queries in the order the product's build ran its plans (an untimed probe).
+    assert engines["query_order"]["source"].startswith("probe build ")
+    assert sorted(engines["query_order"]["queries"]) == ["q1", "q6"]
     assert engines["machine"]["cores"] and engines["load_average_at_start"] is not None
     assert engines["commit"] is None or len(engines["commit"]) == 40
     lineitem = engines["native_sources"]["lineitem"]

@@ -25,7 +25,14 @@ from codeanatomy_assets.bench.engines.names import (
     query_tables,
 )
 from codeanatomy_assets.bench.engines.native_sources import NativeSource, native_sources
-from codeanatomy_assets.bench.engines.product import BuildRecord, record_build, run_product_build, write_spec
+from codeanatomy_assets.bench.engines.product import (
+    BuildRecord,
+    PlanOrder,
+    probe_plan_order,
+    record_build,
+    run_product_build,
+    write_spec,
+)
 from codeanatomy_assets.bench.engines.table import (
     Samples,
     capture_over_no_capture,
@@ -92,6 +99,8 @@ class _Setup:
     generated: bool
     sources: dict[str, NativeSource]
     queries: dict[str, TpchQuery]
+    """In the order the product's build runs its plans (:attr:`order`), which every engine follows."""
+    order: PlanOrder
     spec: Path
     results: Path
 
@@ -101,9 +110,10 @@ def _set_up(settings: EngineSettings, work_dir: Path) -> _Setup:
     uris, generated = settings.cached_data()
     folder = Path(tempfile.mkdtemp(prefix="engines-", dir=work_dir))
     sources = native_sources(uris, folder / "links")
-    sqls = {query: load_query(query) for query in settings.queries}
-    queries = {query: TpchQuery(sql=sql, tables=query_tables(sql)) for query, sql in sqls.items()}
     spec = write_spec(folder / "spec", uris, settings.queries)
+    order = probe_plan_order(spec, folder / "probe-home", settings.queries)
+    sqls = {query: load_query(query) for query in order.queries}
+    queries = {query: TpchQuery(sql=sql, tables=query_tables(sql)) for query, sql in sqls.items()}
     results = folder / "native_results"
     results.mkdir()
     return _Setup(
@@ -112,6 +122,7 @@ def _set_up(settings: EngineSettings, work_dir: Path) -> _Setup:
         generated=generated,
         sources=sources,
         queries=queries,
+        order=order,
         spec=spec,
         results=results,
     )
@@ -193,6 +204,7 @@ def _provenance(settings: EngineSettings, setup: _Setup, start: _StartState) -> 
         "files_per_table": settings.files_per_table,
         "rounds": settings.rounds,
         "queries_run": list(settings.queries),
+        "query_order": setup.order.to_row(),
         "data": str(Path(setup.uris["lineitem"]).parent),
         "data_generated_now": setup.generated,
         "commit": start.commit,

@@ -15,7 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from codeanatomy_assets.bench.engines.names import PRODUCT_VARIANTS, plan_name, query_tables
+from codeanatomy_assets.bench.engines.names import (
+    PRODUCT_NO_CAPTURE,
+    PRODUCT_VARIANTS,
+    plan_name,
+    query_tables,
+)
 from codeanatomy_assets.bench.engines.results import output_matches, result_path
 from codeanatomy_assets.bench.engines.table import Samples
 from codeanatomy_assets.bench.harness import failure, rounded
@@ -165,6 +170,42 @@ def read_build(home: Path, run_id: str) -> dict[str, dict[str, Any]]:
         plan["step_ms"] = (steps[name][1] - steps[name][0]) * 1000 if name in steps else None
         plan["registration_ms"] = _registration_ms(plan.pop("payloads"))
     return plans
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanOrder:
+    """The order a build of the spec runs its plans in, as queries, and where that order came from."""
+
+    queries: tuple[str, ...]
+    source: str
+    """``probe build RUN`` or, when the probe failed, ``spec order`` and why (never silent)."""
+
+    def to_row(self) -> dict[str, Any]:
+        """The JSON record."""
+        return asdict(self)
+
+
+def probe_plan_order(spec: Path, home: Path, queries: Sequence[str]) -> PlanOrder:
+    """The order the product's build runs the plans of ``spec`` in, read from one untimed build.
+
+    Dagster's in-process executor runs each plan once its inputs' registrations ended, so the order is
+    the dependency structure's, not the spec's. The engines run their queries in the same order: a query's
+    time depends on what the process ran before it (memory the allocator already holds).
+    """
+    from codeanatomy_assets.home import ProjectHome
+
+    build = run_product_build(spec, home, variant=PRODUCT_NO_CAPTURE, round_index=-1)
+    if build.exit_code != 0 or not build.run_id:
+        return PlanOrder(
+            queries=tuple(queries), source=f"spec order: the probe build failed: {build.stderr_tail}"
+        )
+    project = ProjectHome.resolve(home)
+    steps = _step_spans(project, project.diagnostics_store(), build.run_id)
+    by_plan = {plan_name(query): query for query in queries}
+    started = sorted((span[0], by_plan[key]) for key, span in steps.items() if key in by_plan)
+    if len(started) != len(by_plan):
+        return PlanOrder(queries=tuple(queries), source="spec order: the probe build ran only some plans")
+    return PlanOrder(queries=tuple(query for _, query in started), source=f"probe build {build.run_id}")
 
 
 def _readable_plans(build: BuildRecord, home: Path) -> dict[str, dict[str, Any]]:

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from codeanatomy_assets.allocator import configure_allocator
 from codeanatomy_assets.exports import lazy_exports
+
+configure_allocator()  # before anything imports datafusion: its allocator reads the setting once, at load
 
 if TYPE_CHECKING:
     from codeanatomy_assets.build_outcome import BuildOutcome

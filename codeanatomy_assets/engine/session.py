@@ -36,6 +36,7 @@ from typing import Final
 
 from datafusion import RuntimeEnvBuilder, SessionConfig, SessionContext
 
+from codeanatomy_assets.allocator import allocator_settings
 from codeanatomy_assets.errors import ConfigError
 
 DEFAULT_MEMORY_FRACTION: Final = 0.5
@@ -161,7 +162,7 @@ def effective_settings(settings: EngineSettings) -> dict[str, str]:
         "spill_dir": str(settings.spill_dir) if settings.spill_dir else "(system temporary directory)",
         "target_partitions": str(settings.target_partitions or os.cpu_count() or 1),
     }
-    return effective | settings.merged_options()
+    return effective | allocator_settings() | settings.merged_options()
 
 
 def machine_memory() -> int:

@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
+from codeanatomy_assets.allocator import THP_VARIABLE
 from codeanatomy_assets.bench.engines.child import RoundJob, TpchQuery, run_child
 from codeanatomy_assets.bench.engines.names import DEFAULTS, JobKind
 from codeanatomy_assets.bench.engines.native_sources import NativeSource
 from codeanatomy_assets.bench.engines.table import Samples, SampleTable, query_row
 from codeanatomy_assets.bench.harness import error_record, geomean, ratio, round_order, rounded
 
+DATAFUSION_ALLOW_THP: Final = "1"
 ABLATION_SETTINGS: Final = {
     "datafusion.execution.parquet.pushdown_filters": ("true", "false"),
     "datafusion.execution.parquet.reorder_filters": ("true", "false"),
@@ -22,6 +24,9 @@ ABLATION_SETTINGS: Final = {
     "datafusion.execution.collect_statistics": ("true", "false"),
 }
 """The settings the ablation tries, one at a time; a value equal to the session's default is skipped."""
+ALLOCATOR_VARIANTS: Final = {f"allow_thp={DATAFUSION_ALLOW_THP}": {THP_VARIABLE: DATAFUSION_ALLOW_THP}}
+"""Variants of the process environment: DataFusion's own allocator default (transparent huge pages on),
+against the product's (:mod:`codeanatomy_assets.allocator`), which ``defaults`` runs with."""
 
 
 def ablation_variants() -> dict[str, dict[str, str]]:
@@ -75,7 +80,7 @@ def measure_ablation(
 ) -> dict[str, Any]:
     """``rounds`` rounds of every variant over every query, each variant in a child of its own
     (``defaults`` first in round 0, which keeps its results for the others' check); the summary."""
-    variants = ablation_variants()
+    variants = {**ablation_variants(), **ALLOCATOR_VARIANTS}
     results = folder / "ablation_results"
     results.mkdir(exist_ok=True)
     samples = Samples()
@@ -87,7 +92,8 @@ def measure_ablation(
                 kind=JobKind.ABLATION,
                 round_index=index,
                 runner=name,
-                settings=variants[name],
+                settings={} if name in ALLOCATOR_VARIANTS else variants[name],
+                environment=ALLOCATOR_VARIANTS.get(name, {}),
                 queries=queries,
                 results_dir=str(results),
             )

@@ -52,6 +52,8 @@ class RoundJob:
     uris: Mapping[str, str]
     settings: Mapping[str, str] = field(default_factory=dict)
     """The ablation variant's session settings."""
+    environment: Mapping[str, str] = field(default_factory=dict)
+    """Variables the child process starts with (an allocator variant of the ablation)."""
     results_dir: str | None = None
     """Where round 0's baseline keeps its results and the other runners' results are checked against them."""
 
@@ -133,7 +135,14 @@ def run_child(job: RoundJob, work_dir: Path) -> dict[str, Any]:
         job_path, out = Path(folder) / "job.json", Path(folder) / "result.json"
         job_path.write_text(json.dumps(job.to_row()), encoding="utf-8")
         command = [sys.executable, "-m", __name__, str(job_path), str(out)]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT_S,
+            check=False,
+            env={**os.environ, **job.environment},
+        )
         if done.returncode != 0 or not out.is_file():
             tail = " ".join(done.stderr.split())[-1500:]
             name = f"{job.kind} {job.runner}"

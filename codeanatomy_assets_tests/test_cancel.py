@@ -40,6 +40,20 @@ def _spec(folder: Path, big: str, *, long_sql: str, timeout_s: float | None = No
     return spec
 
 
+def _signal_states(pid: int) -> str:
+    """The signal masks of this process and of ``pid`` (from ``/proc``), for a failure's message."""
+    found = []
+    for who in ("self", str(pid)):
+        try:
+            lines = Path(f"/proc/{who}/status").read_text("utf-8").splitlines()
+        except OSError as exc:
+            found.append(f"{who}: {exc}")
+            continue
+        masks = [line for line in lines if line.startswith(("SigBlk", "SigIgn", "SigCgt", "Threads"))]
+        found.append(f"{who}: {' '.join(masks)}")
+    return "; ".join(found)
+
+
 def _build(spec: Path, home: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [
@@ -199,12 +213,13 @@ def test_ctrl_c_at_any_moment_of_a_build_is_one_line_and_130(
     """Whether it lands in the imports, the spec, the lock, the run's start or the job: one line, 130."""
     proc = _build(_spec(tmp_path, big, long_sql=LONG_SQL), tmp_path / "home")
     time.sleep(after_s)  # the moment under test, not a synchronization
+    states = _signal_states(proc.pid)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     lines = [line for line in (out + err).splitlines() if line.strip()]
     if proc.returncode == -signal.SIGINT:  # died by it (a shell sees 130): before Python handles signals,
         assert lines in ([], ["codeanatomy: interrupted"])  # or when a blocked SIGINT is let through at exit
         return
-    assert proc.returncode == 130, out + err
+    assert proc.returncode == 130, f"{out}{err}[signal state when signalled: {states}]"
     assert len(lines) == 1, out + err
     assert lines[0] == "codeanatomy: interrupted" or " cancelled by SIGINT after " in lines[0]

@@ -55,17 +55,22 @@ def _signal_states(pid: int) -> str:
 
 
 def _build(spec: Path, home: Path) -> subprocess.Popen[str]:
+    """The CLI build as a terminal's foreground job: its own process group, SIGINT at its default.
+
+    A suite started as a background job ignores SIGINT, and an ignored signal stays ignored across exec;
+    a caught one is reset to its default. So SIGINT is caught here while the child starts.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _popen_build(spec, home)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _popen_build(spec: Path, home: Path) -> subprocess.Popen[str]:
+    argv = [sys.executable, "-m", "codeanatomy_assets.cli.app", "build", "--config", str(spec)]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "codeanatomy_assets.cli.app",
-            "build",
-            "--config",
-            str(spec),
-            "--home",
-            str(home),
-        ],
+        [*argv, "--home", str(home)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

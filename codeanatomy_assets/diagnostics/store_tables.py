@@ -125,15 +125,20 @@ def _open_or_create(
     except TableNotFoundError:
         if not create:
             return None
-    # mode="ignore": when several processes race to create the table, every one ends up with it.
-    DeltaTable.create(
-        uri,
-        TABLE_SCHEMAS[table],
-        mode="ignore",
-        name=table,
-        configuration=table_configuration(table),
-        storage_options=options,
-    )
+    # mode="ignore": when several processes race to create the table, every one ends up with it; one that
+    # loses the race at the commit itself uses the winner's table.
+    try:
+        DeltaTable.create(
+            uri,
+            TABLE_SCHEMAS[table],
+            mode="ignore",
+            name=table,
+            configuration=table_configuration(table),
+            storage_options=options,
+        )
+    except Exception:
+        if not DeltaTable.is_deltatable(uri, storage_options=options):
+            raise
     return DeltaTable(uri, storage_options=options)
 
 

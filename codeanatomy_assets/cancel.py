@@ -184,17 +184,20 @@ def _signals_to(writer: socket.socket) -> Generator[None, None, None]:
     previous_handlers = {
         s: handler for s in CANCEL_SIGNALS if (handler := signal.getsignal(s)) is not signal.SIG_IGN
     }
-    for signum in previous_handlers:
-        signal.signal(signum, _record_only)
+    # The wakeup fd first: a signal that lands while our handlers go in is still written to the watcher.
     previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
-    multiprocessing.resource_tracker.ensure_running()  # started later, it would unblock SIGINT
-    previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    _BLOCKING_PIDS.add(os.getpid())
+    previous_mask: set[int | signal.Signals] | None = None
     try:
+        for signum in previous_handlers:
+            signal.signal(signum, _record_only)
+        multiprocessing.resource_tracker.ensure_running()  # started later, it would unblock SIGINT
+        previous_mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        _BLOCKING_PIDS.add(os.getpid())
         yield
     finally:
         _BLOCKING_PIDS.discard(os.getpid())
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
+        if previous_mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous_mask)
         signal.set_wakeup_fd(previous_fd)
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)

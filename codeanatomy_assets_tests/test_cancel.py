@@ -62,20 +62,24 @@ def _build(spec: Path, home: Path) -> subprocess.Popen[str]:
     """
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        return _popen_build(spec, home)
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "codeanatomy_assets.cli.app",
+                "build",
+                "--config",
+                str(spec),
+                "--home",
+                str(home),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # its own process group, signalled as a terminal signals its foreground job
+        )
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _popen_build(spec: Path, home: Path) -> subprocess.Popen[str]:
-    argv = [sys.executable, "-m", "codeanatomy_assets.cli.app", "build", "--config", str(spec)]
-    return subprocess.Popen(
-        [*argv, "--home", str(home)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, signalled as a terminal signals its foreground job
-    )
 
 
 def _instance(home: Path) -> dg.DagsterInstance:

@@ -74,9 +74,9 @@ from codeanatomy_assets.errors import DiagnosticsError
 DEFAULT_FLUSH_ROWS: Final = 1_000
 
 _LOCK: Final = threading.RLock()
+"""Held by every store object of the process while it uses a table or its buffer (the tables are shared)."""
 _COMMIT_ATTEMPTS: Final = 5
 """Tries of one append that lost races to other writers' changes of the table's metadata."""
-"""Held by every store object of the process while it uses a table or its buffer (the tables are shared)."""
 
 
 class DeltaDiagnosticsStore:
@@ -163,24 +163,25 @@ class DeltaDiagnosticsStore:
     def _commit(self, table: str, runs: Mapping[str, pa.Table]) -> None:
         rows = sum(data.num_rows for data in runs.values())
         try:
-            self._writable(table)
+            delta = self._writable(table)
             filesystem, base = self._filesystem(table)
             actions: list[AddAction | RemoveAction] = [
                 write_data_file(table, filesystem, base, data) for data in runs.values()
             ]
-            self._append(table, actions, rows)
+            self._append(table, delta, actions, rows)
         except Exception as exc:  # any storage or protocol failure is this one error, with its cause chained
             raise DiagnosticsError(
                 f"flush of {rows} rows to diagnostics table {table} at {self.table_uri(table)} failed: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
 
-    def _append(self, table: str, actions: list[AddAction | RemoveAction], rows: int) -> None:
-        """Commit ``actions`` as an append. A commit that lost a race to another writer's change of the
-        table's metadata (two processes creating it at once) is retried on the table's latest version,
-        with the same data files: each file is committed once or not at all."""
+    def _append(
+        self, table: str, delta: DeltaTable, actions: list[AddAction | RemoveAction], rows: int
+    ) -> None:
+        """Commit ``actions`` as an append to ``delta``. A commit that lost a race to another writer's
+        change of the table's metadata (two processes creating it at once) is retried on the table's latest
+        version, with the same data files: each file is committed once or not at all."""
         for attempt in range(1, _COMMIT_ATTEMPTS + 1):
-            delta = self._writable(table)
             try:
                 delta.create_write_transaction(
                     actions, "append", delta.schema(), commit_properties=_commit_properties(rows)
@@ -189,6 +190,7 @@ class DeltaDiagnosticsStore:
             except CommitFailedError:
                 if attempt == _COMMIT_ATTEMPTS:
                     raise
+                delta = self._writable(table)  # brought up to date with the winner's commit
 
     def _filesystem(self, table: str) -> tuple[FileSystem, str]:
         """A filesystem and the table's base path in it (local: native; object stores: via deltalake)."""
